@@ -1,0 +1,114 @@
+"""A small closed-loop HTTP/1.1 load generator for loopback benchmarks.
+
+Each of ``connections`` keeps one keep-alive connection and sends the next request as soon as
+the previous answer arrived. It is deliberately minimal (no TLS, Content-Length bodies only) so
+the client costs little next to the server; the same client measures every figure, which is
+what makes ratios between them fair. Only loopback targets are accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+Request = tuple[str, str, bytes, dict[str, str]]  # method, path, body, headers
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    errors: int
+    latencies_ms: list[float] = field(repr=False)
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+def _encode(host: str, request: Request) -> bytes:
+    method, path, body, headers = request
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def run(
+    base_url: str,
+    requests: Callable[[], Iterator[Request]],
+    connections: int = 16,
+    seconds: float | None = 5.0,
+    total: int | None = None,
+    warmup: float = 0.5,
+) -> Result:
+    """Drive the server for ``seconds`` (or until ``total`` requests); returns throughput and latency."""
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "", parts.port or 80
+    if host not in LOOPBACK:
+        raise ValueError(f"load is only ever sent to loopback addresses, not {host}")
+    netloc = f"{host}:{port}"
+    source = requests()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    counter = itertools.count()
+    measuring = False
+    stop_at = float("inf")
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while time.perf_counter() < stop_at:
+                if total is not None and next(counter) >= total:
+                    return
+                request = next(source)
+                started = time.perf_counter()
+                writer.write(_encode(netloc, request))
+                status, _ = await _read_response(reader)
+                if measuring:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    statuses[status] = statuses.get(status, 0) + 1
+                    errors += status >= 500
+        finally:
+            writer.close()
+
+    if warmup and total is None:
+        stop_at = time.perf_counter() + warmup
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    measuring = True
+    began = time.perf_counter()
+    stop_at = began + seconds if seconds is not None and total is None else float("inf")
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - began
+    return Result(len(latencies), elapsed, errors, latencies, statuses)

@@ -1,0 +1,374 @@
+"""The ``eqlab`` command line.
+
+The engine never imports the reference implementation; only the commands that run it or use its
+demo accounts (``serve``, ``demo``, ``detection``, ``token``, ``client``) import it, lazily, here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import cast
+
+import click
+
+from eqlab import paths
+from eqlab.commands.catalogue import catalogue
+from eqlab.commands.common import EXIT_LAB_ERROR, load_catalogue, reports_source_errors
+from eqlab.commands.detection import Detection, proof_of
+from eqlab.commands.lab import EXIT_CODES, key, key_option, print_outcome, report, run, verify
+from eqlab.commands.plans import plan
+from eqlab.plan.loader import load_plan
+from eqlab.runner.options import RunOptions
+from eqlab.runner.run import run_plan
+from eqlab.signing import LabKey
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="eqlab")
+def main() -> None:
+    """eqlab: conformance tests and labels for national e-health platforms."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
+@click.option(
+    "--db", "db_url", default=None, help="sqlite:///FILE (default: in the user data dir) or postgresql://HOST/DB."
+)
+@click.option(
+    "--seed", type=click.Choice(["demo", "none"]), default="none", show_default=True, help="Load the demo dataset."
+)
+@click.option("--faults", default="", metavar="A,B", help="Switch on deliberate defects (see --list-faults).")
+@click.option("--list-faults", is_flag=True, help="List the deliberate defects and exit.")
+def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list_faults: bool) -> None:
+    """Run the reference implementation of the national platform."""
+    import uvicorn
+
+    from reference_impl.app import create_app
+    from reference_impl.faults import FAULTS, FaultSwitches
+    from reference_impl.settings import Settings
+
+    if list_faults:
+        for fault in FAULTS.values():
+            click.echo(f"{fault.name:28} {fault.description}")
+        return
+    try:
+        switches = FaultSwitches(faults.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    settings = Settings(seed="demo" if seed == "demo" else "none", faults=switches.active)
+    if db_url:
+        settings = settings.model_copy(update={"db_url": db_url})
+    listener = _bind(host, port)
+    bound_port = listener.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"eqlab reference platform: http://{shown_host}:{bound_port}/fhir")
+    click.echo(f"  capability statement:  http://{shown_host}:{bound_port}/fhir/metadata")
+    click.echo(f"  database:              {_safe_url(settings.db_url)}")
+    if seed == "demo":
+        _print_demo_accounts(f"http://{shown_host}:{bound_port}/fhir")
+    if switches.active:
+        click.echo(f"  DELIBERATE DEFECTS ON: {', '.join(sorted(switches.active))}")
+    sys.stdout.flush()
+    config = uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="parent folder of the run folder (default: reports/out)",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="run checks in parallel processes"
+)
+@click.option("--progress/--no-progress", default=None, help="live progress display (default: on a terminal)")
+@key_option
+@reports_source_errors(exit_code=EXIT_LAB_ERROR)
+def demo(out: Path | None, workers: int, progress: bool | None, key_path: Path | None) -> None:
+    """Start the embedded reference implementation and run testplans/reference.yaml against it."""
+    from reference_impl.app import create_app
+    from reference_impl.embedded import serve_in_thread
+    from reference_impl.settings import Settings
+
+    catalogue_ = load_catalogue(None)
+    loaded = load_plan(paths.testplans_dir() / "reference.yaml", catalogue_, paths.suites_dir())
+    with tempfile.TemporaryDirectory(prefix="eqlab-demo-") as store, demo_secrets():
+        app = create_app(Settings(db_url=f"sqlite:///{Path(store) / 'reference.sqlite3'}", seed="demo"))
+        with serve_in_thread(app) as base_url:
+            click.echo(f"embedded reference implementation: {base_url}")
+            options = RunOptions(target=base_url, workers=workers, out=out, progress=progress)
+            outcome = run_plan(
+                loaded,
+                catalogue_,
+                options,
+                paths.suites_dir(),
+                paths.reports_out_dir(),
+                LabKey.load_or_create(key_path),
+            )
+    print_outcome(outcome)
+    click.echo(f"\nopen {outcome.run_dir / 'summary.html'} in a browser")
+    click.echo(f"check its signature with: eqlab verify {outcome.run_dir}")
+    raise SystemExit(EXIT_CODES[outcome.results.decision.verdict])
+
+
+# The variables testplans/reference.yaml names for the demo accounts' secrets.
+DEMO_PASSWORD_ENV = "EQLAB_DEMO_PASSWORD_{}"
+DEMO_WEBAPP_SECRET_ENV = "EQLAB_DEMO_WEBAPP_SECRET"
+
+
+@contextmanager
+def demo_secrets() -> Iterator[None]:
+    """The demo accounts' published passwords in the variables the reference plan names, for one run
+    against the embedded demo server only (never for a user's own target); restored afterwards."""
+    from reference_impl.seed import accounts
+
+    values = {DEMO_PASSWORD_ENV.format(u.username.upper()): u.password for u in accounts.demo_users()}
+    values[DEMO_WEBAPP_SECRET_ENV] = accounts.WEBAPP_SECRET
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def detect(
+    faults: frozenset[str],
+    out: Path | None = None,
+    workers: int = 1,
+    key_path: Path | None = None,
+    suites: tuple[str, ...] = (),
+) -> Detection:
+    """Run testplans/reference.yaml (only ``suites``, if given) on the reference implementation with ``faults`` on."""
+    from reference_impl.app import create_app
+    from reference_impl.embedded import serve_in_thread
+    from reference_impl.faults import FAULTS
+    from reference_impl.settings import Settings
+
+    catalogue_ = load_catalogue(None)
+    loaded = load_plan(paths.testplans_dir() / "reference.yaml", catalogue_, paths.suites_dir())
+    expected = tuple(sorted({rid for name in faults for rid in FAULTS[name].breaks}))
+    with tempfile.TemporaryDirectory(prefix="eqlab-detection-") as store, demo_secrets():
+        db_url = f"sqlite:///{Path(store) / 'reference.sqlite3'}"
+        app = create_app(Settings(db_url=db_url, seed="demo", faults=faults))
+        with serve_in_thread(app) as base_url:
+            options = RunOptions(target=base_url, suites=suites, workers=workers, out=out, quiet=True)
+            key_ = LabKey.load_or_create(key_path)
+            outcome = run_plan(loaded, catalogue_, options, paths.suites_dir(), paths.reports_out_dir(), key_)
+    results = outcome.results
+    failed = [r.id for r in results.requirements if r.status == "fail"]
+    return Detection(faults, expected, results.decision.verdict, failed, proof_of(results, expected), outcome.run_dir)
+
+
+@main.command()
+@click.option("--faults", "only", default=None, help="only these faults, comma-separated (default: all, one at a time)")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="parallel checks in each run")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None, help="parent folder of the runs")
+@key_option
+@reports_source_errors(exit_code=EXIT_LAB_ERROR)
+def detection(only: str | None, workers: int, out: Path | None, key_path: Path | None) -> None:
+    """Prove the checks catch each deliberate defect: the clean reference is granted, every fault refused."""
+    from reference_impl.faults import FAULTS
+
+    names = [n.strip() for n in (only or "").split(",") if n.strip()] or list(FAULTS)
+    unknown = sorted(set(names) - set(FAULTS))
+    if unknown:
+        raise click.BadParameter(f"unknown fault(s) {', '.join(unknown)}", param_hint="--faults")
+    rows = [detect(frozenset(), out, workers, key_path)]  # the whole plan: the clean server must be granted
+    click.echo(f"{'(none: clean server)':32} {rows[0].verdict:26} {'granted expected':10}")
+    for name in names:
+        # Each fault breaks requirements the contract suite checks; a failed SHALL refuses.
+        row = detect(frozenset({name}), out, workers, key_path, suites=("contract",))
+        rows.append(row)
+        mark = "caught" if row.caught else "MISSED"
+        click.echo(f"{name:32} {row.verdict:26} {mark:7} failed: {', '.join(row.failed) or '-'}")
+        if row.proof:
+            click.echo(f"{'':32} proof: {row.proof}")
+    missed = [r for r in rows if not r.caught]
+    caught = len(names) - len([r for r in missed if r.faults])
+    click.echo(f"\ndetection: {caught} of {len(names)} faults caught; clean server {rows[0].verdict}")
+    if missed:
+        raise SystemExit(1)
+
+
+def _print_demo_accounts(base: str) -> None:
+    from reference_impl.seed import accounts
+
+    click.echo(f"  demo data:             {base}/Patient?_count=10 (every FHIR request needs a bearer token)")
+    click.echo("  demo accounts (DEMO ONLY: public credentials, documented in reference_impl/seed/accounts.py")
+    click.echo("  and testplans/keys/README.md):")
+    for kind, name, how in accounts.demo_credentials():
+        click.echo(f"    {kind:6} {name:20} {how}")
+    shown = "" if base == DEFAULT_BASE else f" --base {base}"
+    click.echo(f"  a system token:        eqlab token{shown}")
+    click.echo(f"  a user's token:        eqlab token{shown} --user patient1   (code + PKCE through the login pages)")
+    click.echo(f'  try:                   curl -H "Authorization: Bearer $(eqlab token{shown})" {base}/Patient')
+
+
+DEFAULT_BASE = "http://127.0.0.1:8080/fhir"
+USER_SCOPE = "openid fhirUser profile offline_access user/*.cruds"
+
+
+@main.command()
+@click.option("--base", default=DEFAULT_BASE, show_default=True, help="FHIR base URL of the platform.")
+@click.option(
+    "--client",
+    "client_id",
+    default=None,
+    help="System client (default: the demo system client); with --user, the demo login client "
+    "(default: the demo portal for patients, the demo web app for other users).",
+)
+@click.option(
+    "--key", "key_file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="The client's private key."
+)
+@click.option("--user", default=None, help="A demo user (patient1, doctor1, auditor...): sign in as that user.")
+@click.option("--scope", default=None, help="Scope to ask for (default: system/*.cruds, or the user's).")
+@click.option("--purpose", default=None, help="With --user: the purpose of use to choose (TREAT, EMERGENCY...).")
+def token(
+    base: str, client_id: str | None, key_file: Path | None, user: str | None, scope: str | None, purpose: str | None
+) -> None:
+    """Print an access token for the platform at --base, obtained over HTTP as any client would.
+
+    By default a system token of the demo system client (client credentials, private_key_jwt with
+    testplans/keys/demo-system-client.private.jwk); with --user, a demo user's token (authorization
+    code + PKCE, with the user's published demo password). Try it against `eqlab serve --seed demo`.
+    """
+    from eqlab.auth import AuthError
+    from eqlab.auth.config import DEFAULT_SYSTEM_SCOPE, DEFAULT_USER_SCOPE
+    from eqlab.commands.tokens import SignIn, system_token, user_token
+    from reference_impl.seed import accounts
+
+    try:
+        if user is None:
+            client_id = client_id or accounts.SYSTEM_CLIENT
+            if key_file is None and client_id != accounts.SYSTEM_CLIENT:
+                raise click.UsageError(f"--key: the private key of client {client_id} is needed")
+            key = key_file or paths.project_dir() / accounts.SYSTEM_KEY_FILE
+            click.echo(system_token(base, client_id, key, scope or DEFAULT_SYSTEM_SCOPE))
+            return
+        demo_users = {u.username: u for u in accounts.demo_users()}
+        found = demo_users.get(user)
+        if found is None:
+            raise click.BadParameter(f"not a demo user; demo users: {', '.join(demo_users)}", param_hint="--user")
+        is_patient = found.role == "patient"
+        client_id = client_id or (accounts.PORTAL_CLIENT if is_patient else accounts.WEBAPP_CLIENT)
+        logins = {
+            accounts.PORTAL_CLIENT: (accounts.PORTAL_REDIRECTS[-1], None),
+            accounts.WEBAPP_CLIENT: (accounts.WEBAPP_REDIRECTS[-1], accounts.WEBAPP_SECRET),
+        }
+        if client_id not in logins:
+            raise click.BadParameter(f"with --user, one of {', '.join(logins)}", param_hint="--client")
+        redirect_uri, secret = logins[client_id]
+        sign_in = SignIn(client_id, redirect_uri, found.username, found.password, secret, purpose)
+        click.echo(user_token(base, sign_in, scope or (DEFAULT_USER_SCOPE if is_patient else USER_SCOPE)))
+    except AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def client() -> None:
+    """Clients of the reference implementation's authorization server."""
+
+
+@client.command("register")
+@click.option("--db", "db_url", default=None, help="The reference implementation's store (default: as `eqlab serve`).")
+@click.option("--id", "client_id", required=True, help="The client id.")
+@click.option("--kind", type=click.Choice(["system", "confidential", "public"]), required=True)
+@click.option("--scopes", required=True, help='Scopes the client may ask for, e.g. "system/*.rs".')
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The client's key(s) for private_key_jwt: JWK, JWKS or PEM (the public part is registered).",
+)
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeat for several).")
+@click.option("--name", default=None, help="A display name (default: the id).")
+def register(
+    db_url: str | None,
+    client_id: str,
+    kind: str,
+    scopes: str,
+    jwks_file: Path | None,
+    redirect_uris: tuple[str, ...],
+    name: str | None,
+) -> None:
+    """Register a client; a confidential client's generated secret is printed once."""
+    import secrets
+
+    from sqlalchemy import Connection
+
+    from eqlab.auth import AuthConfigError
+    from eqlab.auth.keys import public_jwks
+    from reference_impl.auth.registry import ClientKind, find_client, register_client
+    from reference_impl.settings import default_db_url
+    from reference_impl.store.database import Database
+    from reference_impl.store.migrations import migrate
+
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks, had_private = public_jwks(jwks_file)
+        except AuthConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--jwks") from None
+        if had_private:
+            click.echo(f"note: {jwks_file} holds a private key; only its public part is registered", err=True)
+    secret = secrets.token_urlsafe(32) if kind == "confidential" else None
+    url = db_url or default_db_url()
+
+    def work(conn: Connection) -> None:
+        if find_client(conn, client_id) is not None:
+            raise click.ClickException(f"a client {client_id} is already registered")
+        kind_ = cast("ClientKind", kind)  # click.Choice only lets the three kinds through
+        register_client(conn, client_id, kind_, name or client_id, scopes, list(redirect_uris), jwks, secret)
+
+    db = Database(url)
+    try:
+        migrate(db)
+        db.run(work, write=True)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"registered {kind} client {client_id} (scopes {scopes}) in {_safe_url(url)}")
+    if secret is not None:
+        click.echo(f"client secret (shown once, keep it safe): {secret}")
+
+
+for command in (run, report, verify, plan, catalogue, key):
+    main.add_command(command)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    main()

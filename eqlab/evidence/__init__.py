@@ -1,0 +1,1 @@
+"""Evidence: every HTTP exchange a check makes, captured with secrets redacted."""

@@ -1,0 +1,145 @@
+"""The state of one pytest session of the lab: the target, its settings, evidence, events and tokens.
+
+Kept in the config's stash (``SESSION_KEY``), never in module globals (STYLE #7). The settings
+come from the run configuration ``eqlab run`` writes (``--eqlab-config``) or, for a plain
+``pytest`` run, from ``--eqlab-target`` and optionally ``--eqlab-plan`` (whose ``target.auth``
+is then used).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from eqlab import yamlsource
+from eqlab.auth.config import AuthConfig
+from eqlab.auth.lab import LabTokens
+from eqlab.catalogue import Catalogue
+from eqlab.evidence import redaction
+from eqlab.evidence.recorder import EvidenceRecorder, EvidenceStore
+from eqlab.plan.loader import auth_settings
+from eqlab.plan.model import Plan
+
+TOKEN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """The system under test, as the plan describes it."""
+
+    base_url: str
+    environment: str = "integration"
+    auth: dict[str, Any] = field(default_factory=dict)
+    run_id: str = "adhoc"
+
+
+@dataclass
+class LabSession:
+    config: dict[str, Any]
+    target: Target
+    catalogue: Catalogue | None
+    store: EvidenceStore | None
+    events: IO[str] | None = None
+    partial: dict[str, dict[str, Any]] = field(default_factory=dict)
+    current_recorder: EvidenceRecorder | None = None  # the running check's: token exchanges go there
+    _transport: httpx.HTTPTransport | None = None
+    _tokens: LabTokens | None = None
+
+    @property
+    def transport(self) -> httpx.HTTPTransport:
+        """One connection pool for the session's checks (a new one per check costs ~40 ms of TLS setup)."""
+        if self._transport is None:
+            self._transport = httpx.HTTPTransport(retries=0)
+        return self._transport
+
+    @cached_property
+    def auth(self) -> AuthConfig | None:
+        """The plan's auth settings, or None when the plan has none (the target is open)."""
+        return AuthConfig.from_dict(self.target.auth) if self.target.auth else None
+
+    def tokens(self) -> LabTokens | None:
+        """The session's token source (made on first use), or None without auth settings."""
+        auth = self.auth
+        if auth is None:
+            return None
+        if self._tokens is None:
+            self._tokens = LabTokens(
+                auth, self.target.base_url, self._recorder, self.transport, timeout=TOKEN_TIMEOUT_S
+            )
+        return self._tokens
+
+    def scrub(self, text: str) -> str:
+        """``text`` without secrets: those redaction recognises and those this session's tokens handled."""
+        cleaned = redaction.text(text)
+        return redaction.known(cleaned, self._tokens.secrets) if self._tokens is not None else cleaned
+
+    def end_check(self) -> None:
+        """The running check is over: close the clients it was given, stop recording into it."""
+        if self._tokens is not None:
+            self._tokens.close_clients()
+        self.current_recorder = None
+
+    def _recorder(self) -> EvidenceRecorder:
+        # Outside a check (there is none running) the exchanges are nobody's evidence.
+        return self.current_recorder or EvidenceRecorder(self.store)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+        if self._tokens is not None:
+            self._tokens.close_clients()
+        if self._transport is not None:
+            self._transport.close()
+
+    def emit(self, event: str, **payload: Any) -> None:
+        if self.events is not None:
+            self.events.write(json.dumps({"event": event, **payload}, separators=(",", ":")) + "\n")
+            self.events.flush()
+
+    def suite_of(self, item: pytest.Item) -> dict[str, Any]:
+        path = Path(str(item.path)).resolve()
+        for suite in self.config.get("suites", []):
+            if any(path.is_relative_to(Path(p).resolve()) for p in suite["paths"]):
+                return dict(suite)
+        parts = path.parts
+        kind = parts[parts.index("suites") + 1] if "suites" in parts[:-1] else "contract"
+        return {"kind": kind, "timeout": 60.0, "params": {}}
+
+
+SESSION_KEY = pytest.StashKey[LabSession]()
+RECORDER_KEY = pytest.StashKey[EvidenceRecorder]()
+
+
+def settings_from_options(config: pytest.Config) -> dict[str, Any] | None:
+    """The session's settings: the run configuration, or what the command-line options give."""
+    path = config.getoption("eqlab_config", None)
+    if path:
+        loaded: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+        return loaded
+    url = config.getoption("eqlab_target", None)
+    plan_path = config.getoption("eqlab_plan", None)
+    if not url and not plan_path:
+        return None
+    target: dict[str, Any] = {"base_url": url.rstrip("/")} if url else {}
+    environment = "integration"
+    if plan_path:
+        plan = _plan(Path(plan_path))
+        environment = plan.environment
+        target.setdefault("base_url", plan.target.base_url)
+        target["auth"] = auth_settings(plan, Path(plan_path))
+    return {"target": target, "environment": environment, "catalogue": config.getoption("eqlab_catalogue", None)}
+
+
+def _plan(path: Path) -> Plan:
+    try:
+        # Only the target is used here: the production consent concerns what `eqlab run` schedules.
+        plan: Plan = yamlsource.validate(yamlsource.load(path), Plan, context={"allow_production": True})
+    except yamlsource.SourceError as exc:
+        raise pytest.UsageError(f"--eqlab-plan {path}:\n  " + "\n  ".join(str(p) for p in exc.problems)) from None
+    return plan

@@ -1,0 +1,250 @@
+"""The test plan: what to test, against what, and how to decide the label (one YAML file per label).
+
+Unknown keys are errors everywhere; secrets never appear in a plan (only the names of the
+environment variables or files that hold them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+REQUIREMENT_ID = r"^[a-z][a-z0-9]*@\d+$"
+SELECTOR = re.compile(r"^(?P<service>[a-z][a-z0-9]*|\*)@(?P<range>\*|\d+(-\d+)?)$")
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+Environment = Literal["integration", "qualification", "pre-production", "production"]
+SuiteKind = Literal["contract", "fuzz", "load", "ui"]
+Level = Literal["SHALL", "SHOULD", "MAY"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ROLE = r"^[a-z][a-z0-9_]*$"
+DEFAULT_SYSTEM_SCOPE = "system/*.cruds"
+
+
+def _inline_secret(name: str, env_key: str, example: str) -> ValueError:
+    return ValueError(
+        f"'{name}' holds a secret inline; put it in an environment variable and name that variable in "
+        f"'{env_key}' (e.g. {env_key}: {example})"
+    )
+
+
+class LoginClient(Strict):
+    """The client application test users sign in through (authorization code + PKCE S256)."""
+
+    client_id: str = Field(..., min_length=1)
+    redirect_uri: str = Field(
+        ..., min_length=1, description="a redirect URI registered for the client; the lab never calls it"
+    )
+    secret_env: str | None = Field(
+        None, pattern=ENV_NAME, description="for a confidential client: the variable holding its secret"
+    )
+    scope: str | None = Field(None, description="scope users ask for through this client (default: patient scopes)")
+    client_secret: str | None = Field(None, description="not allowed: use secret_env")
+
+    @model_validator(mode="after")
+    def _no_inline_secret(self) -> LoginClient:
+        if self.client_secret is not None:
+            raise _inline_secret("client_secret", "secret_env", "EQLAB_LOGIN_CLIENT_SECRET")
+        return self
+
+
+class UserAccount(Strict):
+    """A test user: the username and the NAME of the environment variable holding the password."""
+
+    username: str = Field(..., min_length=1)
+    password_env: str | None = Field(None, pattern=ENV_NAME, description="the variable holding the password")
+    scope: str | None = Field(None, description="scope this user asks for (default: the login client's)")
+    login_client: LoginClient | None = Field(None, description="this user's own login client (default: auth's)")
+    password: str | None = Field(None, description="not allowed: use password_env")
+
+    @model_validator(mode="after")
+    def _password_by_name(self) -> UserAccount:
+        if self.password is not None:
+            raise _inline_secret("password", "password_env", "EQLAB_PASSWORD_" + self.username.upper()[:20])
+        if self.password_env is None:
+            raise ValueError("'password_env' is required: the name of the environment variable holding the password")
+        return self
+
+
+class Auth(Strict):
+    """How the lab authenticates to the SUT. Names of secrets, never the secrets."""
+
+    client_id: str | None = Field(None, description="the lab's system client (client credentials)")
+    key_file: str | None = Field(
+        None, description="the system client's private key (JWK or PEM) for private_key_jwt, relative to the plan"
+    )
+    secret_env: str | None = Field(
+        None, pattern=ENV_NAME, description="name of the environment variable holding a client secret"
+    )
+    token_url: str | None = Field(None, description="default: the token_endpoint of the SMART configuration")
+    scope: str = Field(DEFAULT_SYSTEM_SCOPE, description="scope of the system client's tokens")
+    login_client: LoginClient | None = None
+    users: dict[Annotated[str, Field(pattern=ROLE)], UserAccount] = Field(
+        default_factory=dict, description="role name (patient, practitioner...) -> test user"
+    )
+    client_secret: str | None = Field(None, description="not allowed: use secret_env")
+    token: str | None = Field(None, description="not allowed: use secret_env")
+
+    @model_validator(mode="after")
+    def _no_inline_secrets(self) -> Auth:
+        if self.key_file and "-----BEGIN" in self.key_file:
+            raise ValueError("'key_file' holds a private key inline; save the key in a file and give its path")
+        for name in ("client_secret", "token"):
+            if getattr(self, name) is not None:
+                raise _inline_secret(name, "secret_env", "EQLAB_CLIENT_SECRET")
+        return self
+
+    @model_validator(mode="after")
+    def _complete(self) -> Auth:
+        proofs = [name for name in ("key_file", "secret_env") if getattr(self, name)]
+        if len(proofs) > 1:
+            raise ValueError("give 'key_file' (private_key_jwt) or 'secret_env' (client_secret_basic), not both")
+        if self.client_id and not proofs:
+            raise ValueError("'client_id' needs 'key_file' (private_key_jwt) or 'secret_env' (client_secret_basic)")
+        if proofs and not self.client_id:
+            raise ValueError(f"'{proofs[0]}' needs the 'client_id' of the system client it authenticates")
+        lost = sorted(role for role, user in self.users.items() if user.login_client is None and not self.login_client)
+        if lost:
+            raise ValueError(f"users {', '.join(lost)} need a 'login_client' to sign in through")
+        return self
+
+
+class Target(Strict):
+    base_url: str = Field(..., description="the FHIR base URL of the system under test")
+    auth: Auth | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class RequirementScope(Strict):
+    include: list[str] = Field(
+        default_factory=lambda: ["*@*"], description="IDs (fhir@3) or selectors (fhir@*, fhir@1-20)"
+    )
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _selectors(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not SELECTOR.match(value):
+                raise ValueError(f"'{value}' is not a requirement ID or selector (service@n, service@n-m, service@*)")
+        return values
+
+
+class Suite(Strict):
+    kind: SuiteKind
+    path: str | None = Field(None, description="folder or file under suites/ (default: suites/<kind>)")
+    timeout: float = Field(60.0, gt=0, le=3600, description="seconds one check may take")
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_params(self) -> Suite:
+        allowed = SUITE_PARAMS[self.kind]
+        unknown = sorted(set(self.params) - allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown {self.kind} parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed)) or 'none'}"
+            )
+        return self
+
+
+SUITE_PARAMS: dict[str, set[str]] = {
+    "contract": set(),
+    "fuzz": {"max_examples", "operations"},
+    "load": {"users", "spawn_rate", "duration", "scenario"},
+    "ui": {"headless"},
+}
+
+
+class Slos(Strict):
+    p95_ms: float | None = Field(None, gt=0)
+    p99_ms: float | None = Field(None, gt=0)
+    error_rate: float | None = Field(None, ge=0, le=1)
+    throughput_rps: float | None = Field(None, gt=0)
+
+    def defined(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Reservations(Strict):
+    """How many non-SHALL failures still allow a label (with reservations)."""
+
+    max_should_failures: int = Field(3, ge=0)
+    max_may_failures: int = Field(10, ge=0)
+
+
+class DecisionRules(Strict):
+    reservations: Reservations = Field(default_factory=Reservations)
+    security_services: list[str] = Field(
+        default_factory=lambda: ["auth", "audit"], description="services whose every failure refuses the label"
+    )
+    validity_days: int = Field(365, ge=1, le=1825, description="how long a granted label is valid")
+
+
+class NotTested(Strict):
+    requirement: Annotated[str, Field(pattern=REQUIREMENT_ID)]
+    reason: str = Field(..., min_length=3)
+
+
+class Attestation(Strict):
+    requirement: Annotated[str, Field(pattern=REQUIREMENT_ID)]
+    evidence: str = Field(..., description="path of the evidence file, relative to the plan")
+    reviewer: str = Field(..., min_length=2)
+    date: dt.date
+    note: str | None = None
+
+
+class Plan(Strict):
+    name: str
+    label: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]*$", description="the label this plan certifies")
+    version: str
+    description: str | None = None
+    environment: Environment
+    target: Target
+    requirements: RequirementScope = Field(default_factory=RequirementScope)
+    suites: list[Suite] = Field(..., min_length=1)
+    slos: Slos = Field(default_factory=Slos)
+    decision: DecisionRules = Field(default_factory=DecisionRules)
+    not_tested: list[NotTested] = Field(default_factory=list)
+    attestations: list[Attestation] = Field(default_factory=list)
+    allow_production: bool = Field(False, description="let load and fuzz suites run against a production target")
+
+    @model_validator(mode="after")
+    def _production_needs_consent(self, info: ValidationInfo) -> Plan:
+        risky = sorted({s.kind for s in self.suites if s.kind in ("load", "fuzz")})
+        allowed = self.allow_production or bool((info.context or {}).get("allow_production"))
+        if self.environment == "production" and risky and not allowed:
+            raise ValueError(
+                f"the target is production and the plan runs {' and '.join(risky)} suites: "
+                "refused unless allow_production is true in the plan or --allow-production is given"
+            )
+        return self
+
+    def suite_kinds(self) -> list[str]:
+        return [s.kind for s in self.suites]
+
+
+def selector_matches(selector: str, requirement_id: str) -> bool:
+    match = SELECTOR.match(selector)
+    if match is None:
+        return False
+    service, number = requirement_id.split("@")
+    if match["service"] not in ("*", service):
+        return False
+    wanted = match["range"]
+    if wanted == "*":
+        return True
+    low, _, high = wanted.partition("-")
+    return int(low) <= int(number) <= int(high or low)

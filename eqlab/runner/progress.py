@@ -1,0 +1,67 @@
+"""Show a run's progress: a live bar on a terminal, one plain line per check otherwise."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+SYMBOLS = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR", "skip": "SKIP ", "not-tested": "N/T  "}
+
+
+class RunProgress:
+    def __init__(self, live: bool | None = None, console: Console | None = None, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.live = sys.stdout.isatty() if live is None and not quiet else bool(live)
+        # Plain lines go to logs and CI: never wrap them at an assumed terminal width.
+        self.console = console or Console(soft_wrap=not self.live)
+        self.counts: Counter[str] = Counter()
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> RunProgress:
+        if self.live:
+            columns = (TextColumn("[bold]checks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
+            self._bar = Progress(*columns, TimeElapsedColumn(), console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("", total=None)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        kind = event.get("event")
+        if kind == "collected" and self._bar is not None:
+            self._bar.update(self._task, total=len(event["items"]))
+        elif kind == "item_finished":
+            result = event["result"]
+            self.counts[result["outcome"]] += 1
+            if self._bar is not None:
+                summary = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+                self._bar.update(self._task, advance=1, description=summary)
+                if result["outcome"] in ("fail", "error"):
+                    self._bar.console.print(_line(result), markup=False, highlight=False)
+            else:
+                self.console.print(_line(result), markup=False, highlight=False)
+        elif kind == "collection_error":
+            self.console.print(f"LAB ERROR {event.get('where')}: could not load checks", markup=False)
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, markup=False, highlight=False)
+
+
+def _line(result: dict[str, Any]) -> str:
+    requirements = ",".join(result["requirements"])
+    line = f"{SYMBOLS.get(result['outcome'], result['outcome'])} {requirements:<18} {result['name']}"
+    if result["outcome"] in ("fail", "error") and result.get("message"):
+        line += f"\n        {result['message']}"
+    return line

@@ -1,0 +1,177 @@
+"""Run the pytest-based suites (contract, fuzz, ui) in a child process and follow its events.
+
+A child process keeps the lab alive whatever a check or the system under test does (a crash, a
+runaway response, a hang): the lab reads the plugin's event file as it grows, enforces a time
+budget, and turns whatever did not finish into ``error`` results with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eqlab.auth.config import AuthConfig
+from eqlab.evidence import redaction
+from eqlab.results import ItemResult
+from eqlab.runner.options import PYTEST_KINDS, RunSetup
+
+COLLECTION_BUDGET_S = 300.0
+EXTRA_BUDGET_S = 120.0
+POLL_S = 0.05
+EXIT_MEANINGS = {
+    2: "interrupted",
+    3: "internal error or crash",
+    4: "usage error (see pytest.log)",
+    5: "no check matched the scope",
+}
+
+
+@dataclass
+class SuiteRun:
+    items: list[ItemResult] = field(default_factory=list)
+    collected: list[dict[str, Any]] = field(default_factory=list)
+    lab_errors: list[str] = field(default_factory=list)
+
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+def run_pytest_suites(setup: RunSetup, listener: Listener, only_items: list[str] | None = None) -> SuiteRun:
+    kinds = tuple(s.kind for s, _ in setup.suites if s.kind in PYTEST_KINDS)
+    result = SuiteRun()
+    if not kinds:
+        return result
+    with tempfile.TemporaryDirectory(prefix="eqlab-run-") as tmp:
+        config_path = Path(tmp) / "run-config.json"
+        config_path.write_text(json.dumps(setup.plugin_config(kinds)), encoding="utf-8")
+        ini = Path(tmp) / "pytest.ini"
+        # The suites run under their own, neutral pytest settings, not the repository's test settings.
+        ini.write_text("[pytest]\naddopts =\nconsole_output_style = classic\n", encoding="utf-8")
+        targets = only_items or [str(p) for s, p in setup.suites if s.kind in kinds]
+        command = [
+            sys.executable, "-m", "pytest", *targets,
+            "-c", str(ini), "--rootdir", str(setup.suites_root.parent), "--confcutdir", str(setup.suites_root.parent),
+            "-p", "no:cacheprovider", "--eqlab-config", str(config_path),
+            "-q", "--tb=short", "--no-header", "-rN",
+        ]  # fmt: skip
+        if setup.options.keyword:
+            command += ["-k", setup.options.keyword]
+        if setup.options.workers > 1:
+            command += ["-n", str(setup.options.workers)]
+        log = Path(tmp) / "pytest.log"
+        budget = _budget(setup, kinds)
+        exit_code = _follow(
+            command, setup.suites_root.parent, log, setup.run_dir / "events.jsonl", result, listener, budget
+        )
+        # The checks scrub what they print; this also catches what pytest itself printed.
+        named = AuthConfig.from_dict(setup.auth_settings()).named_secrets()
+        text = redaction.known(redaction.text(log.read_text(encoding="utf-8", errors="replace")), named)
+        (setup.run_dir / "pytest.log").write_text(text, encoding="utf-8")
+    _finish(result, exit_code, setup)
+    return result
+
+
+def _budget(setup: RunSetup, kinds: tuple[str, ...]) -> Callable[[int], float]:
+    timeouts = [s.timeout for s, _ in setup.suites if s.kind in kinds]
+    worst = max(timeouts) if timeouts else 60.0
+
+    def seconds(collected: int) -> float:
+        if collected == 0:
+            return COLLECTION_BUDGET_S
+        return collected * worst / max(1, setup.options.workers) + EXTRA_BUDGET_S
+
+    return seconds
+
+
+def _follow(
+    command: list[str],
+    cwd: Path,
+    log: Path,
+    events: Path,
+    result: SuiteRun,
+    listener: Listener,
+    budget: Callable[[int], float],
+) -> int | None:
+    """Run ``command``, feeding each event to ``listener``; None when the budget ran out."""
+    events.touch()
+    started = time.monotonic()
+    with log.open("wb") as output, events.open("r", encoding="utf-8") as stream:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,  # item IDs (for reruns) are relative to the suites' root folder
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        buffer = ""
+        while True:
+            finished = process.poll() is not None
+            chunk = stream.read()
+            buffer += chunk
+            *lines, buffer = buffer.split("\n")
+            for line in lines:
+                if line.strip():
+                    _take(json.loads(line), result, listener)
+            if finished and not chunk:
+                return process.returncode
+            if time.monotonic() - started > budget(len(result.collected)):
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                result.lab_errors.append(
+                    f"the checks exceeded their time budget ({budget(len(result.collected)):.0f} s) and were stopped"
+                )
+                return None
+            if not chunk:
+                time.sleep(POLL_S)
+
+
+def _take(event: dict[str, Any], result: SuiteRun, listener: Listener) -> None:
+    kind = event.get("event")
+    if kind == "collected":
+        result.collected = event["items"]
+    elif kind == "item_finished":
+        result.items.append(ItemResult.model_validate(event["result"]))
+    elif kind == "collection_error":
+        where = event.get("where") or "collection"
+        result.lab_errors.append(f"a suite could not be loaded ({where}): {event.get('message', '').strip()[-600:]}")
+    listener(event)
+
+
+def _finish(result: SuiteRun, exit_code: int | None, setup: RunSetup) -> None:
+    done = {item.id for item in result.items}
+    stopped = "the run was stopped before this check finished"
+    if exit_code not in (None, 0, 1, 5):
+        meaning = EXIT_MEANINGS.get(exit_code or 0, "the test process stopped unexpectedly")
+        result.lab_errors.append(
+            f"pytest exited with status {exit_code} ({meaning}): {_log_tail(setup.run_dir / 'pytest.log')}"
+        )
+        stopped = f"the test process stopped (exit {exit_code}) before this check finished"
+    for described in result.collected:
+        if described["id"] not in done:
+            result.items.append(
+                ItemResult(
+                    id=described["id"],
+                    name=described["name"],
+                    suite=described["suite"],
+                    requirements=described["requirements"],
+                    outcome="error",
+                    message=stopped,
+                )
+            )
+    order = {d["id"]: i for i, d in enumerate(result.collected)}
+    result.items.sort(key=lambda item: order.get(item.id, len(order)))
+
+
+def _log_tail(path: Path) -> str:
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return " | ".join(lines[-6:])[-800:]

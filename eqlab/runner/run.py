@@ -1,0 +1,142 @@
+"""One run of a plan, from setup to signed reports."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from eqlab.catalogue import Catalogue
+from eqlab.decision import decide, requirement_results
+from eqlab.plan.loader import LoadedPlan
+from eqlab.reports import write_reports
+from eqlab.results import CatalogueInfo, ItemResult, PlanInfo, RunResults, SloResult
+from eqlab.runner.load import judge_slos, run_load_suites
+from eqlab.runner.options import RunOptions, RunSetup, prepare
+from eqlab.runner.progress import RunProgress
+from eqlab.runner.pytest_suites import run_pytest_suites
+from eqlab.signing import LabKey, sign_run
+
+RERUN = ("fail", "error")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    results: RunResults
+    run_dir: Path
+    artefacts: list[Path]
+
+
+def tool_info() -> dict[str, str]:
+    return {"name": "eqlab", "version": version("eqlab")}
+
+
+def run_plan(
+    loaded: LoadedPlan, catalogue: Catalogue, options: RunOptions, suites_root: Path, out_root: Path, key: LabKey
+) -> RunOutcome:
+    previous = _previous(options.rerun_failed, loaded) if options.rerun_failed else None
+    setup = prepare(loaded, catalogue, options, suites_root, out_root)
+    only = [i.id for i in previous.items if i.outcome in RERUN] if previous else None
+    with RunProgress(options.progress, quiet=options.quiet) as progress:
+        if previous is not None:
+            progress.note(f"re-running {len(only or [])} failed or errored checks of run {previous.run_id}")
+        suite_run = run_pytest_suites(setup, progress, only) if only is None or only else None
+        if any(s.kind == "load" for s, _ in setup.suites):
+            progress.note("running the load suite(s)")
+        load_run = run_load_suites(setup)
+    items = suite_run.items if suite_run else []
+    lab_errors = [*(suite_run.lab_errors if suite_run else []), *load_run.lab_errors]
+    if previous is not None and options.rerun_failed is not None:
+        items = _carry_forward(previous, options.rerun_failed, setup.run_dir, items)
+    slos = judge_slos(loaded.plan.slos, load_run.stats)
+    return _conclude(setup, items, slos, lab_errors, key, previous.run_id if previous else None)
+
+
+def _previous(run_dir: Path, loaded: LoadedPlan) -> RunResults:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise ValueError(f"--rerun-failed: {run_dir} holds no results.json")
+    previous = RunResults.model_validate_json(path.read_text(encoding="utf-8"))
+    if previous.plan.label != loaded.plan.label:
+        raise ValueError(
+            f"--rerun-failed: {run_dir} is a run of label '{previous.plan.label}', not '{loaded.plan.label}'"
+        )
+    return previous
+
+
+def _carry_forward(
+    previous: RunResults, previous_dir: Path, run_dir: Path, rerun: list[ItemResult]
+) -> list[ItemResult]:
+    """Rerun results first-hand, every other item of the previous run reused and marked as such."""
+    fresh = {item.id: item for item in rerun}
+    merged = []
+    for item in previous.items:
+        if item.id in fresh:
+            merged.append(fresh.pop(item.id))
+            continue
+        for exchange in item.exchanges:
+            for message in (exchange.request, exchange.response):
+                if message is not None and message.body_file:
+                    (run_dir / message.body_file).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(previous_dir / message.body_file, run_dir / message.body_file)
+        merged.append(item.model_copy(update={"carried_forward_from": item.carried_forward_from or previous.run_id}))
+    return merged + list(fresh.values())
+
+
+def _conclude(
+    setup: RunSetup,
+    items: list[ItemResult],
+    slos: list[SloResult],
+    lab_errors: list[str],
+    key: LabKey,
+    rerun_of: str | None,
+) -> RunOutcome:
+    plan = setup.loaded.plan
+    finished = datetime.now(UTC)
+    requirements = requirement_results(setup.catalogue, setup.in_scope, items, plan)
+    decision = decide(plan.label, requirements, slos, lab_errors, plan.decision, finished)
+    results = RunResults(
+        run_id=setup.run_id,
+        tool=tool_info(),
+        plan=PlanInfo(
+            name=plan.name,
+            label=plan.label,
+            version=plan.version,
+            environment=plan.environment,
+            path=str(setup.loaded.path),
+            sha256=setup.loaded.sha256,
+        ),
+        target={"base_url": setup.base_url},
+        catalogue=CatalogueInfo(sha256=setup.catalogue.sha256, requirements=len(setup.catalogue.requirements)),
+        started=setup.started.isoformat(timespec="seconds"),
+        finished=finished.isoformat(timespec="seconds"),
+        suites=[s.kind for s, _ in setup.suites],
+        items=items,
+        requirements=requirements,
+        slos=slos,
+        lab_errors=lab_errors,
+        decision=decision,
+        rerun_of=rerun_of,
+    )
+    artefacts = write_reports(results, setup.run_dir)
+    sign_run(setup.run_dir, key, manifest_facts(results))
+    return RunOutcome(results, setup.run_dir, artefacts)
+
+
+def manifest_facts(results: RunResults) -> dict[str, object]:
+    """What the signed manifest states about a run, besides the artefacts' hashes."""
+    plan = results.plan
+    return {
+        "run_id": results.run_id,
+        "tool": results.tool,
+        "plan": {"path": plan.path, "sha256": plan.sha256, "label": plan.label, "version": plan.version},
+        "catalogue_sha256": results.catalogue.sha256,
+        "target": results.target["base_url"],
+        "started": results.started,
+        "finished": results.finished,
+        "verdict": results.decision.verdict,
+        "label": results.decision.label,
+        "valid_until": results.decision.valid_until,
+    }

@@ -1,0 +1,53 @@
+"""The reference platform as an ASGI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from reference_impl.auth.routes import auth_routes
+from reference_impl.fhir.http import FHIR_PREFIX, FhirEndpoint, RequestIdMiddleware
+from reference_impl.fhir.server import FhirServer
+from reference_impl.seed.accounts import seed_demo_accounts
+from reference_impl.seed.demo import load_demo
+from reference_impl.settings import Settings
+from reference_impl.store.database import Database
+from reference_impl.store.migrations import migrate
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    db = Database(settings.db_url)
+    server = FhirServer(settings, db)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        migrate(db)
+        if settings.seed == "demo":
+            await load_demo(server)
+            await db.run_async(seed_demo_accounts, write=True)  # the demo clients and users (idempotent)
+        try:
+            yield
+        finally:
+            db.dispose()
+
+    app = FastAPI(title="eqlab reference platform", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.fhir = server
+    app.add_middleware(RequestIdMiddleware)
+    endpoint = FhirEndpoint()
+    # The authorization server first: /fhir/.well-known/smart-configuration is its, not the FHIR router's.
+    app.router.routes += auth_routes()
+    app.router.routes += [Route(FHIR_PREFIX, endpoint), Route(FHIR_PREFIX + "/{path:path}", endpoint)]
+
+    @app.get("/", include_in_schema=False)
+    async def index(request: Request) -> JSONResponse:
+        base = f"{request.url.scheme}://{request.url.netloc}{FHIR_PREFIX}"
+        return JSONResponse({"service": "eqlab reference platform", "fhir": base, "capabilities": f"{base}/metadata"})
+
+    return app

@@ -1,0 +1,169 @@
+"""The access policy: the one place that decides allow or deny, with a reason (SPEC section 2).
+
+Rules, in order: conformance and terminology resources are public; everything else needs a
+valid token; AuditEvents are append-only; the token's SMART scopes must grant the interaction on
+the type; AuditEvents are for their patient, auditors and systems; a patient token reaches only
+the patient's own compartment (and directory data). Further rules (the care relationship of the
+services) are added to ``AccessPolicy.rules`` and run after these.
+
+A refusal is a 403 whose wording never depends on whether the other patient's data exists, so a
+patient cannot probe for other patients (403 for "someone else's" and "nobody's" alike).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from reference_impl.auth.principal import Principal
+from reference_impl.auth.scopes import INTERACTION_LETTERS
+from reference_impl.faults import FaultSwitches
+from reference_impl.fhir.errors import FhirError, Issue, not_found
+from reference_impl.fhir.searchparams import SearchParamRegistry
+from reference_impl.fhir.structure import DEFINITIONS
+
+# Definitional resources anyone may read: they describe the platform, not people.
+PUBLIC_TYPES = frozenset(
+    {
+        "CapabilityStatement",
+        "StructureDefinition",
+        "SearchParameter",
+        "OperationDefinition",
+        "ValueSet",
+        "CodeSystem",
+        "ConceptMap",
+        "NamingSystem",
+    }
+)
+# Data about the health system rather than a person: a patient may look it up (who treated me?).
+DIRECTORY_TYPES = frozenset(
+    {
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+        "Location",
+        "HealthcareService",
+        "Endpoint",
+        "Medication",
+        "Substance",
+    }
+)
+PUBLIC_READS = frozenset({"read", "vread", "search-type", "history-instance", "history-type"})
+NOT_PERMITTED = "you are not permitted to access this data"
+
+
+@cache
+def patient_compartment() -> dict[str, tuple[str, ...]]:
+    data = json.loads((DEFINITIONS / "compartments.json").read_text(encoding="utf-8"))["Patient"]
+    return {type_name: tuple(params) for type_name, params in data.items()}
+
+
+def denied(status: int, reason: str, error: str) -> FhirError:
+    challenge = f'Bearer realm="eqlab", error="{error}", error_description="{reason}"'
+    code = "login" if status == 401 else "forbidden"
+    return FhirError(status, [Issue(reason, code)], {"WWW-Authenticate": challenge})
+
+
+def unauthenticated(reason: str) -> FhirError:
+    return denied(401, reason, "invalid_token")
+
+
+def forbidden(reason: str = NOT_PERMITTED, error: str = "insufficient_scope") -> FhirError:
+    return denied(403, reason, error)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the caller may do for this request: pass, or pass limited to one patient's compartment."""
+
+    principal: Principal | None
+    compartment_patient: str | None = None  # the Patient id searches and reads are limited to
+
+
+Rule = Callable[[Principal, str, str, dict[str, Any] | None], None]  # raises FhirError to refuse
+
+
+@dataclass
+class AccessPolicy:
+    registry: SearchParamRegistry
+    rules: list[Rule] = field(default_factory=list)
+    faults: FaultSwitches = field(default_factory=FaultSwitches)
+
+    def is_public(self, kind: str, type_name: str | None) -> bool:
+        return kind == "capabilities" or (type_name in PUBLIC_TYPES and kind in PUBLIC_READS)
+
+    def decide(self, principal: Principal | None, kind: str, type_name: str | None) -> Access:
+        """Before the interaction runs: may this caller attempt it at all?"""
+        if self.is_public(kind, type_name):
+            return Access(principal)
+        if principal is None:
+            raise unauthenticated("this request needs a valid bearer access token")
+        if (
+            type_name == "AuditEvent"
+            and kind in ("update", "patch", "delete")
+            and not self.faults.on("audit-events-deletable")
+        ):
+            raise FhirError(
+                405,
+                [Issue("AuditEvents are append-only: they cannot be changed or deleted", "not-supported")],
+                {"Allow": "GET, POST"},
+            )
+        context = "patient" if principal.is_patient else "system" if principal.is_system else "user"
+        letter = INTERACTION_LETTERS.get(kind)
+        if letter is not None and not self.faults.on("scope-not-enforced"):
+            wanted = type_name or "*"
+            if not principal.scopes.allows(context, wanted, letter):
+                raise forbidden(f"the token's scopes do not grant {kind} on {wanted} ({context} context)")
+        if type_name == "AuditEvent" and not (
+            principal.is_patient or principal.is_system or principal.role == "auditor"
+        ):
+            raise forbidden("only auditors, systems and the patient concerned may read audit events", "access_denied")
+        if principal.is_patient and not self.faults.on("patient-compartment-leak"):
+            return self._patient_access(principal, kind, type_name)
+        return Access(principal)
+
+    def _patient_access(self, principal: Principal, kind: str, type_name: str | None) -> Access:
+        if principal.patient_id is None:
+            raise forbidden("the patient token names no patient", "access_denied")
+        if type_name is None or kind in ("history-type", "history-system"):
+            raise forbidden(
+                "a patient token reads one resource type at a time, without type-wide history", "access_denied"
+            )
+        if type_name in DIRECTORY_TYPES:
+            return Access(principal)
+        if type_name != "Patient" and type_name not in patient_compartment():
+            raise forbidden(NOT_PERMITTED, "access_denied")
+        return Access(principal, principal.patient_id)
+
+    def check_resource(self, access: Access, kind: str, resource: dict[str, Any] | None) -> None:
+        """After a resource is known (read) or before it is stored (write): is it within reach?"""
+        principal = access.principal
+        if principal is None:
+            return
+        if access.compartment_patient is not None and (
+            resource is None or not self.in_compartment(resource, access.compartment_patient)
+        ):
+            if resource is None and self.faults.on("patient-probe-404"):
+                raise not_found("the resource is not known")
+            raise forbidden(NOT_PERMITTED, "access_denied")
+        for rule in self.rules:
+            rule(principal, kind, str((resource or {}).get("resourceType", "")), resource)
+
+    def in_compartment(self, resource: dict[str, Any], patient_id: str) -> bool:
+        return f"Patient/{patient_id}" in self.patients_of(resource)
+
+    def patients_of(self, resource: dict[str, Any]) -> set[str]:
+        """The patients whose compartment holds ``resource`` ("Patient/<id>" references)."""
+        type_name = resource.get("resourceType")
+        found = {f"Patient/{resource['id']}"} if type_name == "Patient" and resource.get("id") else set()
+        params = set(patient_compartment().get(str(type_name), ()))
+        for param_type, rows in self.registry.index_rows(resource).items():
+            if param_type != "reference":
+                continue
+            for code, row in rows:
+                if code in params and row[0] == "Patient" and row[1]:
+                    found.add(f"Patient/{row[1]}")
+        return found

@@ -1,0 +1,97 @@
+"""The authorization service as the FHIR layer and the endpoints see it: issue, validate, revoke.
+
+The issuer is ``<origin>/auth`` and an access token's audience is the FHIR base ``<origin>/fhir``,
+both for the origin the client called (so one server answers on any loopback address or behind a
+proxy that keeps the Host header).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from reference_impl.auth import tokens
+from reference_impl.auth.keys import SigningKeys
+from reference_impl.auth.principal import Principal
+from reference_impl.auth.schema import issued_tokens
+from reference_impl.faults import FaultSwitches
+from reference_impl.settings import Settings
+
+AUTH_PREFIX = "/auth"
+FHIR_PREFIX = "/fhir"
+
+
+def issuer_for(origin: str) -> str:
+    return origin.rstrip("/") + AUTH_PREFIX
+
+
+def audience_for(origin: str) -> str:
+    return origin.rstrip("/") + FHIR_PREFIX
+
+
+def origin_of(fhir_base: str) -> str:
+    return fhir_base.rstrip("/").removesuffix(FHIR_PREFIX)
+
+
+@dataclass
+class AuthService:
+    settings: Settings
+    keys: SigningKeys
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuthService:
+        keys = SigningKeys(settings.master(), settings.access_token_seconds, int(settings.key_rotation_hours * 3600))
+        return cls(settings, keys)
+
+    @cached_property
+    def faults(self) -> FaultSwitches:
+        return FaultSwitches(self.settings.faults)
+
+    def issue_access_token(
+        self, conn: Connection, origin: str, claims: dict[str, Any], family: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """Sign an access token for ``origin`` and record its ``jti`` (for revocation)."""
+        full_claims = {"iss": issuer_for(origin), "aud": audience_for(origin), **claims}
+        token, issued = tokens.issue(self.keys.active(conn), full_claims, self.settings.access_token_seconds)
+        conn.execute(
+            insert(issued_tokens).values(
+                jti=issued["jti"],
+                family=family,
+                client_id=claims["client_id"],
+                expires_at=issued["exp"],
+                revoked_at=None,
+            )
+        )
+        return token, issued
+
+    def authenticate(self, conn: Connection, token: str, fhir_base: str) -> Principal:
+        """The principal of a valid bearer token for this FHIR base, else ``TokenInvalid``."""
+        origin = origin_of(fhir_base)
+        return tokens.validate(
+            token,
+            lambda kid: self.keys.find(conn, kid),
+            issuer_for(origin),
+            audience_for(origin),
+            lambda jti: self.is_revoked(conn, jti),
+            accept_unsigned=self.faults.on("alg-none-accepted"),
+        )
+
+    def is_revoked(self, conn: Connection, jti: str) -> bool:
+        row = conn.execute(select(issued_tokens.c.revoked_at).where(issued_tokens.c.jti == jti)).first()
+        if self.faults.on("revocation-ignored"):
+            return row is None
+        return row is None or row.revoked_at is not None  # unknown to this server: not one it issued
+
+    def revoke(self, conn: Connection, jti: str | None = None, family: str | None = None) -> int:
+        """Revoke one access token, or every one issued from a grant (``family``)."""
+        condition = issued_tokens.c.jti == jti if jti else issued_tokens.c.family == family
+        result = conn.execute(
+            update(issued_tokens)
+            .where(condition, issued_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=int(time.time()))
+        )
+        return int(result.rowcount or 0)

@@ -1,0 +1,89 @@
+"""The CapabilityStatement, generated from what is really registered: types, parameters, operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from reference_impl.fhir.context import Context, FhirResponse
+from reference_impl.fhir.dates import now_instant
+from reference_impl.fhir.structure import FHIR_VERSION, structure
+
+TYPE_INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
+SOFTWARE = {"name": "eqlab reference implementation", "version": "0.1.0"}
+
+
+def capabilities(ctx: Context) -> FhirResponse:
+    return FhirResponse(200, orjson.dumps(capability_statement(ctx)))
+
+
+def capability_statement(ctx: Context) -> dict[str, Any]:
+    server = ctx.server
+    revincludes: dict[str, list[str]] = {}
+    for source in structure().served_types:
+        for code, p in server.registry.for_type(source).items():
+            for target in p.targets if p.type == "reference" else ():
+                revincludes.setdefault(target, []).append(f"{source}:{code}")
+    resources = []
+    for type_name in structure().served_types:
+        params = server.registry.for_type(type_name)
+        reference_params = sorted(code for code, p in params.items() if p.type == "reference")
+        entry: dict[str, Any] = {
+            "type": type_name,
+            "profile": f"http://hl7.org/fhir/StructureDefinition/{type_name}",
+            "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+            "versioning": "versioned",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalRead": "modified-since",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "searchInclude": [f"{type_name}:{code}" for code in reference_params],
+            "searchRevInclude": sorted(revincludes.get(type_name, [])),
+            "searchParam": [
+                {"name": code, "definition": p.url, "type": p.type, "documentation": p.description}
+                for code, p in sorted(params.items())
+            ],
+        }
+        operations = [op for op in server.operations.values() if op.type_name == type_name]
+        if operations:
+            entry["operation"] = [{"name": op.name, "definition": op.definition} for op in operations]
+        resources.append(entry)
+    if server.faults.on("capability-overclaims"):
+        resources.append({**resources[0], "type": "MedicinalProduct"})  # an R4 type this server does not serve
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "resource": resources,
+        "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+    }
+    system_operations = [op for op in server.operations.values() if op.type_name is None]
+    if system_operations:
+        rest["operation"] = [{"name": op.name, "definition": op.definition} for op in system_operations]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": now_instant()[1],
+        "kind": "instance",
+        "software": SOFTWARE,
+        "implementation": {
+            "description": "eqlab national platform reference implementation",
+            "url": ctx.request.base_url,
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [rest],
+    }

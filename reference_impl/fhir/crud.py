@@ -1,0 +1,275 @@
+"""read, vread, create, update, patch and delete, with their conditional forms (FHIR R4 http)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jsonpatch
+
+from reference_impl.fhir import negotiation
+from reference_impl.fhir.context import Context, FhirResponse
+from reference_impl.fhir.dates import http_date, parse_http_date
+from reference_impl.fhir.errors import FhirError, error, information, invalid, not_found
+from reference_impl.fhir.subsetting import subset
+from reference_impl.fhir.validation import check_resource, parse_json
+from reference_impl.store import resources as store
+from reference_impl.store.resources import StoredResource
+from reference_impl.store.search_sql import run_search
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def read(ctx: Context) -> FhirResponse:
+    stored = _existing(ctx, ctx.type_name, ctx.res_id)
+    _reach(ctx, stored.parsed())
+    if _not_modified(ctx, stored):
+        return FhirResponse(304, headers=_version_headers(stored))
+    if ctx.type_name == "Binary" and negotiation.wants_raw_binary(ctx.request):
+        binary = stored.parsed()
+        content = base64.b64decode(binary.get("data", ""))
+        return FhirResponse(
+            200, content, _version_headers(stored), stored, binary.get("contentType", "application/octet-stream")
+        )
+    return _with_subsetting(ctx, stored)
+
+
+def vread(ctx: Context) -> FhirResponse:
+    version = ctx.interaction.version_id or ""
+    known_form = version.isascii() and version.isdigit() and len(version) <= 9  # beyond: no such version
+    stored = store.version(ctx.conn, ctx.type_name, ctx.res_id, int(version)) if known_form else None
+    _reach(ctx, stored.parsed() if stored and stored.content else None)
+    if stored is None:
+        raise not_found(f"{ctx.type_name}/{ctx.res_id} has no version '{version}'")
+    if stored.deleted:
+        raise error(410, f"version {version} of {ctx.type_name}/{ctx.res_id} is a deletion", "deleted")
+    if ctx.server.faults.on("vread-returns-current"):
+        stored = store.current(ctx.conn, ctx.type_name, ctx.res_id) or stored
+    return _with_subsetting(ctx, stored)
+
+
+def _with_subsetting(ctx: Context, stored: StoredResource) -> FhirResponse:
+    params = dict(ctx.request.query)
+    body: dict[str, Any] | bytes = stored.content.encode() if stored.content else b""
+    if "_summary" in params or "_elements" in params:
+        body = subset(stored.parsed(), params.get("_summary"), params.get("_elements"))
+    if ctx.server.faults.on("no-meta-version") and stored.content:
+        body = stored.parsed()
+        body.get("meta", {}).pop("versionId", None)
+    return FhirResponse(200, body, _version_headers(stored), stored)
+
+
+def _reach(ctx: Context, resource: dict[str, Any] | None) -> None:
+    """The access policy's word on one resource: a patient token reaches only the patient's own.
+
+    For a patient token, "no such resource" and "someone else's" are the same 403, so a patient
+    cannot learn whether another patient's data exists.
+    """
+    if ctx.access.principal is not None:
+        ctx.server.policy.check_resource(ctx.access, str(ctx.interaction.kind), resource)
+
+
+def _existing(ctx: Context, type_name: str, res_id: str, for_update: bool = False) -> StoredResource:
+    stored = store.current(ctx.conn, type_name, res_id, for_update)
+    if ctx.access.compartment_patient is not None and (stored is None or stored.deleted):
+        _reach(ctx, None)  # refuses: nothing to show is indistinguishable from not yours
+    if stored is None:
+        raise not_found(f"{type_name}/{res_id} is not known")
+    if stored.deleted and ctx.server.faults.on("gone-as-404"):
+        raise not_found(f"{type_name}/{res_id} is not known")
+    if stored.deleted:
+        gone = error(410, f"{type_name}/{res_id} was deleted", "deleted")
+        gone.headers.update(_version_headers(stored))
+        raise gone
+    return stored
+
+
+def _not_modified(ctx: Context, stored: StoredResource) -> bool:
+    if_none_match = ctx.request.header("if-none-match")
+    if if_none_match is not None:
+        return _etag_version(if_none_match) == str(stored.version_id)
+    since = ctx.request.header("if-modified-since")
+    since_us = parse_http_date(since) if since else None
+    return since_us is not None and stored.last_updated // 1_000_000 <= since_us // 1_000_000
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def create(ctx: Context) -> FhirResponse:
+    resource = _body_resource(ctx, ctx.type_name)
+    _reach(ctx, resource)
+    condition = ctx.request.header("if-none-exist")
+    if condition and not ctx.server.faults.on("conditional-create-ignored"):
+        matches = find_matches(ctx, ctx.type_name, condition)
+        if len(matches) == 1:
+            _reach(ctx, matches[0].parsed())
+            return _written(ctx, matches[0], 200)
+    stored = store.save(ctx.conn, ctx.server.registry, resource, ctx.request.assigned_id or new_id(), None, "POST")
+    return _written(ctx, stored, 201)
+
+
+def update(ctx: Context) -> FhirResponse:
+    resource = _body_resource(ctx, ctx.type_name)
+    if ctx.interaction.res_id is None:
+        return _conditional_update(ctx, resource)
+    if ctx.server.faults.on("update-id-mismatch-accepted"):
+        return _put(ctx, resource, ctx.res_id)
+    body_id = resource.get("id")
+    if body_id is None:
+        raise invalid("the resource in an update must carry its id", ["id"], code="required")
+    if body_id != ctx.res_id:
+        raise invalid(f"the resource id '{body_id}' does not match the id in the URL '{ctx.res_id}'", ["id"])
+    return _put(ctx, resource, ctx.res_id)
+
+
+def _conditional_update(ctx: Context, resource: dict[str, Any]) -> FhirResponse:
+    matches = find_matches(ctx, ctx.type_name, _query_string(ctx))
+    if ctx.server.faults.on("conditional-update-ignored"):
+        matches = []
+    body_id = resource.get("id")
+    if matches:
+        target = matches[0].id
+        if body_id is not None and body_id != target:
+            raise invalid(
+                f"the resource id '{body_id}' differs from the id of the matching resource '{target}'", ["id"]
+            )
+        return _put(ctx, resource, target)
+    return _put(ctx, resource, body_id or ctx.request.assigned_id or new_id())
+
+
+def _put(ctx: Context, resource: dict[str, Any], res_id: str) -> FhirResponse:
+    _reach(ctx, {**resource, "id": res_id})
+    current = store.current(ctx.conn, ctx.type_name, res_id, for_update=True)
+    if current is not None and current.content:
+        _reach(ctx, current.parsed())
+    _check_if_match(ctx, current)
+    in_place = ctx.server.faults.on("version-not-incremented")
+    stored = store.save(ctx.conn, ctx.server.registry, resource, res_id, current, "PUT", reuse_version=in_place)
+    created = current is None or current.deleted
+    return _written(ctx, stored, 201 if created else 200)
+
+
+def patch(ctx: Context) -> FhirResponse:
+    negotiation.require_body_type(
+        ctx.request, negotiation.JSON_PATCH_TYPES, "a JSON Patch (application/json-patch+json)"
+    )
+    operations = parse_json(ctx.request.body, ctx.server.settings.max_json_depth)
+    if not isinstance(operations, list):
+        raise invalid("a JSON Patch document is a JSON array of operations", code="structure")
+    current = _existing(ctx, ctx.type_name, ctx.res_id, for_update=True)
+    _reach(ctx, current.parsed())
+    _check_if_match(ctx, current)
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(current.parsed())
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+        raise error(422, f"the patch cannot be applied: {exc}", "processing") from None
+    except (TypeError, KeyError, ValueError) as exc:
+        raise invalid(f"the patch document is malformed: {exc}", code="structure") from None
+    if not isinstance(patched, dict) or patched.get("resourceType") != ctx.type_name or patched.get("id") != ctx.res_id:
+        raise error(422, "a patch may not change the resourceType or id", "processing")
+    try:
+        resource = check_resource(patched, ctx.type_name)
+    except FhirError as exc:
+        raise FhirError(422, exc.issues) from None
+    _reach(ctx, resource)
+    stored = store.save(ctx.conn, ctx.server.registry, resource, ctx.res_id, current, "PATCH")
+    return _written(ctx, stored, 200)
+
+
+def delete(ctx: Context) -> FhirResponse:
+    if ctx.interaction.res_id is None:
+        matches = find_matches(ctx, ctx.type_name, _query_string(ctx))
+        if not matches:
+            raise not_found(f"no {ctx.type_name} matches the delete criteria")
+        current: StoredResource | None = store.current(ctx.conn, ctx.type_name, matches[0].id, for_update=True)
+    else:
+        current = store.current(ctx.conn, ctx.type_name, ctx.res_id, for_update=True)
+    _reach(ctx, current.parsed() if current is not None and current.content else None)
+    if current is None:
+        raise not_found(f"{ctx.type_name}/{ctx.res_id} is not known")
+    if current.deleted:
+        return FhirResponse(200, information(f"{current.type_name}/{current.id} was already deleted"), stored=current)
+    _check_if_match(ctx, current)
+    deleted = store.mark_deleted(ctx.conn, current)
+    outcome = information(f"{deleted.type_name}/{deleted.id} deleted (version {deleted.version_id})")
+    return FhirResponse(200, outcome, {"ETag": deleted.etag}, deleted)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _body_resource(ctx: Context, type_name: str) -> dict[str, Any]:
+    request = ctx.request
+    if type_name == "Binary" and negotiation.is_raw_binary_upload(request):
+        data = base64.b64encode(request.body).decode()
+        return {"resourceType": "Binary", "contentType": negotiation.media_type(request), "data": data}
+    faults = ctx.server.faults
+    if not faults.on("media-type-unchecked"):
+        negotiation.require_body_type(request, negotiation.FHIR_JSON_TYPES, "FHIR JSON (application/fhir+json)")
+    depth = ctx.server.settings.max_json_depth if not faults.on("depth-limit-ignored") else 1_000_000
+    data = parse_json(request.body, depth)
+    if faults.on("lenient-validation") and isinstance(data, dict) and data.get("resourceType") == type_name:
+        return data
+    return check_resource(data, type_name)
+
+
+def _query_string(ctx: Context) -> str:
+    if not ctx.request.query:
+        raise invalid(f"a conditional {ctx.interaction.kind} needs search criteria")
+    return "&".join(f"{k}={v}" for k, v in ctx.request.query)
+
+
+def find_matches(ctx: Context, type_name: str, query: str) -> list[StoredResource]:
+    """The resources matching conditional criteria; more than one is a 412."""
+    params = [(k, v) for k, v in parse_qsl(query.split("?", 1)[-1], keep_blank_values=True) if k != "_format"]
+    if not params:
+        raise invalid("the conditional criteria are empty")
+    request = ctx.parser().parse(type_name, params, strict=True)
+    request.count, request.offset = 2, 0
+    store.lock_type(ctx.conn, type_name)
+    page = run_search(ctx.conn, request, with_total=False)
+    if len(page.matches) > 1:
+        raise error(412, f"the criteria '{query}' match more than one {type_name}", "multiple-matches")
+    return page.matches
+
+
+def _etag_version(value: str) -> str:
+    return value.strip().removeprefix("W/").strip('"')
+
+
+def _check_if_match(ctx: Context, current: StoredResource | None) -> None:
+    if_match = ctx.request.header("if-match")
+    if if_match is None or ctx.server.faults.on("if-match-ignored"):
+        return
+    if current is None or current.deleted or _etag_version(if_match) != str(current.version_id):
+        have = (
+            "no current version"
+            if current is None or current.deleted
+            else f'the current version is W/"{current.version_id}"'
+        )
+        raise error(412, f"If-Match {if_match} does not match: {have}", "conflict")
+
+
+def _version_headers(stored: StoredResource) -> dict[str, str]:
+    return {"ETag": stored.etag, "Last-Modified": http_date(stored.last_updated)}
+
+
+def _written(ctx: Context, stored: StoredResource, status: int) -> FhirResponse:
+    headers = _version_headers(stored)
+    if not ctx.server.faults.on("no-location"):
+        headers["Location"] = ctx.url(stored.type_name, stored.id, "_history", str(stored.version_id))
+    preference = ctx.request.prefer.get("return", "representation")
+    body: dict[str, Any] | bytes | None = stored.content.encode() if stored.content else None
+    if preference == "minimal":
+        body = None
+    elif preference == "OperationOutcome":
+        body = information(f"{stored.type_name}/{stored.id} stored as version {stored.version_id}")
+    return FhirResponse(status, body, headers, stored)

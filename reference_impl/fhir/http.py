@@ -1,0 +1,128 @@
+"""HTTP adapter: turns Starlette requests into FhirRequests and FhirResponses into HTTP.
+
+Here, before anything runs: the 406 check (so no write happens for a client that cannot read
+the answer), the body size limit (413, also for chunked bodies), and the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reference_impl.fhir import negotiation
+from reference_impl.fhir.context import FhirResponse
+from reference_impl.fhir.errors import FhirError, Issue, error, operation_outcome
+from reference_impl.fhir.routing import FhirRequest
+
+log = logging.getLogger(__name__)
+FHIR_PREFIX = "/fhir"
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Echo a well-formed ``X-Request-Id`` (or make one) on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = given if _SAFE_REQUEST_ID.match(given) else str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def fhir_endpoint(request: Request) -> Response:
+    server = request.app.state.fhir
+    method = "GET" if request.method == "HEAD" else request.method
+    path = request.path_params.get("path", "")
+    headers = {k: ", ".join(request.headers.getlist(k)) for k in request.headers}
+    fhir_request = FhirRequest(
+        method=method,
+        path=path,
+        query=tuple(request.query_params.multi_items()),
+        headers=headers,
+        base_url=f"{request.url.scheme}://{request.url.netloc}{FHIR_PREFIX}",
+        request_id=request.state.request_id if hasattr(request.state, "request_id") else "",
+        client_address=request.client.host if request.client else None,
+    )
+    media = negotiation.FHIR_JSON
+    try:
+        raw_binary_read = method == "GET" and path.startswith("Binary/") and negotiation.wants_raw_binary(fhir_request)
+        if not raw_binary_read and not server.faults.on("accept-ignored"):
+            media = negotiation.response_type(fhir_request)
+        if server.faults.on("wrong-content-type"):
+            media = "application/json"
+        limit = server.settings.max_body_bytes if not server.faults.on("body-limit-ignored") else 1 << 40
+        body = await _read_body(request, limit)
+        response = await server.handle(replace(fhir_request, body=body))
+    except FhirError as exc:
+        if server.faults.on("plain-text-errors"):
+            return Response(str(exc), exc.status, exc.headers, media_type="text/plain")
+        return _json(exc.status, exc.outcome, media, exc.headers)
+    except Exception:
+        log.exception("unexpected error handling %s %s", method, request.url.path)
+        outcome = operation_outcome(
+            [Issue("internal server error; the request id identifies it in the log", "exception", "fatal")]
+        )
+        return _json(500, outcome, media, {})
+    if server.faults.on("no-etag"):
+        response.headers.pop("ETag", None)
+    return _render(response, media)
+
+
+class FhirEndpoint:
+    """The FHIR routes as an ASGI endpoint: unlike a function endpoint it is offered every method,
+    so even PROPFIND gets its answer (a 405 OperationOutcome) from the FHIR router."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await fhir_endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = error(413, f"the body exceeds the limit of {limit} bytes", "too-costly")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _render(response: FhirResponse, media: str) -> Response:
+    if response.raw_media_type is not None:
+        assert isinstance(response.body, bytes)
+        return Response(response.body, response.status, response.headers, media_type=response.raw_media_type)
+    if response.body is None:
+        return Response(b"", response.status, response.headers)
+    return Response(response.json_bytes(), response.status, response.headers, media_type=_content_type(media))
+
+
+def _json(status: int, body: dict[str, Any], media: str, headers: dict[str, str]) -> Response:
+    return _render(FhirResponse(status, body, dict(headers)), media)
+
+
+def _content_type(media: str) -> str:
+    return f"{media}; charset=utf-8"

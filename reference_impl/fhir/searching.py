@@ -1,0 +1,205 @@
+"""search (type and system level, GET and POST _search) and history, answered as Bundles."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from reference_impl.auth.policy import DIRECTORY_TYPES, NOT_PERMITTED, forbidden, patient_compartment
+from reference_impl.fhir import negotiation
+from reference_impl.fhir.context import Context, FhirResponse
+from reference_impl.fhir.dates import InvalidDate, now_instant, parse_range
+from reference_impl.fhir.errors import Issue, invalid, not_found
+from reference_impl.fhir.query import Criterion, HasCriterion, SearchRequest, non_negative_int
+from reference_impl.fhir.routing import Kind
+from reference_impl.fhir.subsetting import subset
+from reference_impl.store import resources as store
+from reference_impl.store.resources import StoredResource, instant_of
+from reference_impl.store.search_sql import run_search
+
+
+def search(ctx: Context) -> FhirResponse:
+    faults = ctx.server.faults
+    params = list(ctx.request.query)
+    if ctx.request.method == "POST" and not faults.on("post-search-ignores-body"):
+        negotiation.require_body_type(
+            ctx.request, frozenset({negotiation.FORM_TYPE}), "form parameters (application/x-www-form-urlencoded)"
+        )
+        try:
+            params += parse_qsl(ctx.request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise invalid("the _search form body is not UTF-8") from None
+    strict = ctx.request.prefer.get("handling") == "strict" and not faults.on("strict-handling-ignored")
+    request = ctx.parser().parse(ctx.interaction.type_name, params, strict)
+    if faults.active:
+        _apply_search_faults(ctx, params, request)
+    patient = ctx.access.compartment_patient
+    if patient is not None and ctx.interaction.type_name is not None:
+        _forbid_other_patients(request, patient)
+        request.compartment = (patient, patient_compartment().get(ctx.interaction.type_name, ()))
+    page = run_search(ctx.conn, request)
+    included = page.included if patient is None else [s for s in page.included if _within_reach(ctx, s, patient)]
+    entries = [_entry(ctx, stored, request, "match") for stored in page.matches]
+    entries += [_entry(ctx, stored, request, "include") for stored in included]
+    if request.count_capped:
+        warning = Issue(
+            f"_count was reduced to the server maximum {ctx.server.settings.max_page_size}", "informational", "warning"
+        )
+        entries.append(
+            {
+                "resource": {"resourceType": "OperationOutcome", "issue": [warning.to_fhir()]},
+                "search": {"mode": "outcome"},
+            }
+        )
+    path = ctx.interaction.type_name or ""
+    links = _links(ctx, path, request.used, request.count, request.offset, page.total)
+    total = page.total if not faults.on("no-total") else None
+    touched = tuple((s.type_name, s.id) for s in [*page.matches, *included])
+    return FhirResponse(200, make_bundle("searchset", entries, links, total), touched=touched)
+
+
+def _forbid_other_patients(request: SearchRequest, patient_id: str) -> None:
+    """A patient token's search naming another patient is refused, not silently emptied."""
+    for criterion in request.criteria:
+        if not isinstance(criterion, Criterion):
+            continue
+        param = criterion.param
+        naming_patients = param.type == "reference" and "Patient" in param.targets
+        if naming_patients or (param.code == "_id" and request.type_name == "Patient"):
+            for value in criterion.values:
+                if value.ref_type in (None, "Patient") and value.code not in (None, patient_id):
+                    raise forbidden(NOT_PERMITTED, "access_denied")
+
+
+def _within_reach(ctx: Context, stored: StoredResource, patient_id: str) -> bool:
+    """An included resource a patient token may see: directory data or the patient's own."""
+    if stored.type_name in DIRECTORY_TYPES:
+        return True
+    return ctx.server.policy.in_compartment(stored.parsed(), patient_id)
+
+
+def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: SearchRequest) -> None:
+    """The deliberate search defects (reference_impl/faults.py) that change a parsed request."""
+    faults = ctx.server.faults
+    if faults.on("unknown-param-500") and {n for n, _ in params} - {n for n, _ in request.used}:
+        raise LookupError("no handler for a search parameter")  # a crash, not a FhirError: answered 500
+    if faults.on("count-ignored"):
+        request.count, request.count_capped = ctx.server.settings.default_page_size, False
+    if faults.on("sort-ignored"):
+        request.sort = []
+    if faults.on("include-ignored"):
+        request.includes = []
+    if faults.on("summary-count-ignored") and request.summary == "count":
+        request.summary = None
+    criteria: list[Criterion | HasCriterion] = []
+    for given in request.criteria:
+        changed = given
+        if isinstance(given, Criterion) and given.modifier is None:
+            if given.param.type == "date" and faults.on("date-prefixes-ignored"):
+                changed = replace(given, values=tuple(replace(v, prefix="eq") for v in given.values))
+            if given.param.type == "string" and faults.on("string-search-exact"):
+                changed = replace(given, modifier="exact")
+        criteria.append(changed)
+    request.criteria = criteria
+
+
+def _entry(ctx: Context, stored: StoredResource, request: SearchRequest, mode: str) -> dict[str, Any]:
+    resource: Any = orjson.Fragment(stored.content or "{}")
+    if (request.summary and request.summary != "false") or request.elements:
+        resource = subset(stored.parsed(), request.summary, ",".join(request.elements) or None)
+    return {"fullUrl": ctx.url(stored.type_name, stored.id), "resource": resource, "search": {"mode": mode}}
+
+
+def _links(
+    ctx: Context, path: str, used: list[tuple[str, str]], count: int, offset: int, total: int
+) -> list[dict[str, str]]:
+    base = [(k, v) for k, v in used if k not in ("_count", "_offset")]
+
+    def url(at: int) -> str:
+        query = urlencode([*base, ("_count", str(count)), ("_offset", str(at))])
+        if ctx.server.faults.on("relative-paging-links"):
+            return f"{path}?{query}"
+        return ctx.url(path) + "?" + query if path else ctx.request.base_url.rstrip("/") + "?" + query
+
+    links = [{"relation": "self", "url": url(offset)}]
+    if count > 0:
+        links.append({"relation": "first", "url": url(0)})
+        if offset > 0:
+            links.append({"relation": "previous", "url": url(max(0, offset - count))})
+        if offset + count < total and not ctx.server.faults.on("no-next-link"):
+            links.append({"relation": "next", "url": url(offset + count)})
+    return links
+
+
+def make_bundle(kind: str, entries: list[dict[str, Any]], links: list[dict[str, str]], total: int | None) -> bytes:
+    _, instant = now_instant()
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": instant},
+        "type": kind,
+    }
+    if total is not None:
+        bundle["total"] = total
+    bundle["link"] = links
+    if entries:
+        bundle["entry"] = entries
+    return orjson.dumps(bundle)
+
+
+def history(ctx: Context) -> FhirResponse:
+    kind = ctx.interaction.kind
+    type_name = ctx.interaction.type_name
+    res_id = ctx.interaction.res_id
+    if kind is Kind.HISTORY_INSTANCE:
+        assert type_name is not None and res_id is not None
+        current = store.current(ctx.conn, type_name, res_id)
+        if ctx.access.compartment_patient is not None:
+            ctx.server.policy.check_resource(
+                ctx.access, str(kind), current.parsed() if current and current.content else None
+            )
+        if current is None:
+            raise not_found(f"{type_name}/{res_id} is not known")
+    params = dict(ctx.request.query)
+    settings = ctx.server.settings
+    count = (
+        min(non_negative_int("_count", params["_count"]), settings.max_page_size)
+        if "_count" in params
+        else settings.default_page_size
+    )
+    offset = non_negative_int("_offset", params["_offset"]) if "_offset" in params else 0
+    since, at = _instant_param(params, "_since", low=True), _instant_param(params, "_at", low=False)
+    page = store.history_page(ctx.conn, type_name, res_id, since, at, count, offset)
+    entries = [_history_entry(ctx, stored, method) for stored, method in page.versions]
+    if ctx.server.faults.on("history-oldest-first"):
+        entries.reverse()
+    used = [(k, v) for k, v in ctx.request.query if k in ("_since", "_at")]
+    path = "/".join(p for p in (type_name, res_id) if p) + ("/_history" if type_name else "_history")
+    bundle = make_bundle("history", entries, _links(ctx, path, used, count, offset, page.total), page.total)
+    return FhirResponse(200, bundle, touched=tuple((s.type_name, s.id) for s, _ in page.versions))
+
+
+def _instant_param(params: dict[str, str], name: str, low: bool) -> int | None:
+    if name not in params:
+        return None
+    try:
+        start, end = parse_range(params[name])
+    except InvalidDate as exc:
+        raise invalid(f"{name}: {exc}") from None
+    return start if low else end - 1
+
+
+def _history_entry(ctx: Context, stored: StoredResource, method: str) -> dict[str, Any]:
+    full_url = ctx.url(stored.type_name, stored.id)
+    entry: dict[str, Any] = {"fullUrl": full_url}
+    if stored.content is not None:
+        entry["resource"] = orjson.Fragment(stored.content)
+    url = f"{stored.type_name}/{stored.id}" if method != "POST" else stored.type_name
+    status = {"POST": "201 Created", "DELETE": "204 No Content"}.get(method, "200 OK")
+    entry["request"] = {"method": method, "url": url}
+    entry["response"] = {"status": status, "etag": stored.etag, "lastModified": instant_of(stored)}
+    return entry

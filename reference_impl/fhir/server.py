@@ -1,0 +1,145 @@
+"""The FHIR request pipeline: route, authenticate, decide, run the handler, audit; one transaction.
+
+``FhirServer.handle`` is the single entry for HTTP requests and for batch entries;
+``FhirServer.execute`` runs one interaction inside a given transaction (a transaction Bundle runs
+all its entries through it on one connection). Authorization and audit attach here, never to
+individual handlers: every interaction is decided by the access policy, and every access to
+patient data adds an audit record that is written in the same transaction as the access. A
+refused or failed attempt is audited in a transaction of its own (the attempt's own changes, if
+any, are rolled back; its audit event is not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+from sqlalchemy import Connection
+
+from reference_impl import audit
+from reference_impl.audit import AuditRecord
+from reference_impl.auth.policy import AccessPolicy
+from reference_impl.auth.service import AuthService
+from reference_impl.faults import FaultSwitches
+from reference_impl.fhir import bundles, capability, crud, guard, searching
+from reference_impl.fhir.context import Context, FhirResponse, Handler, Operation
+from reference_impl.fhir.errors import FhirError, error
+from reference_impl.fhir.routing import FhirRequest, Interaction, Kind, route
+from reference_impl.fhir.searchparams import SearchParamRegistry, registry
+from reference_impl.settings import Settings
+from reference_impl.store.database import Database
+
+T = TypeVar("T")
+
+
+class FhirServer:
+    def __init__(self, settings: Settings, db: Database, search_registry: SearchParamRegistry | None = None) -> None:
+        self.settings = settings
+        self.faults = FaultSwitches(settings.faults)
+        self.db = db
+        self.registry = search_registry or registry()
+        self.auth = AuthService.from_settings(settings)
+        self.policy = AccessPolicy(self.registry, faults=self.faults)
+        self.operations: dict[tuple[str | None, bool, str], Operation] = {}
+        self.handlers: dict[Kind, Handler] = {
+            Kind.READ: crud.read,
+            Kind.VREAD: crud.vread,
+            Kind.CREATE: crud.create,
+            Kind.UPDATE: crud.update,
+            Kind.PATCH: crud.patch,
+            Kind.DELETE: crud.delete,
+            Kind.SEARCH_TYPE: searching.search,
+            Kind.SEARCH_SYSTEM: searching.search,
+            Kind.HISTORY_INSTANCE: searching.history,
+            Kind.HISTORY_TYPE: searching.history,
+            Kind.HISTORY_SYSTEM: searching.history,
+            Kind.CAPABILITIES: capability.capabilities,
+            Kind.OPERATION: self._operation,
+        }
+
+    def add_operation(self, operation: Operation) -> None:
+        self.operations[(operation.type_name, operation.instance, operation.name)] = operation
+
+    def _find_operation(self, interaction: Interaction) -> Operation:
+        key = (interaction.type_name, interaction.res_id is not None, interaction.operation or "")
+        found = self.operations.get(key)
+        if found is None:
+            raise error(404, f"operation ${interaction.operation} is not supported here", "not-supported")
+        return found
+
+    def writes(self, interaction: Interaction) -> bool:
+        if interaction.kind is Kind.OPERATION:
+            return self._find_operation(interaction).writes
+        return interaction.writes
+
+    async def handle(self, request: FhirRequest) -> FhirResponse:
+        interaction: Interaction | None = None
+        try:
+            interaction = route(request.method, request.path)
+            if request.principal is None:
+                principal = await self.db.run_async(lambda conn: guard.authenticate(self, conn, request), write=False)
+                request = replace(request, principal=principal)
+        except FhirError as exc:
+            await self._audit_failure(request, interaction, exc, [])
+            raise
+        if interaction.kind is Kind.BATCH:
+            return await bundles.process(self, request)
+        found = interaction
+        return await self.run_audited(
+            request, found, lambda conn, trail: self.execute(conn, request, found, trail), self._needs_write(found)
+        )
+
+    async def run_audited(
+        self,
+        request: FhirRequest,
+        interaction: Interaction,
+        work: Callable[[Connection, list[AuditRecord]], T],
+        write: bool,
+    ) -> T:
+        """Run ``work`` in one transaction and write the audit records it collects in that transaction."""
+        trail: list[AuditRecord] = []
+
+        def unit(conn: Connection) -> T:
+            trail.clear()  # a retried unit starts its trail again
+            result = work(conn, trail)
+            for record in trail:
+                audit.write(conn, self.registry, record)
+            return result
+
+        try:
+            return await self.db.run_async(unit, write or bool(trail))
+        except FhirError as exc:
+            await self._audit_failure(request, interaction, exc, trail)
+            raise
+
+    def _needs_write(self, interaction: Interaction) -> bool:
+        return self.writes(interaction) or guard.touches_patient_data(interaction)
+
+    async def _audit_failure(
+        self, request: FhirRequest, interaction: Interaction | None, exc: FhirError, trail: list[AuditRecord]
+    ) -> None:
+        if not guard.should_audit_failure(interaction, exc):
+            return
+        if self.faults.on("denials-not-audited") and exc.status in (401, 403):
+            return
+        record = guard.failure_record(request, interaction, exc)
+
+        def unit(conn: Connection) -> None:
+            audit.write(conn, self.registry, record)
+
+        await self.db.run_async(unit, write=True)
+
+    def execute(
+        self, conn: Connection, request: FhirRequest, interaction: Interaction, trail: list[AuditRecord] | None = None
+    ) -> FhirResponse:
+        access = self.policy.decide(request.principal, str(interaction.kind), interaction.type_name)
+        ctx = Context(self, request, interaction, conn, access)
+        response = self.handlers[interaction.kind](ctx)
+        unaudited = self.faults.on("reads-not-audited") and interaction.kind in (Kind.READ, Kind.VREAD)
+        if trail is not None and guard.touches_patient_data(interaction) and response.status < 400 and not unaudited:
+            trail.append(guard.success_record(conn, request, interaction, response))
+        return response
+
+    def _operation(self, ctx: Context) -> FhirResponse:
+        return self._find_operation(ctx.interaction).handler(ctx)

@@ -1,0 +1,157 @@
+"""Connections and transactions for SQLite (embedded default) and PostgreSQL.
+
+Every request runs as one unit of work: a plain function given one connection inside one database
+transaction (a transaction Bundle too), so a crash leaves all or nothing of it.
+
+Where a unit of work runs is chosen per backend, from measurements (``benchmarks/fhir_core.py``):
+SQLite statements take microseconds and SQLite has a single writer, so a hand-off to a worker
+thread costs several times the work itself: SQLite units run on the event loop's thread.
+PostgreSQL units wait on the network, so they run in worker threads and overlap.
+
+Writers never race:
+
+* SQLite: one writer connection that opens ``BEGIN IMMEDIATE``; readers use their own pool
+  (WAL mode lets them read while the writer writes).
+* PostgreSQL: read committed with explicit locks: a write locks the row it changes
+  (``SELECT ... FOR UPDATE``) before checking its version, and conditional writes take a
+  transaction-scoped advisory lock per resource type (see ``resources.lock_type``). A deadlock
+  or a unique-key race (two creates of one new id) is retried from the start.
+
+A URL may name a PostgreSQL schema with ``?schema=NAME`` (created when missing), which lets
+several servers or test runs share one database.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
+MAX_ATTEMPTS = 8
+# SQLite's planner needs statistics to drive a search from the index of the matching rows rather
+# than walk every resource in sort order; refresh them after this many changed rows.
+SQLITE_ROWS_BETWEEN_OPTIMIZE = 5000
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``sqlite:///``/``postgresql://`` URLs and pick the drivers eqlab uses."""
+    if url.startswith("sqlite+"):
+        return "sqlite:" + url.split(":", 1)[1]
+    if url.startswith(("postgresql:", "postgres:", "postgresql+")):
+        return "postgresql+psycopg:" + url.split(":", 1)[1]
+    return url
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(normalize_url(url))
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://HOST/DB")
+        self.schema: str | None = None
+        if self.dialect == "sqlite":
+            self._writer, self._reader = self._sqlite_engines(parsed.database or "")
+            self._changes_at_last_optimize = 0
+        else:
+            query = dict(parsed.query)
+            schema = query.pop("schema", None)
+            if schema is not None and (not isinstance(schema, str) or not _SCHEMA_NAME.match(schema)):
+                raise ValueError(f"invalid schema name in the database URL: {schema!r}")
+            self.schema = schema
+            connect_args = {"options": f"-c search_path={schema}"} if schema else {}
+            engine = create_engine(
+                parsed.set(query=query), pool_size=10, max_overflow=30, pool_pre_ping=True, connect_args=connect_args
+            )
+            self._writer = self._reader = engine
+
+    @staticmethod
+    def _sqlite_engines(path: str) -> tuple[Engine, Engine]:
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+        # Units of work may run on different threads (tests, PostgreSQL-style callers): allow it.
+        args = {"check_same_thread": False}
+        writer = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args=args)
+        reader = create_engine(url, pool_size=8, max_overflow=8, connect_args=args)
+        for engine, begin in ((writer, "BEGIN IMMEDIATE"), (reader, "BEGIN")):
+            _configure_sqlite(engine, begin)
+        return writer, reader
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[Connection]:
+        engine = self._writer if write else self._reader
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+    def run(self, work: Callable[[Connection], T], write: bool) -> T:
+        """Run ``work`` in one transaction, retrying it when PostgreSQL reports a write conflict."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.transaction(write) as conn:
+                    result = work(conn)
+                    if write and self.dialect == "sqlite":
+                        self._optimize_when_grown(conn)
+                    return result
+            except DBAPIError as exc:
+                if attempt == MAX_ATTEMPTS or _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                    raise
+                log.debug("retrying after write conflict (%s), attempt %d", _sqlstate(exc), attempt)
+                time.sleep(random.uniform(0, 0.01 * attempt))
+        raise AssertionError("unreachable")
+
+    def _optimize_when_grown(self, conn: Connection) -> None:
+        changes = conn.connection.dbapi_connection.total_changes  # type: ignore[union-attr]
+        if (
+            changes - self._changes_at_last_optimize >= SQLITE_ROWS_BETWEEN_OPTIMIZE
+            or changes < self._changes_at_last_optimize
+        ):
+            conn.exec_driver_sql("ANALYZE")
+            self._changes_at_last_optimize = changes
+
+    async def run_async(self, work: Callable[[Connection], T], write: bool) -> T:
+        """``run`` from async code: inline for SQLite, in a worker thread for PostgreSQL."""
+        if self.dialect == "sqlite":
+            return self.run(work, write)
+        return await anyio.to_thread.run_sync(self.run, work, write)
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None)
+    return str(code) if code else None
+
+
+def _configure_sqlite(engine: Engine, begin_statement: str) -> None:
+    # The sqlite3 module's own transaction handling would defer BEGIN; take control of it so that
+    # writers start with BEGIN IMMEDIATE (SQLAlchemy docs, "Serializable isolation / Savepoints").
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA analysis_limit=1000")  # keeps ANALYZE to milliseconds
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin_statement)

@@ -1,0 +1,84 @@
+"""Versioned schema migrations, applied on start in one transaction.
+
+Each migration has a number and runs once; ``schema_migrations`` records what ran. A migration
+is frozen once released: changes to an existing table get a new migration rather than an edit
+of an old one. Concurrent starts are safe (PostgreSQL advisory lock; SQLite's single writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select, text
+
+from reference_impl.auth import schema as auth_schema
+from reference_impl.fhir.dates import now_instant
+from reference_impl.store import schema
+from reference_impl.store.database import Database
+
+MIGRATION_LOCK_KEY = 7_202_611  # arbitrary, fixed: identifies eqlab's migration lock
+
+_bookkeeping = MetaData()
+schema_migrations = Table(
+    "schema_migrations",
+    _bookkeeping,
+    Column("version", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("applied_at", BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+def _core_store(conn: Connection) -> None:
+    tables = [schema.resources, schema.history, *schema.INDEX_TABLES.values()]
+    schema.metadata.create_all(conn, tables=tables)
+
+
+def _authorization_server(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=list(auth_schema.AUTH_TABLES))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core FHIR store: resources, history, search index", _core_store),
+    Migration(2, "authorization server: keys, clients, users, codes, tokens, sessions", _authorization_server),
+)
+
+
+def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply pending migrations; returns the versions applied now."""
+
+    def work(conn: Connection) -> list[int]:
+        if db.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            if db.schema:  # the name was checked against a strict pattern when the URL was read
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"'))
+        _bookkeeping.create_all(conn)
+        done = set((conn.execute(select(schema_migrations.c.version))).scalars())
+        applied = []
+        for migration in sorted(migrations, key=lambda m: m.version):
+            if migration.version in done:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                schema_migrations.insert().values(
+                    version=migration.version, name=migration.name, applied_at=now_instant()[0]
+                )
+            )
+            applied.append(migration.version)
+        return applied
+
+    # Read committed: after waiting for the lock, each statement sees what a concurrent start applied.
+    return db.run(work, write=True)
+
+
+def current_version(db: Database) -> int:
+    with db.transaction(write=False) as conn:
+        versions = (conn.execute(select(schema_migrations.c.version))).scalars().all()
+    return max(versions, default=0)

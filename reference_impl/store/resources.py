@@ -1,0 +1,239 @@
+"""Resource persistence: current versions, history and search index rows, kept in step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
+
+from reference_impl.fhir.dates import format_instant, from_us, now_instant
+from reference_impl.fhir.searchparams import SearchParamRegistry
+from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, history, resources
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    type_name: str
+    id: str
+    version_id: int
+    last_updated: int  # epoch microseconds
+    deleted: bool
+    content: str | None  # the resource JSON as served; None for a deletion
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    def parsed(self) -> dict[str, Any]:
+        if self.content is None:
+            raise ValueError(f"{self.type_name}/{self.id} version {self.version_id} is a deletion")
+        result: dict[str, Any] = orjson.loads(self.content)
+        return result
+
+
+CURRENT_COLUMNS = (
+    resources.c.res_type,
+    resources.c.res_id,
+    resources.c.version_id,
+    resources.c.last_updated,
+    resources.c.deleted,
+    resources.c.content,
+)
+
+
+def stored_from_row(row: Any) -> StoredResource:
+    return StoredResource(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+
+
+# Statements of fixed shape are built once: building a statement costs several times executing it.
+_BY_KEY = (resources.c.res_type == bindparam("key_type"), resources.c.res_id == bindparam("key_id"))
+_SELECT_CURRENT = select(*CURRENT_COLUMNS).where(*_BY_KEY)
+_SELECT_CURRENT_FOR_UPDATE = _SELECT_CURRENT.with_for_update()
+_SELECT_MANY = select(*CURRENT_COLUMNS).where(
+    resources.c.res_type == bindparam("type_name"),
+    resources.c.res_id.in_(bindparam("ids", expanding=True)),
+    resources.c.deleted.is_(False),
+)
+# A history row read as a StoredResource (a DELETE row is a deletion), then its method.
+HISTORY_COLUMNS = (
+    history.c.res_type,
+    history.c.res_id,
+    history.c.version_id,
+    history.c.last_updated,
+    history.c.method == "DELETE",
+    history.c.content,
+    history.c.method,
+)
+_SELECT_VERSION = select(*HISTORY_COLUMNS).where(
+    history.c.res_type == bindparam("type_name"),
+    history.c.res_id == bindparam("res_id"),
+    history.c.version_id == bindparam("version_id"),
+)
+_INSERT_CURRENT = insert(resources)
+_UPDATE_CURRENT = update(resources).where(*_BY_KEY)
+_INSERT_HISTORY = insert(history)
+_DELETE_VERSION = delete(history).where(
+    history.c.res_type == bindparam("type_name"),
+    history.c.res_id == bindparam("res_id"),
+    history.c.version_id == bindparam("version_id"),
+)
+_DROP_INDEX = {
+    name: delete(table).where(table.c.res_type == bindparam("type_name"), table.c.res_id == bindparam("res_id"))
+    for name, table in INDEX_TABLES.items()
+}
+_INSERT_INDEX = {name: insert(table) for name, table in INDEX_TABLES.items()}
+
+
+def current(conn: Connection, type_name: str, res_id: str, for_update: bool = False) -> StoredResource | None:
+    """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL)."""
+    query = _SELECT_CURRENT_FOR_UPDATE if for_update else _SELECT_CURRENT
+    row = conn.execute(query, {"key_type": type_name, "key_id": res_id}).first()
+    return stored_from_row(row) if row else None
+
+
+def lock_type(conn: Connection, type_name: str) -> None:
+    """Serialise conditional writes on one type, so two of them never both see "no match".
+
+    SQLite has a single writer already; PostgreSQL takes a transaction-scoped advisory lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"eqlab:{type_name}"})
+
+
+def many(conn: Connection, keys: list[tuple[str, str]]) -> list[StoredResource]:
+    """Current, non-deleted resources for (type, id) keys, in the order given."""
+    found: dict[tuple[str, str], StoredResource] = {}
+    by_type: dict[str, list[str]] = {}
+    for type_name, res_id in keys:
+        by_type.setdefault(type_name, []).append(res_id)
+    for type_name, ids in by_type.items():
+        for row in conn.execute(_SELECT_MANY, {"type_name": type_name, "ids": ids}):
+            found[(row[0], row[1])] = stored_from_row(row)
+    return [found[k] for k in dict.fromkeys(keys) if k in found]
+
+
+def version(conn: Connection, type_name: str, res_id: str, version_id: int) -> StoredResource | None:
+    row = conn.execute(_SELECT_VERSION, {"type_name": type_name, "res_id": res_id, "version_id": version_id}).first()
+    return stored_from_row(row) if row else None
+
+
+def save(
+    conn: Connection,
+    registry: SearchParamRegistry,
+    resource: dict[str, Any],
+    res_id: str,
+    previous: StoredResource | None,
+    method: str,
+    reuse_version: bool = False,
+) -> StoredResource:
+    """Store ``resource`` as the next version of ``Type/res_id`` (``previous`` is the current row).
+
+    ``reuse_version`` is the fault "version-not-incremented": the current version is overwritten.
+    """
+    type_name = resource["resourceType"]
+    version_id = previous.version_id + 1 if previous else 1
+    if reuse_version and previous is not None:
+        version_id = previous.version_id
+        conn.execute(_DELETE_VERSION, {"type_name": type_name, "res_id": res_id, "version_id": version_id})
+    last_updated, instant = now_instant()
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = instant
+    body = {"resourceType": type_name, "id": res_id, "meta": meta}
+    body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    content = orjson.dumps(body).decode()
+    values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, "content": content}
+    if previous is None:
+        conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
+    else:
+        conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
+        _drop_index(conn, type_name, res_id)
+    _append_history(conn, type_name, res_id, version_id, last_updated, method, content)
+    _write_index(conn, registry, body, res_id)
+    return StoredResource(type_name, res_id, version_id, last_updated, False, content)
+
+
+def mark_deleted(conn: Connection, previous: StoredResource) -> StoredResource:
+    version_id = previous.version_id + 1
+    last_updated, _ = now_instant()
+    values = {"version_id": version_id, "last_updated": last_updated, "deleted": True, "content": None}
+    conn.execute(_UPDATE_CURRENT, {"key_type": previous.type_name, "key_id": previous.id, **values})
+    _drop_index(conn, previous.type_name, previous.id)
+    _append_history(conn, previous.type_name, previous.id, version_id, last_updated, "DELETE", None)
+    return StoredResource(previous.type_name, previous.id, version_id, last_updated, True, None)
+
+
+def _append_history(
+    conn: Connection, type_name: str, res_id: str, version_id: int, last_updated: int, method: str, content: str | None
+) -> None:
+    conn.execute(
+        _INSERT_HISTORY,
+        {
+            "res_type": type_name,
+            "res_id": res_id,
+            "version_id": version_id,
+            "last_updated": last_updated,
+            "method": method,
+            "content": content,
+        },
+    )
+
+
+def _drop_index(conn: Connection, type_name: str, res_id: str) -> None:
+    for statement in _DROP_INDEX.values():
+        conn.execute(statement, {"type_name": type_name, "res_id": res_id})
+
+
+def _write_index(conn: Connection, registry: SearchParamRegistry, body: dict[str, Any], res_id: str) -> None:
+    type_name = body["resourceType"]
+    for param_type, rows in registry.index_rows(body).items():
+        columns = INDEX_VALUE_COLUMNS[param_type]
+        payload = [
+            {"res_type": type_name, "res_id": res_id, "param": code, **dict(zip(columns, row, strict=True))}
+            for code, row in rows
+        ]
+        conn.execute(_INSERT_INDEX[param_type], payload)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    total: int
+    versions: list[tuple[StoredResource, str]]  # (version, method)
+
+
+def history_page(
+    conn: Connection,
+    type_name: str | None,
+    res_id: str | None,
+    since_us: int | None,
+    at_us: int | None,
+    count: int,
+    offset: int,
+) -> HistoryPage:
+    """Versions newest first, for one resource, one type or the whole server."""
+    conditions = []
+    if type_name is not None:
+        conditions.append(history.c.res_type == type_name)
+    if res_id is not None:
+        conditions.append(history.c.res_id == res_id)
+    if since_us is not None:
+        conditions.append(history.c.last_updated >= since_us)
+    if at_us is not None:
+        conditions.append(history.c.last_updated <= at_us)
+    where = and_(*conditions) if conditions else and_(True)
+    total = (conn.execute(select(func.count()).select_from(history).where(where))).scalar_one()
+    query = (
+        select(*HISTORY_COLUMNS)
+        .where(where)
+        .order_by(history.c.last_updated.desc(), history.c.res_id, history.c.version_id.desc())
+        .limit(count)
+        .offset(offset)
+    )
+    rows = (conn.execute(query)).all()
+    return HistoryPage(total, [(stored_from_row(r), r[6]) for r in rows])
+
+
+def instant_of(stored: StoredResource) -> str:
+    return format_instant(from_us(stored.last_updated))

@@ -1,0 +1,119 @@
+"""Tables: current resources, their history, and one search index table per parameter type.
+
+Times are epoch microseconds (BIGINT) so that ranges compare the same way on SQLite and
+PostgreSQL. Resource bodies are stored as the exact JSON the server returns.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import postgresql
+
+metadata = MetaData()
+
+# "C" collation on PostgreSQL makes `LIKE 'prefix%'` use the btree index.
+IndexedText = Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+TypeColumn = String(64)
+IdColumn = String(64)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("res_type", TypeColumn, primary_key=True),
+    Column("res_id", IdColumn, primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", Text, nullable=True),
+    Index("ix_resources_type_updated", "res_type", "last_updated"),
+)
+
+history = Table(
+    "resource_history",
+    metadata,
+    Column("res_type", TypeColumn, primary_key=True),
+    Column("res_id", IdColumn, primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("content", Text, nullable=True),
+    Index("ix_history_type_updated", "res_type", "last_updated"),
+    Index("ix_history_updated", "last_updated"),
+)
+
+
+def _index_table(name: str, *columns: Column[object], lookup: tuple[str, ...]) -> Table:
+    table = Table(
+        f"idx_{name}",
+        metadata,
+        Column("res_type", TypeColumn, nullable=False),
+        Column("res_id", IdColumn, nullable=False),
+        Column("param", String(64), nullable=False),
+        *columns,
+    )
+    Index(f"ix_idx_{name}_lookup", table.c.res_type, table.c.param, *(table.c[c] for c in lookup))
+    Index(f"ix_idx_{name}_owner", table.c.res_type, table.c.res_id)
+    return table
+
+
+idx_string = _index_table(
+    "string", Column("value_norm", IndexedText), Column("value_exact", IndexedText), lookup=("value_norm",)
+)
+idx_token = _index_table(
+    "token",
+    Column("system", IndexedText),
+    Column("code", IndexedText),
+    Column("text_norm", IndexedText),
+    lookup=("code", "system"),
+)
+idx_date = _index_table("date", Column("low", BigInteger), Column("high", BigInteger), lookup=("low", "high"))
+idx_number = _index_table("number", Column("value", Float), lookup=("value",))
+idx_quantity = _index_table(
+    "quantity",
+    Column("value", Float),
+    Column("system", IndexedText),
+    Column("code", IndexedText),
+    Column("unit", IndexedText),
+    lookup=("value",),
+)
+idx_reference = _index_table(
+    "reference",
+    Column("target_type", TypeColumn),
+    Column("target_id", IdColumn),
+    Column("url", IndexedText),
+    Column("ident_system", IndexedText),
+    Column("ident_value", IndexedText),
+    lookup=("target_id", "target_type"),
+)
+Index("ix_idx_reference_target", idx_reference.c.target_type, idx_reference.c.target_id)
+idx_uri = _index_table("uri", Column("value", IndexedText), lookup=("value",))
+
+INDEX_TABLES: dict[str, Table] = {
+    "string": idx_string,
+    "token": idx_token,
+    "date": idx_date,
+    "number": idx_number,
+    "quantity": idx_quantity,
+    "reference": idx_reference,
+    "uri": idx_uri,
+}
+INDEX_VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "string": ("value_norm", "value_exact"),
+    "token": ("system", "code", "text_norm"),
+    "date": ("low", "high"),
+    "number": ("value",),
+    "quantity": ("value", "system", "code", "unit"),
+    "reference": ("target_type", "target_id", "url", "ident_system", "ident_value"),
+    "uri": ("value",),
+}

@@ -1,0 +1,298 @@
+"""Search criteria as SQL over the index tables; the same statements run on SQLite and PostgreSQL.
+
+Dates are half-open ranges ``[low, high)``; prefixes compare the resource's range with the
+search value's range as FHIR R4 defines (e.g. ``gt``: the resource's range ends after the search
+range). All values are bound parameters: nothing a client sends is spliced into SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, literal, not_, or_, select, true
+
+from reference_impl.fhir.indexing import normalize
+from reference_impl.fhir.query import Criterion, HasCriterion, Include, SearchRequest, Value
+from reference_impl.fhir.searchparams import SearchParam
+from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, stored_from_row
+from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
+
+MAX_INCLUDED = 1000
+APPROXIMATE = 0.1  # `ap`: within 10 %
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as a range the btree index can answer.
+
+    Both backends compare these columns by code point (SQLite BINARY, PostgreSQL "C"), so the
+    strings starting with ``prefix`` are exactly those in ``[prefix, successor)``.
+    """
+    if not prefix:
+        return true()
+    successor = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(column >= prefix, column < successor)
+
+
+def _date_condition(low: Any, high: Any, value: Value) -> ColumnElement[bool]:
+    sl, sh = int(value.low), int(value.high)
+    eq = and_(low >= sl, high <= sh)
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": eq,
+        "ne": not_(eq),
+        "gt": high > sh,
+        "lt": low < sl,
+        "ge": or_(high > sh, eq),
+        "le": or_(low < sl, eq),
+        "sa": low >= sh,
+        "eb": high <= sl,
+    }
+    if value.prefix == "ap":
+        margin = max(int((sh - sl) * APPROXIMATE), 86_400_000_000)
+        return and_(low < sh + margin, high > sl - margin)
+    return conditions[value.prefix]
+
+
+def _number_condition(column: Any, value: Value) -> ColumnElement[bool]:
+    eq = and_(column >= value.low, column < value.high)
+    if value.prefix == "ap":
+        margin = abs(value.number) * APPROXIMATE
+        return and_(column >= value.number - margin, column <= value.number + margin)
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": eq,
+        "ne": not_(eq),
+        "gt": column > value.number,
+        "lt": column < value.number,
+        "ge": column >= value.number,
+        "le": column <= value.number,
+        "sa": column > value.number,
+        "eb": column < value.number,
+    }
+    return conditions[value.prefix]
+
+
+def _token_condition(system: Any, code: Any, value: Value) -> ColumnElement[bool]:
+    parts = []
+    if value.has_system:
+        parts.append(system == value.system if value.system is not None else system.is_(None))
+    if value.code is not None:
+        parts.append(code == value.code)
+    return and_(*parts) if parts else true()
+
+
+def _value_condition(criterion: Criterion, value: Value) -> ColumnElement[bool]:
+    param, modifier = criterion.param, criterion.modifier
+    table = INDEX_TABLES[param.type]
+    c = table.c
+    if param.type == "string":
+        if modifier == "exact":
+            return c.value_exact == value.raw
+        if modifier == "contains":
+            return c.value_norm.like("%" + _like_escape(normalize(value.raw)) + "%", escape="\\")
+        return _starts_with(c.value_norm, normalize(value.raw))
+    if param.type == "token":
+        if modifier == "text":
+            return _starts_with(c.text_norm, normalize(value.raw))
+        return _token_condition(c.system, c.code, value)
+    if param.type == "date":
+        return _date_condition(c.low, c.high, value)
+    if param.type == "number":
+        return _number_condition(c.value, value)
+    if param.type == "quantity":
+        parts = [_number_condition(c.value, value)]
+        if value.system is not None:
+            parts.append(c.system == value.system)
+        if value.code is not None:
+            parts.append(
+                or_(c.code == value.code, c.unit == value.code) if value.system is None else c.code == value.code
+            )
+        return and_(*parts)
+    if param.type == "reference":
+        if modifier == "identifier":
+            return _token_condition(c.ident_system, c.ident_value, value)
+        if value.system is not None:  # an absolute URL not on this server
+            return c.url == value.system
+        parts = [c.target_id == value.code]
+        if value.ref_type is not None:
+            parts.append(c.target_type == value.ref_type)
+        return and_(*parts)
+    if modifier == "below":
+        return _starts_with(c.value, value.raw)
+    return c.value == value.raw
+
+
+class SearchSql:
+    """Builds the WHERE clause for a type (or for the whole server when ``type_name`` is None)."""
+
+    def where(self, type_name: str | None, request: SearchRequest) -> ColumnElement[bool]:
+        parts: list[ColumnElement[bool]] = [resources.c.deleted.is_(False)]
+        if type_name is not None:
+            parts.append(resources.c.res_type == type_name)
+        elif request.types:
+            parts.append(resources.c.res_type.in_(request.types))
+        parts.extend(self._criterion(type_name, c) for c in request.criteria)
+        if request.compartment is not None:
+            parts.append(self._compartment(type_name, *request.compartment))
+        return and_(*parts)
+
+    def _compartment(self, type_name: str | None, patient_id: str, params: tuple[str, ...]) -> ColumnElement[bool]:
+        if type_name == "Patient":
+            return resources.c.res_id == patient_id
+        ref = idx_reference.c
+        members = select(ref.res_id).where(
+            ref.res_type == type_name, ref.param.in_(params), ref.target_type == "Patient", ref.target_id == patient_id
+        )
+        return resources.c.res_id.in_(members)
+
+    def _matching(
+        self, type_name: str | None, param: SearchParam, condition: ColumnElement[bool]
+    ) -> ColumnElement[bool]:
+        table = INDEX_TABLES[param.type]
+        found = select(table.c.res_id).where(table.c.param == param.code, condition)
+        if type_name is not None:
+            return resources.c.res_id.in_(found.where(table.c.res_type == type_name))
+        correlated = found.where(table.c.res_type == resources.c.res_type, table.c.res_id == resources.c.res_id)
+        return correlated.exists()
+
+    def _criterion(self, type_name: str | None, criterion: Criterion | HasCriterion) -> ColumnElement[bool]:
+        if isinstance(criterion, HasCriterion):
+            return self._has(type_name, criterion)
+        param = criterion.param
+        if param.is_column:
+            return self._column_criterion(criterion)
+        if criterion.missing is not None:
+            present = self._matching(type_name, param, true())
+            return not_(present) if criterion.missing else present
+        if criterion.chains:
+            conditions = []
+            for target_type, inner in criterion.chains:
+                targets = select(resources.c.res_id).where(self.where(target_type, SearchRequest(target_type, [inner])))
+                conditions.append(
+                    and_(idx_reference.c.target_type == target_type, idx_reference.c.target_id.in_(targets))
+                )
+            return self._matching(type_name, param, or_(*conditions))
+        if criterion.modifier == "not":
+            positive = Criterion(param, None, criterion.values)
+            return not_(self._criterion(type_name, positive))
+        return self._matching(type_name, param, or_(*(_value_condition(criterion, v) for v in criterion.values)))
+
+    def _column_criterion(self, criterion: Criterion) -> ColumnElement[bool]:
+        if criterion.missing is not None:
+            return false() if criterion.missing else true()
+        if criterion.param.code == "_id":
+            matched = resources.c.res_id.in_([v.code or v.raw for v in criterion.values])
+            return not_(matched) if criterion.modifier == "not" else matched
+        updated = resources.c.last_updated
+        # lastUpdated is an instant stored to the microsecond: its range is that microsecond.
+        return or_(*(_date_condition(updated, updated + 1, v) for v in criterion.values))
+
+    def _has(self, type_name: str | None, has: HasCriterion) -> ColumnElement[bool]:
+        sources = select(resources.c.res_id).where(
+            self.where(has.source_type, SearchRequest(has.source_type, [has.criterion]))
+        )
+        pointing = select(idx_reference.c.target_id).where(
+            idx_reference.c.res_type == has.source_type,
+            idx_reference.c.param == has.reference.code,
+            idx_reference.c.res_id.in_(sources),
+        )
+        if type_name is not None:
+            pointing = pointing.where(idx_reference.c.target_type == type_name)
+        return resources.c.res_id.in_(pointing)
+
+    def order_by(self, type_name: str | None, request: SearchRequest) -> list[Any]:
+        keys: list[Any] = []
+        for param, descending in request.sort:
+            if param.code == "_id":
+                column: Any = resources.c.res_id
+            elif param.code == "_lastUpdated":
+                column = resources.c.last_updated
+            else:
+                column = self._sort_column(param, descending)
+            keys.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
+        keys.extend([resources.c.last_updated.asc(), resources.c.res_type.asc(), resources.c.res_id.asc()])
+        return keys
+
+    def _sort_column(self, param: SearchParam, descending: bool) -> Any:
+        table = INDEX_TABLES[param.type]
+        c = table.c
+        column = {
+            "string": c.get("value_norm"),
+            "token": c.get("code"),
+            "date": c.get("high") if descending else c.get("low"),
+            "number": c.get("value"),
+            "quantity": c.get("value"),
+            "reference": c.get("target_id"),
+            "uri": c.get("value"),
+        }[param.type]
+        aggregate = func.max(column) if descending else func.min(column)
+        return (
+            select(aggregate)
+            .where(
+                table.c.res_type == resources.c.res_type,
+                table.c.res_id == resources.c.res_id,
+                table.c.param == param.code,
+            )
+            .scalar_subquery()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    total: int
+    matches: list[StoredResource]
+    included: list[StoredResource]
+
+
+def run_search(conn: Connection, request: SearchRequest, with_total: bool = True) -> SearchPage:
+    sql = SearchSql()
+    type_name = request.type_name
+    where = sql.where(type_name, request)
+    total = (conn.execute(select(func.count()).select_from(resources).where(where))).scalar_one() if with_total else -1
+    if request.summary == "count" or request.count == 0:
+        return SearchPage(total, [], [])
+    query: Select[Any] = (
+        select(*CURRENT_COLUMNS)
+        .where(where)
+        .order_by(*sql.order_by(type_name, request))
+        .limit(request.count)
+        .offset(request.offset)
+    )
+    matches = [stored_from_row(row) for row in conn.execute(query)]
+    included = _included(conn, matches, request.includes)
+    return SearchPage(total, matches, included)
+
+
+def _included(conn: Connection, matches: list[StoredResource], includes: list[Include]) -> list[StoredResource]:
+    if not matches or not includes:
+        return []
+    seen = {(m.type_name, m.id) for m in matches}
+    keys: list[tuple[str, str]] = []
+    for include in includes:
+        ids = [m.id for m in matches if m.type_name == (include.source_type if not include.reverse else m.type_name)]
+        ref = idx_reference.c
+        if include.reverse:
+            query = select(ref.res_type, ref.res_id).where(
+                ref.res_type == include.source_type,
+                ref.param == include.param.code,
+                ref.target_type == literal(matches[0].type_name),
+                ref.target_id.in_(ids),
+            )
+        else:
+            query = select(ref.target_type, ref.target_id).where(
+                ref.res_type == include.source_type,
+                ref.param == include.param.code,
+                ref.res_id.in_(ids),
+                ref.target_id.is_not(None),
+            )
+            if include.target_type is not None:
+                query = query.where(ref.target_type == include.target_type)
+        for row in conn.execute(query.limit(MAX_INCLUDED)):
+            key = (row[0], row[1])
+            if key not in seen:
+                seen.add(key)
+                keys.append(key)
+    return many(conn, keys[:MAX_INCLUDED])

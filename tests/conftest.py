@@ -1,0 +1,76 @@
+"""Fixtures for the engine's and the reference implementation's own tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from reference_impl.app import create_app
+from reference_impl.settings import Settings
+from tests.support.postgres import drop_schema, new_schema_url, unavailable_reason
+from tests.support.servers import sqlite_url, threaded_server
+from tests.support.tokens import mint
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+# Suites used as test data by the engine's tests (one deliberately kills its process): never collected here.
+collect_ignore_glob = ["fixtures/*"]
+
+
+@pytest.fixture(scope="session")
+def postgres_unavailable() -> str | None:
+    return unavailable_reason()
+
+
+def _store_url(backend: str, tmp_path: Path, postgres_unavailable: str | None) -> Iterator[str]:
+    if backend == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    if postgres_unavailable:
+        pytest.skip(postgres_unavailable)
+    url, schema = new_schema_url()
+    try:
+        yield url
+    finally:
+        drop_schema(schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_unavailable: str | None) -> Iterator[str]:
+    """A fresh, empty store on each backend."""
+    yield from _store_url(request.param, tmp_path, postgres_unavailable)
+
+
+@pytest.fixture
+def sqlite_db_url(tmp_path: Path) -> str:
+    return sqlite_url(tmp_path)
+
+
+@pytest.fixture
+def fhir_inprocess(db_url: str) -> Iterator[TestClient]:
+    """Like ``fhir`` but in-process only, for tests where the transport adds nothing."""
+    app = create_app(Settings(db_url=db_url))
+    with TestClient(app, base_url="http://testserver/fhir/") as client:
+        client.headers["Authorization"] = f"Bearer {mint(app, 'http://testserver')}"
+        yield client
+
+
+@pytest.fixture(params=["asgi", "http"])
+def fhir(request: pytest.FixtureRequest, db_url: str) -> Iterator[httpx.Client]:
+    """A client of a fresh reference server, in-process over ASGI or over real HTTP on loopback.
+
+    Its base URL is the FHIR base, so tests use relative paths: ``fhir.get("Patient/1")``. It
+    carries a system token allowed every interaction (access control has tests of its own).
+    """
+    app = create_app(Settings(db_url=db_url))
+    if request.param == "asgi":
+        with TestClient(app, base_url="http://testserver/fhir/") as client:
+            client.headers["Authorization"] = f"Bearer {mint(app, 'http://testserver')}"
+            yield client
+    else:
+        with threaded_server(app) as base, httpx.Client(base_url=base + "/", timeout=30) as client:
+            client.headers["Authorization"] = f"Bearer {mint(app, base.removesuffix('/fhir'))}"
+            yield client

@@ -1,0 +1,110 @@
+"""``eqlab token``, ``eqlab client register`` and the login help of ``eqlab serve --seed demo``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from joserfc.jwk import ECKey
+
+from eqlab.auth import AuthConfig, TokenProvider, plain_http
+from eqlab.cli import main
+from tests.lab.conftest import DemoReference
+from tests.support.servers import ServerProcess, sqlite_url
+
+
+def eqlab(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def read(reference: DemoReference, path: str, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token.strip()}"}
+    return httpx.get(f"{reference.base_url}/{path}", headers=headers, timeout=30).status_code
+
+
+def test_token_prints_a_system_token_of_the_demo_client(demo_reference: DemoReference) -> None:
+    code, token = eqlab("token", "--base", demo_reference.base_url)
+    assert code == 0 and token.count(".") == 2, token
+    assert read(demo_reference, "Patient?_count=1", token) == 200
+    code, narrow = eqlab("token", "--base", demo_reference.base_url, "--scope", "system/Patient.rs")
+    assert code == 0 and read(demo_reference, "Observation?_count=1", narrow) == 403
+
+
+def test_token_for_demo_users_signs_in_through_the_login_pages(demo_reference: DemoReference) -> None:
+    code, patient = eqlab("token", "--base", demo_reference.base_url, "--user", "patient1")
+    assert code == 0, patient
+    assert read(demo_reference, "Patient/pat-0001", patient) == 200
+    assert read(demo_reference, "Patient/pat-0002", patient) == 403
+    code, doctor = eqlab("token", "--base", demo_reference.base_url, "--user", "doctor1", "--purpose", "EMERGENCY")
+    assert code == 0, doctor
+    assert read(demo_reference, "Patient?_count=1", doctor) == 200
+    code, output = eqlab("token", "--base", demo_reference.base_url, "--user", "nobody")
+    assert code == 2 and "demo users: patient1, patient2, patient3, doctor1, doctor2, auditor" in output
+
+
+def test_token_reports_a_refusal_without_a_secret(demo_reference: DemoReference, tmp_path: Path) -> None:
+    key = tmp_path / "other.jwk"
+    key.write_text(json.dumps(ECKey.generate_key("P-384").as_dict(private=True)))
+    code, output = eqlab("token", "--base", demo_reference.base_url, "--key", str(key))
+    assert code == 1 and "invalid_client" in output and "eyJ" not in output
+    code, output = eqlab("token", "--base", demo_reference.base_url, "--client", "someone-else")
+    assert code == 2 and "--key" in output
+
+
+def test_register_a_system_client_and_get_its_token(demo_reference: DemoReference, tmp_path: Path) -> None:
+    key = tmp_path / "backend.private.jwk"
+    key.write_text(json.dumps(ECKey.generate_key("P-384", parameters={"kid": "backend-1"}).as_dict(private=True)))
+    code, output = eqlab(
+        "client", "register", "--db", demo_reference.db_url, "--id", "lab-cli-backend", "--kind", "system",
+        "--scopes", "system/*.rs", "--jwks", str(key), "--name", "A backend",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "only its public part is registered" in output and "registered system client lab-cli-backend" in output
+    code, token = eqlab("token", "--base", demo_reference.base_url, "--client", "lab-cli-backend", "--key", str(key),
+                        "--scope", "system/*.rs")  # fmt: skip
+    assert code == 0, token
+    assert read(demo_reference, "Patient?_count=1", token) == 200
+    code, again = eqlab("client", "register", "--db", demo_reference.db_url, "--id", "lab-cli-backend",
+                        "--kind", "system", "--scopes", "system/*.rs", "--jwks", str(key))  # fmt: skip
+    assert code == 1 and "already registered" in again
+
+
+def test_register_a_confidential_client_prints_its_secret_once_and_it_works(
+    demo_reference: DemoReference, demo_passwords: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redirect = "http://127.0.0.1:8402/callback"
+    code, output = eqlab(
+        "client", "register", "--db", demo_reference.db_url, "--id", "lab-cli-webapp", "--kind", "confidential",
+        "--scopes", "openid user/*.rs", "--redirect-uri", redirect,
+    )  # fmt: skip
+    assert code == 0, output
+    (secret,) = re.findall(r"client secret \(shown once, keep it safe\): (\S+)", output)
+    monkeypatch.setenv("LAB_CLI_WEBAPP_SECRET", secret)
+    login = {"client_id": "lab-cli-webapp", "redirect_uri": redirect, "secret_env": "LAB_CLI_WEBAPP_SECRET"}
+    user = {"username": "doctor2", "password_env": "EQLAB_DEMO_PASSWORD_DOCTOR2", "scope": "openid user/*.rs"}
+    config = AuthConfig.from_dict({"login_client": login, "users": {"practitioner": user}})
+    tokens = TokenProvider(config, demo_reference.base_url, plain_http()).user("practitioner")
+    assert read(demo_reference, "Patient?_count=1", tokens.access_token) == 200
+    code, refused = eqlab("client", "register", "--db", demo_reference.db_url, "--id", "lab-cli-bad",
+                          "--kind", "public", "--scopes", "openid")  # fmt: skip
+    assert code == 1 and "needs at least one redirect URI" in refused
+
+
+def test_serve_with_demo_data_explains_how_to_log_in(tmp_path: Path) -> None:
+    server = ServerProcess(sqlite_url(tmp_path), extra=("--seed", "demo"))
+    server.start()
+    try:
+        output = server.output()
+    finally:
+        server.stop()
+    for expected in (
+        "eqlab-demo-system", "private_key_jwt, key testplans/keys/demo-system-client.private.jwk",
+        "eqlab-demo-portal", "patient1", "password eqlab-demo-patient1", "reference_impl/seed/accounts.py",
+        f"eqlab token --base {server.base}", '-H "Authorization: Bearer $(eqlab token',
+    ):  # fmt: skip
+        assert expected in output, output

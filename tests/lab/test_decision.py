@@ -1,0 +1,123 @@
+"""The label decision as a table of cases (STYLE #3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from eqlab.decision import decide
+from eqlab.plan.model import DecisionRules, Reservations
+from eqlab.results import RequirementResult, SloResult
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def req(rid: str, level: str, status: str) -> RequirementResult:
+    service = rid.split("@", maxsplit=1)[0]
+    return RequirementResult(
+        id=rid, level=level, service=service, text="a requirement text", source="SPEC", status=status
+    )  # type: ignore[arg-type]
+
+
+def slo(name: str, passed: bool | None) -> SloResult:
+    return SloResult(
+        name=name, threshold=100, measured=None if passed is None else (50 if passed else 150), passed=passed, unit="ms"
+    )
+
+
+SHALL_OK = req("fhir@1", "SHALL", "pass")
+
+CASES = [
+    ("all pass", [SHALL_OK, req("fhir@2", "SHOULD", "pass")], [], [], "granted", None),
+    ("attested counts as met", [SHALL_OK, req("fhir@2", "SHALL", "attested")], [], [], "granted", None),
+    ("a SHALL fails", [SHALL_OK, req("fhir@2", "SHALL", "fail")], [], [], "refused", "shall-failed"),
+    (
+        "fail outranks error",
+        [req("fhir@2", "SHALL", "error"), req("fhir@3", "SHALL", "fail")],
+        [],
+        [],
+        "refused",
+        "shall-failed",
+    ),
+    ("a SHALL errored", [SHALL_OK, req("fhir@2", "SHALL", "error")], [], [], "inconclusive", "shall-unverified"),
+    (
+        "a SHALL not tested",
+        [SHALL_OK, req("fhir@2", "SHALL", "not-tested")],
+        [],
+        [],
+        "inconclusive",
+        "shall-unverified",
+    ),
+    ("a SHALL skipped", [SHALL_OK, req("fhir@2", "SHALL", "skip")], [], [], "inconclusive", "shall-unverified"),
+    ("security SHOULD fails", [SHALL_OK, req("auth@2", "SHOULD", "fail")], [], [], "refused", "security-failed"),
+    ("SLO breached", [SHALL_OK], [slo("p95", False)], [], "refused", "slo-breached"),
+    ("SLO unmeasured", [SHALL_OK], [slo("p95", None)], [], "inconclusive", "slo-unmeasured"),
+    ("SLO met", [SHALL_OK], [slo("p95", True)], [], "granted", None),
+    ("lab error", [SHALL_OK], [], ["the test process crashed"], "inconclusive", "lab-error"),
+    ("proven failure outranks lab error", [req("fhir@2", "SHALL", "fail")], [], ["crash"], "refused", "shall-failed"),
+    (
+        "a SHOULD fails",
+        [SHALL_OK, req("fhir@2", "SHOULD", "fail")],
+        [],
+        [],
+        "granted-with-reservations",
+        "reservations",
+    ),
+    ("a MAY errored", [SHALL_OK, req("fhir@2", "MAY", "error")], [], [], "granted-with-reservations", "reservations"),
+    (
+        "a SHOULD not tested is no reservation",
+        [SHALL_OK, req("fhir@2", "SHOULD", "not-tested")],
+        [],
+        [],
+        "granted",
+        None,
+    ),
+    (
+        "too many SHOULD failures",
+        [SHALL_OK, *(req(f"fhir@{n}", "SHOULD", "fail") for n in range(2, 6))],
+        [],
+        [],
+        "refused",
+        "reservations-exceeded",
+    ),
+    ("nothing in scope", [], [], [], "granted", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "results", "slos", "lab_errors", "verdict", "deciding_rule"), CASES, ids=[c[0] for c in CASES]
+)
+def test_decision_table(
+    case: str,
+    results: list[RequirementResult],
+    slos: list[SloResult],
+    lab_errors: list[str],
+    verdict: str,
+    deciding_rule: str | None,
+) -> None:
+    decision = decide(
+        "fhir-core", results, slos, lab_errors, DecisionRules(reservations=Reservations(max_should_failures=3)), NOW
+    )
+    assert decision.verdict == verdict, case
+    triggered = [step.rule for step in decision.reasons if step.outcome == "triggered"]
+    assert (triggered[0] if triggered else None) == deciding_rule
+    assert len(decision.reasons) == 8  # every rule is in the trace
+    assert decision.reasons[: len(triggered)] == [s for s in decision.reasons if s.outcome == "triggered"]
+
+
+def test_trace_names_the_requirements_that_triggered() -> None:
+    results = [req("fhir@1", "SHALL", "fail"), req("fhir@2", "SHALL", "error"), req("fhir@3", "SHOULD", "fail")]
+    decision = decide("x", results, [], [], DecisionRules(), NOW)
+    steps = {s.rule: s for s in decision.reasons}
+    assert steps["shall-failed"].requirements == ["fhir@1"]
+    assert steps["shall-unverified"].requirements == ["fhir@2"]
+    assert steps["reservations"].requirements == ["fhir@3"]
+    assert steps["slo-breached"].outcome == "passed"
+
+
+def test_validity_only_for_granted_labels() -> None:
+    granted = decide("x", [SHALL_OK], [], [], DecisionRules(validity_days=30), NOW)
+    assert granted.valid_until == "2026-12-23"
+    refused = decide("x", [req("fhir@1", "SHALL", "fail")], [], [], DecisionRules(), NOW)
+    assert refused.valid_until is None

@@ -1,0 +1,81 @@
+"""Schema migrations and the demo seed, on both backends."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import inspect
+from starlette.testclient import TestClient
+
+from reference_impl.app import create_app
+from reference_impl.seed.demo import demo_bundle
+from reference_impl.settings import Settings
+from reference_impl.store.database import Database, normalize_url
+from reference_impl.store.migrations import MIGRATIONS, current_version, migrate
+from tests.support.tokens import mint
+
+
+def test_migrations_apply_once_and_create_every_table(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        first, second = migrate(db), migrate(db)
+        with db.transaction(write=False) as conn:
+            tables = set(inspect(conn).get_table_names())
+        version = current_version(db)
+    finally:
+        db.dispose()
+    assert first == [m.version for m in MIGRATIONS] and second == []
+    assert version == MIGRATIONS[-1].version
+    assert {
+        "resources",
+        "resource_history",
+        "idx_string",
+        "idx_token",
+        "idx_date",
+        "idx_reference",
+        "schema_migrations",
+    } <= tables
+
+
+def test_concurrent_starts_migrate_once(db_url: str) -> None:
+    databases = [Database(db_url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(migrate, databases))
+    finally:
+        for db in databases:
+            db.dispose()
+    assert sorted(map(len, results)) == [0, 0, 0, len(MIGRATIONS)]
+
+
+def test_demo_seed_is_loaded_once_and_deterministic(db_url: str) -> None:
+    assert demo_bundle() == demo_bundle()
+    for _ in range(2):  # a restart does not load it again
+        app = create_app(Settings(db_url=db_url, seed="demo"))
+        with TestClient(app, base_url="http://testserver/fhir/") as client:
+            client.headers["Authorization"] = f"Bearer {mint(app, 'http://testserver')}"
+            assert client.get("Patient", params={"_summary": "count"}).json()["total"] == 40
+            assert client.get("Organization/org-chl").json()["meta"]["versionId"] == "1"
+            assert (
+                client.get("Observation", params={"subject.family": "schmit", "_summary": "count"}).status_code == 200
+            )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///x.db", "sqlite:///x.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite:///x.db"),
+        ("postgresql://h/db", "postgresql+psycopg://h/db"),
+        ("postgres://h/db", "postgresql+psycopg://h/db"),
+        ("postgresql+asyncpg://h/db", "postgresql+psycopg://h/db"),
+    ],
+)
+def test_url_normalisation(given: str, expected: str) -> None:
+    assert normalize_url(given) == expected
+
+
+def test_unsupported_database_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        Database("mysql://localhost/db")
