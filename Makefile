@@ -54,6 +54,7 @@ test: $(VENV)/.test browser lint
 ## bench: print the performance figures quoted in the README
 bench: $(VENV)/.runtime
 	$(BIN)/python benchmarks/fhir_core.py
+	$(BIN)/python benchmarks/auth.py
 	$(BIN)/python benchmarks/engine.py
 
 clean:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,13 @@ class Result:
     @property
     def median_ms(self) -> float:
         return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+
+
+def cycling_gets(paths: list[str], headers: dict[str, str] | None = None) -> Iterator[Request]:
+    """GETs of ``paths`` in a fixed pseudo-random order (the same in every run)."""
+    rng = random.Random(1)
+    while True:
+        yield ("GET", rng.choice(paths), b"", {"Accept": "application/fhir+json", **(headers or {})})
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:

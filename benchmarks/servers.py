@@ -10,8 +10,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+
+from eqlab.commands.tokens import system_token
+
+ROOT = Path(__file__).resolve().parent.parent
+# The demo system client that `--seed demo` registers (DEMO ONLY: its private key is published).
+DEMO_SYSTEM_CLIENT = "eqlab-demo-system"
+DEMO_SYSTEM_KEY = ROOT / "testplans" / "keys" / "demo-system-client.private.jwk"
 
 
 def free_port() -> int:
@@ -48,7 +56,8 @@ def process(cmd: list[str], probe_url: str, timeout: float = 120) -> Iterator[No
 
 
 @contextmanager
-def reference_server(db_url: str, seed: str = "none") -> Iterator[str]:
+def reference_server(db_url: str, seed: str = "demo") -> Iterator[str]:
+    """A reference server on loopback; the demo seed registers the demo accounts benchmarks sign in with."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     cmd = [sys.executable, "-m", "eqlab.cli", "serve", "--port", str(port), "--db", db_url, "--seed", seed]
@@ -72,3 +81,8 @@ def hello_server() -> Iterator[str]:
     ]
     with process(cmd, f"http://127.0.0.1:{port}/hello"):
         yield f"http://127.0.0.1:{port}"
+
+
+def demo_system_headers(base: str, scope: str = "system/*.cruds") -> dict[str, str]:
+    """An Authorization header with a system token of the demo client (client credentials)."""
+    return {"Authorization": f"Bearer {system_token(base, DEMO_SYSTEM_CLIENT, DEMO_SYSTEM_KEY, scope)}"}

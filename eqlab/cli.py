@@ -347,6 +347,36 @@ def register(
         click.echo(f"client secret (shown once, keep it safe): {secret}")
 
 
+@main.group("platform-keys")
+def platform_keys() -> None:
+    """The reference implementation's token-signing keys (they also rotate by themselves, daily)."""
+
+
+@platform_keys.command("rotate")
+@click.option("--db", "db_url", default=None, help="The reference implementation's store (default: as `eqlab serve`).")
+@click.option(
+    "--withdraw-previous",
+    is_flag=True,
+    help="Also take the previous keys out of the JWKS at once (a key suspected compromised): "
+    "the tokens they signed stop validating.",
+)
+def rotate_platform_key(db_url: str | None, withdraw_previous: bool) -> None:
+    """Make a new token-signing key: it signs from now on, older keys verify until their tokens expire.
+
+    A running server notices within 30 seconds (its key cache). The store's master key comes from
+    EQLAB_MASTER_KEY or the key file, as for `eqlab serve`.
+    """
+    from reference_impl.auth.operator import rotate_signing_key_in_store
+    from reference_impl.settings import Settings
+
+    settings = Settings(db_url=db_url) if db_url else Settings()
+    rotation = rotate_signing_key_in_store(settings, withdraw_previous)
+    click.echo(f"new signing key {rotation.kid} in {_safe_url(settings.db_url)}")
+    if withdraw_previous:
+        withdrawn = ", ".join(rotation.withdrawn) or "none"
+        click.echo(f"withdrawn from the JWKS (their tokens no longer validate): {withdrawn}")
+
+
 for command in (run, report, verify, plan, catalogue, key):
     main.add_command(command)
 

@@ -134,7 +134,8 @@ def demo_credentials() -> list[tuple[str, str, str]]:
         ("client", WEBAPP_CLIENT, f"secret {WEBAPP_SECRET}, redirect " + ", ".join(WEBAPP_REDIRECTS)),
     ]
     rows += [
-        ("user", u.username, f"password {u.password} ({u.role} {u.fhir_user or ''})".strip()) for u in demo_users()
+        ("user", u.username, f"password {u.password} ({' '.join(filter(None, (u.role, u.fhir_user)))})")
+        for u in demo_users()
     ]
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client
+from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from starlette.testclient import TestClient
@@ -40,7 +41,15 @@ def test_a_patient_signs_in_to_the_public_portal_and_refreshes(lab: AuthLab, htt
         patient_flow(lab, http, client)
 
 
-def patient_flow(lab: AuthLab, http: httpx.Client, client: OAuth2Client) -> None:
+def test_the_patient_flow_with_authlibs_requests_session(lab: AuthLab, http: httpx.Client) -> None:
+    """The same flow with authlib's OAuth2Session (requests), the client most Python apps use."""
+    with OAuth2Session(
+        accounts.PORTAL_CLIENT, code_challenge_method="S256", redirect_uri=PORTAL_REDIRECT, scope=PATIENT_SCOPE
+    ) as session:
+        patient_flow(lab, http, session)
+
+
+def patient_flow(lab: AuthLab, http: httpx.Client, client: OAuth2Client | OAuth2Session) -> None:
     verifier = generate_token(64)
     url, state = client.create_authorization_url(
         lab.url("authorize"), code_verifier=verifier, aud=lab.fhir_base, nonce="nonce-1"

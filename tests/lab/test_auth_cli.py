@@ -13,8 +13,10 @@ from joserfc.jwk import ECKey
 
 from eqlab.auth import AuthConfig, TokenProvider, plain_http
 from eqlab.cli import main
-from tests.lab.conftest import DemoReference
-from tests.support.servers import ServerProcess, sqlite_url
+from reference_impl.app import create_app
+from reference_impl.settings import Settings
+from tests.lab.conftest import TEST_MASTER_KEY, DemoReference
+from tests.support.servers import ServerProcess, sqlite_url, threaded_server
 
 
 def eqlab(*args: str) -> tuple[int, str]:
@@ -108,3 +110,26 @@ def test_serve_with_demo_data_explains_how_to_log_in(tmp_path: Path) -> None:
         f"eqlab token --base {server.base}", '-H "Authorization: Bearer $(eqlab token',
     ):  # fmt: skip
         assert expected in output, output
+
+
+def test_rotating_the_platform_key_keeps_old_tokens_valid_until_withdrawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EQLAB_MASTER_KEY", TEST_MASTER_KEY)
+    db_url = sqlite_url(tmp_path)
+
+    def jwks_kids() -> set[str]:
+        with threaded_server(create_app(Settings(db_url=db_url, seed="demo"))) as base:
+            keys = httpx.get(base.removesuffix("/fhir") + "/auth/jwks", timeout=30).json()["keys"]
+            return {k["kid"] for k in keys}
+
+    (first,) = jwks_kids()
+    code, output = eqlab("platform-keys", "rotate", "--db", db_url)
+    assert code == 0, output
+    (second,) = re.findall(r"new signing key (\S+) in ", output)
+    assert jwks_kids() == {first, second}, "the old key keeps verifying its tokens"
+    code, output = eqlab("platform-keys", "rotate", "--db", db_url, "--withdraw-previous")
+    assert code == 0, output
+    (third,) = re.findall(r"new signing key (\S+) in ", output)
+    assert set(output.split("their tokens no longer validate): ")[1].strip().split(", ")) == {first, second}
+    assert jwks_kids() == {third}
