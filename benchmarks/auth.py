@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.loadgen import Request, Result, cycling_gets, run
+from benchmarks.loadgen import Request, cycling_gets, run
 from benchmarks.servers import DEMO_SYSTEM_CLIENT, DEMO_SYSTEM_KEY, demo_system_headers, reference_server
 from eqlab.auth.keys import ASSERTION_TYPE, client_assertion, load_signing_key
 
@@ -41,12 +41,6 @@ VALUE_SET = {
 }
 DEMO_PATIENT = "pat-0001"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def line(label: str, result: Result) -> str:
-    latency = f"p50 {result.median_ms:6.2f} ms   p99 {result.percentile(0.99):7.2f} ms"
-    refused = sum(n for status, n in result.statuses.items() if status >= 400)
-    return f"  {label:<46} {result.per_second:>8,.0f}/s   {latency}   refused {refused}"
 
 
 def grants(token_path: str, assertions: list[str]) -> Iterator[Request]:
@@ -85,21 +79,20 @@ async def main() -> None:
         started = time.perf_counter()
         assertions = [client_assertion(key, DEMO_SYSTEM_CLIENT, token_url) for _ in range(args.grants)]
         signing_ms = (time.perf_counter() - started) * 1000 / args.grants
-        issued = await run(
-            base, lambda: grants(urlsplit(token_url).path, assertions), args.connections, seconds=None, total=args.grants
-        )
+        token_path = urlsplit(token_url).path
+        issued = await run(base, lambda: grants(token_path, assertions), args.connections, None, args.grants)
 
     print("\ntoken validation (the same public ValueSet, SQLite)")
-    print(line("read without a token", anonymous))
-    print(line("read with a system access token (ES256 JWT)", authenticated))
+    print(anonymous.line("read without a token"))
+    print(authenticated.line("read with a system access token (ES256 JWT)"))
     print(f"  authenticated / anonymous throughput = {authenticated.per_second / anonymous.per_second:.2f}")
     # The server is saturated (one process, closed loop): 1/throughput is its time per request.
     extra_us = (1 / authenticated.per_second - 1 / anonymous.per_second) * 1e6
     print(f"  token validation costs {extra_us:,.0f} µs of server time per request")
     print("\nfor scale: patient data (policy decision + AuditEvent in the read's transaction)")
-    print(line(f"read Patient/{DEMO_PATIENT} with the same token", patient))
+    print(patient.line(f"read Patient/{DEMO_PATIENT} with the same token"))
     print(f"\ntoken endpoint (client credentials, private_key_jwt ES384, {args.grants} grants)")
-    print(line("POST /auth/token", issued))
+    print(issued.line("POST /auth/token"))
     print(f"  client side, not timed above: {signing_ms:.2f} ms to sign one assertion")
 
 

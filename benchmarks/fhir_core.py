@@ -73,11 +73,6 @@ def posts(auth: dict[str, str]) -> Iterator[Request]:
         )
 
 
-def line(label: str, result: Result) -> str:
-    latency = f"p50 {result.median_ms:6.2f} ms   p99 {result.percentile(0.99):7.2f} ms"
-    return f"  {label:<42} {result.per_second:>9,.0f}/s   {latency}   errors {result.errors}"
-
-
 async def inserts(db_url: str, total: int, connections: int) -> tuple[Result, float]:
     with reference_server(db_url) as base:
         auth = demo_system_headers(base)
@@ -118,19 +113,19 @@ async def main() -> None:
             args.seconds,
         )
     print(f"\nreads and searches (SQLite, {args.patients} patients)")
-    print(line("bare ASGI ceiling (hello world, same stack)", hello))
-    print(line("read  GET /fhir/Patient/<id>", reads))
-    print(line("search GET /fhir/Patient?family=<prefix>", searches))
+    print(hello.line("bare ASGI ceiling (hello world, same stack)"))
+    print(reads.line("read  GET /fhir/Patient/<id>"))
+    print(searches.line("search GET /fhir/Patient?family=<prefix>"))
     print(f"  read / ceiling   = {reads.per_second / hello.per_second:.2f}")
     print(f"  search / ceiling = {searches.per_second / hello.per_second:.2f}")
 
     print(f"\ninserts ({args.inserts} POST /fhir/Patient over 8 connections; then one 1000-entry transaction)")
     sqlite_single, sqlite_bundle = await inserts(f"sqlite:///{work / 'write.sqlite3'}", args.inserts, 8)
-    print(line("SQLite     POST Patient", sqlite_single) + f"   transaction: {sqlite_bundle:,.0f} resources/s")
+    print(sqlite_single.line("SQLite     POST Patient") + f"   transaction: {sqlite_bundle:,.0f} resources/s")
     schema = f"eqlab_bench_{uuid.uuid4().hex[:8]}"
     try:
         pg_single, pg_bundle = await inserts(f"{PG_URL}?schema={schema}", args.inserts, 8)
-        print(line("PostgreSQL POST Patient", pg_single) + f"   transaction: {pg_bundle:,.0f} resources/s")
+        print(pg_single.line("PostgreSQL POST Patient") + f"   transaction: {pg_bundle:,.0f} resources/s")
     except (OSError, RuntimeError) as exc:
         print(f"  PostgreSQL: not measured ({exc})")
     finally:

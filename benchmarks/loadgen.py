@@ -43,6 +43,15 @@ class Result:
     def median_ms(self) -> float:
         return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
 
+    @property
+    def unsuccessful(self) -> int:
+        """Answers that were not 2xx: a benchmark of refusals or errors measures nothing."""
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+
+    def line(self, label: str) -> str:
+        latency = f"p50 {self.median_ms:6.2f} ms   p99 {self.percentile(0.99):7.2f} ms"
+        return f"  {label:<46} {self.per_second:>9,.0f}/s   {latency}   not 2xx {self.unsuccessful}"
+
 
 def cycling_gets(paths: list[str], headers: dict[str, str] | None = None) -> Iterator[Request]:
     """GETs of ``paths`` in a fixed pseudo-random order (the same in every run)."""

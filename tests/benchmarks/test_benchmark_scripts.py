@@ -1,0 +1,62 @@
+"""The benchmark scripts still run and measure what they say (tiny sizes: the figures are not checked).
+
+A benchmark that quietly measures refusals (a missing token: 401s) or errors is worse than none,
+so every figure line must report only 2xx answers.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURE = re.compile(r"^  .+?\s+[\d,]+/s\s+p50 .+ not 2xx (\d+)", re.MULTILINE)
+TINY = {
+    "fhir_core.py": ["--seconds", "0.3", "--connections", "2", "--patients", "20", "--inserts", "20"],
+    "auth.py": ["--seconds", "0.3", "--connections", "2", "--grants", "20"],
+    "engine.py": ["--items", "20", "--exchanges", "20"],
+}
+
+
+def bench(script: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *TINY[script]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+RATIOS = {
+    "fhir_core.py": [r"read / ceiling   = \d+\.\d\d", r"transaction: [\d,]+ resources/s"],
+    "auth.py": [
+        r"authenticated / anonymous throughput = \d+\.\d\d",
+        r"token validation costs -?[\d,]+ µs of server time per request",
+    ],
+}
+
+
+@pytest.mark.parametrize("script", sorted(RATIOS))
+def test_server_benchmarks_measure_only_successful_requests(script: str) -> None:
+    output = bench(script)
+    figures = FIGURE.findall(output)
+    assert len(figures) >= 4, output
+    assert all(n == "0" for n in figures), output
+    for pattern in RATIOS[script]:
+        assert re.search(pattern, output), (pattern, output)
+
+
+def test_engine_benchmark_prints_overhead_per_item_and_per_exchange() -> None:
+    output = bench("engine.py")
+    assert re.search(r"overhead per item:\s+-?\d+\.\d\d ms", output), output
+    assert re.search(r"overhead per exchange:\s+-?\d+ us", output), output
