@@ -114,6 +114,7 @@ class LabSession:
 
 SESSION_KEY = pytest.StashKey[LabSession]()
 RECORDER_KEY = pytest.StashKey[EvidenceRecorder]()
+NODEID_KEY = pytest.StashKey[str]()  # the check's own node id (subtests report under others)
 
 
 def settings_from_options(config: pytest.Config) -> dict[str, Any] | None:

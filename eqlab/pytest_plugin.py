@@ -26,7 +26,7 @@ from eqlab.auth.model import AuthError
 from eqlab.catalogue import Catalogue
 from eqlab.evidence import redaction
 from eqlab.evidence.recorder import EvidenceRecorder, EvidenceStore, ResponseTooLarge
-from eqlab.lab_session import RECORDER_KEY, SESSION_KEY, LabSession, Target, settings_from_options
+from eqlab.lab_session import NODEID_KEY, RECORDER_KEY, SESSION_KEY, LabSession, Target, settings_from_options
 from eqlab.results import ItemResult, Outcome
 
 MARKER = "requirement"
@@ -68,7 +68,10 @@ def requirements_of(item: pytest.Item) -> list[str]:
 
 
 def _name(item: pytest.Item) -> str:
-    doc = getattr(getattr(item, "function", None), "__doc__", None)
+    function = getattr(item, "function", None)
+    # Property-based checks (hypothesis, schemathesis) wrap the check: its docstring is the inner test's.
+    function = getattr(getattr(function, "hypothesis", None), "inner_test", function)
+    doc = getattr(function, "__doc__", None)
     first = doc.strip().splitlines()[0] if doc and doc.strip() else None
     return first or item.name
 
@@ -128,6 +131,7 @@ class LabPlugin:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         recorder = EvidenceRecorder(self.lab.store)
         item.stash[RECORDER_KEY] = recorder
+        item.stash[NODEID_KEY] = item.nodeid
         self.lab.current_recorder = recorder  # what the session's token source records into
         self.lab.emit("item_started", id=item.nodeid)
 
@@ -145,6 +149,13 @@ class LabPlugin:
         report = yield
         self._scrub(report)
         outcome, message, detail = _classify(report, call, self.lab.scrub)
+        parent = item.stash.get(NODEID_KEY, item.nodeid)
+        if report.nodeid != parent:
+            # A subtest (schemathesis runs each API operation of a check as one, under a node id of
+            # its own, "check[GET /Patient]"): its outcome is the check's, named by the operation.
+            report.user_properties.append(("eqlab_parent", parent))
+            if message:
+                message = f"{report.nodeid.removeprefix(parent).strip('[]')}: {message}"
         if outcome is not None:
             verdict = {"when": call.when, "outcome": outcome, "message": message, "detail": detail}
             report.user_properties.append(("eqlab_outcome", verdict))
@@ -176,7 +187,11 @@ class LabPlugin:
         """Assemble an item's setup, call and teardown reports into one result (controller only)."""
         if self.lab.events is None:
             return
-        partial = self.lab.partial.setdefault(report.nodeid, {"outcomes": [], "duration": 0.0, "started": report.start})
+        nodeid = next((str(v) for k, v in report.user_properties if k == "eqlab_parent"), report.nodeid)
+        partial = self.lab.partial.setdefault(nodeid, {"outcomes": [], "duration": 0.0, "started": report.start})
+        if nodeid != report.nodeid:  # a subtest: its time is inside the check's call already
+            partial["outcomes"] += [v for k, v in report.user_properties if k == "eqlab_outcome"]
+            return
         partial["duration"] += report.duration
         for name, value in report.user_properties:
             if not isinstance(value, dict):

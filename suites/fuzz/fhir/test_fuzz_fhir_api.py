@@ -52,7 +52,11 @@ def test_no_generated_request_breaks_the_server(case: Case[Any], fhir_client: Ev
         f"{case.method} {case.formatted_path} answered {response.status_code}: {response.text[:300]}"
     )
     if response.status_code >= 400:
-        body = response.json() if response.content else {}
-        assert body.get("resourceType") == "OperationOutcome", (
-            f"a {response.status_code} answer is not an OperationOutcome: {response.text[:300]}"
+        try:
+            body = response.json()
+        except ValueError:  # not JSON at all (text/plain, HTML, empty)
+            body = None
+        assert isinstance(body, dict) and body.get("resourceType") == "OperationOutcome", (
+            f"a {response.status_code} answer is not an OperationOutcome "
+            f"({response.headers.get('content-type', 'no Content-Type')}): {response.text[:300]}"
         )
