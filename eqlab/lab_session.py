@@ -50,6 +50,7 @@ class LabSession:
     current_recorder: EvidenceRecorder | None = None  # the running check's: token exchanges go there
     _transport: httpx.HTTPTransport | None = None
     _tokens: LabTokens | None = None
+    _suite_by_file: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def transport(self) -> httpx.HTTPTransport:
@@ -103,9 +104,19 @@ class LabSession:
             self.events.flush()
 
     def suite_of(self, item: pytest.Item) -> dict[str, Any]:
-        path = Path(str(item.path)).resolve()
-        for suite in self.config.get("suites", []):
-            if any(path.is_relative_to(Path(p).resolve()) for p in suite["paths"]):
+        """The plan's suite a check belongs to (by its file; the hooks ask several times per check)."""
+        key = str(item.path)
+        if key not in self._suite_by_file:
+            self._suite_by_file[key] = self._suite_of_file(Path(key).resolve())
+        return dict(self._suite_by_file[key])
+
+    @cached_property
+    def _suite_roots(self) -> list[tuple[list[Path], dict[str, Any]]]:
+        return [([Path(p).resolve() for p in suite["paths"]], suite) for suite in self.config.get("suites", [])]
+
+    def _suite_of_file(self, path: Path) -> dict[str, Any]:
+        for roots, suite in self._suite_roots:
+            if any(path.is_relative_to(root) for root in roots):
                 return dict(suite)
         parts = path.parts
         kind = parts[parts.index("suites") + 1] if "suites" in parts[:-1] else "contract"
