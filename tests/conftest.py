@@ -38,6 +38,12 @@ def _store_url(backend: str, tmp_path: Path, postgres_unavailable: str | None) -
         drop_schema(schema)
 
 
+@pytest.fixture
+def postgres_url(tmp_path: Path, postgres_unavailable: str | None) -> Iterator[str]:
+    """A fresh schema on the PostgreSQL server (skipped with the reason when none answers)."""
+    yield from _store_url("postgresql", tmp_path, postgres_unavailable)
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_unavailable: str | None) -> Iterator[str]:
     """A fresh, empty store on each backend."""

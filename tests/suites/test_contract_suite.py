@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,6 @@ from reference_impl.app import create_app
 from reference_impl.faults import FAULTS
 from reference_impl.settings import Settings
 from tests.suites.requirement_map import OUTPUT_ENV
-from tests.support.postgres import drop_schema, new_schema_url
 from tests.support.servers import sqlite_url, threaded_server
 
 pytestmark = pytest.mark.slow
@@ -177,17 +175,6 @@ def test_clean_server_passes_every_check_on_sqlite(tmp_path: Path) -> None:
     with threaded_server(create_app(Settings(db_url=sqlite_url(tmp_path), seed="demo"))) as base:
         run = run_suite(base, tmp_path)
     _assert_all_passed(run)
-
-
-@pytest.fixture
-def postgres_url(postgres_unavailable: str | None) -> Iterator[str]:
-    if postgres_unavailable:
-        pytest.skip(postgres_unavailable)
-    url, schema = new_schema_url()
-    try:
-        yield url
-    finally:
-        drop_schema(schema)
 
 
 @pytest.mark.postgres

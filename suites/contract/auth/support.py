@@ -136,15 +136,6 @@ def assert_oauth_refused(response: httpx.Response, what: str, *errors: str, stat
     )
 
 
-def json_of(response: httpx.Response, what: str) -> JSON:
-    try:
-        body = response.json()
-    except ValueError:
-        raise AssertionError(f"{what}: the answer is not JSON: {shown(response)}") from None
-    assert isinstance(body, dict), f"{what}: the answer is JSON but not an object: {shown(response)}"
-    return body
-
-
 def redirect_params(response: httpx.Response) -> dict[str, str]:
     """The query parameters of the redirect ``response`` sends the browser to (empty if none)."""
     if response.status_code not in (301, 302, 303, 307, 308):

@@ -15,8 +15,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from eqlab.evidence.recorder import EvidenceClient
-from suites.contract.auth.support import JSON, Tokens, claims_of, json_of, jwt_parts
-from suites.contract.fhir.support import read, shown
+from suites.contract.auth.support import JSON, Tokens, claims_of, jwt_parts
+from suites.contract.fhir.support import body_of, read, shown
 
 NATIONAL_ID = "urn:oid:1.3.182.4.4"  # SPEC: the national identification number ("matricule")
 LEEWAY_S = 300  # clock difference tolerated between the lab and the platform
@@ -27,7 +27,7 @@ CARE_PURPOSES = ("TREAT", "EMERGENCY")
 def _jwks(auth_client: EvidenceClient, tokens: Tokens) -> JSON:
     response = auth_client.get(str(tokens.smart["jwks_uri"]))
     assert response.status_code == 200, f"GET jwks_uri answered {shown(response)}"
-    return json_of(response, "the JWKS")
+    return body_of(response, "the JWKS")
 
 
 def _principals(tokens: Tokens) -> list[tuple[str, str]]:

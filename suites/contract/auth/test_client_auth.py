@@ -22,11 +22,10 @@ from suites.contract.auth.support import (
     challenge,
     client_credentials,
     hs256_with,
-    json_of,
     jwt_parts,
     oauth_error,
 )
-from suites.contract.fhir.support import shown
+from suites.contract.fhir.support import body_of, shown
 
 CLIENT_REFUSED = (400, 401)  # RFC 6749 §5.2: invalid_client is 401, or 400 when no Authorization header was sent
 
@@ -47,7 +46,7 @@ def test_a_system_client_gets_a_token_with_its_signed_assertion(auth_client: Evi
     assert response.status_code == 200, (
         f"the client credentials grant with a {alg} assertion answered {shown(response)}"
     )
-    body = json_of(response, "the token response")
+    body = body_of(response, "the token response")
     assert isinstance(body.get("access_token"), str) and str(body.get("token_type", "")).lower() == "bearer", (
         f"the token response lacks a Bearer access_token: {sorted(body)}"
     )

@@ -18,7 +18,6 @@ from suites.contract.auth.support import (
     assert_invalid_token,
     assert_oauth_refused,
     bearer,
-    json_of,
     location,
     pkce_pair,
     redeem,
@@ -28,7 +27,7 @@ from suites.contract.auth.support import (
     sign_in,
     sign_in_code,
 )
-from suites.contract.fhir.support import shown
+from suites.contract.fhir.support import body_of, shown
 
 
 @pytest.mark.requirement("auth@4")
@@ -51,7 +50,7 @@ def test_code_flow_issues_usable_tokens(
         f"the token response has Cache-Control {response.headers.get('cache-control')!r}; "
         "expected no-store (RFC 6749 §5.1)"
     )
-    body = json_of(response, "the token response")
+    body = body_of(response, "the token response")
     problems = [
         f"{name} is {body.get(name)!r}"
         for name, ok in (
@@ -146,7 +145,7 @@ def test_a_replayed_code_revokes_its_tokens(
     code = sign_in_code(auth_client, tokens, challenge)
     first = redeem(auth_client, tokens, code, verifier)
     assert first.status_code == 200, f"redeeming a fresh code answered {shown(first)}"
-    issued = json_of(first, "the token response")
+    issued = body_of(first, "the token response")
     redeem(auth_client, tokens, code, verifier)
     response = anonymous_client.get(f"Patient/{issued.get('patient')}", headers=bearer(str(issued["access_token"])))
     assert_invalid_token(response, "the access token of a code that was then replayed")

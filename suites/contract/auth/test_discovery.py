@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from eqlab.evidence.recorder import EvidenceClient
-from suites.contract.auth.support import JSON, json_of
-from suites.contract.fhir.support import shown
+from suites.contract.auth.support import JSON
+from suites.contract.fhir.support import body_of, shown
 
 ACCEPT_JSON = {"Accept": "application/json"}
 ENDPOINTS = (
@@ -43,7 +43,7 @@ def _smart(anonymous_client: EvidenceClient) -> JSON:
         f"GET [base]/.well-known/smart-configuration answered {shown(response)}; "
         "expected 200 with the SMART configuration"
     )
-    return json_of(response, "the SMART configuration")
+    return body_of(response, "the SMART configuration")
 
 
 @pytest.mark.requirement("auth@1")
@@ -92,7 +92,7 @@ def test_openid_configuration_matches_the_smart_configuration(
     assert response.status_code == 200, (
         f"GET {issuer}/.well-known/openid-configuration answered {shown(response)}; expected the OpenID metadata"
     )
-    openid = json_of(response, "the OpenID Provider metadata")
+    openid = body_of(response, "the OpenID Provider metadata")
     different = [n for n in SHARED if openid.get(n) != smart.get(n)]
     assert not different, "the OpenID metadata and the SMART configuration differ in " + ", ".join(
         f"{n} ({openid.get(n)!r} vs {smart.get(n)!r})" for n in different
@@ -112,7 +112,7 @@ def test_jwks_holds_public_signing_keys_only(anonymous_client: EvidenceClient, a
     jwks_uri = str(_smart(anonymous_client)["jwks_uri"])
     response = auth_client.get(jwks_uri, headers=ACCEPT_JSON)
     assert response.status_code == 200, f"GET {jwks_uri} answered {shown(response)}; expected the JWK Set"
-    keys = _listed(json_of(response, "the JWKS"), "keys")
+    keys = _listed(body_of(response, "the JWKS"), "keys")
     assert keys, "the JWKS holds no key"
     for key in keys:
         assert isinstance(key, dict) and key.get("kty"), f"a JWKS entry is not a JWK: {str(key)[:200]}"

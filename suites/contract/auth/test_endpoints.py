@@ -19,16 +19,15 @@ from suites.contract.auth.support import (
     bearer,
     challenge,
     claims_of,
-    json_of,
     refresh,
 )
-from suites.contract.fhir.support import shown
+from suites.contract.fhir.support import body_of, shown
 
 
 def _introspect(auth_client: EvidenceClient, tokens: Tokens, token: str) -> JSON:
     response = as_system_client(auth_client, tokens, "introspection_endpoint", {"token": token})
     assert response.status_code == 200, f"introspection by the system client answered {shown(response)}; expected 200"
-    return json_of(response, "the introspection answer")
+    return body_of(response, "the introspection answer")
 
 
 def _revoke_as_system(auth_client: EvidenceClient, tokens: Tokens, token: str) -> None:
@@ -108,7 +107,7 @@ def _userinfo_url(auth_client: EvidenceClient, tokens: Tokens) -> str:
     url = tokens.smart.get("userinfo_endpoint")
     if not isinstance(url, str):
         issuer = str(tokens.smart["issuer"]).rstrip("/")
-        metadata = json_of(auth_client.get(f"{issuer}/.well-known/openid-configuration"), "the OpenID metadata")
+        metadata = body_of(auth_client.get(f"{issuer}/.well-known/openid-configuration"), "the OpenID metadata")
         url = metadata.get("userinfo_endpoint")
     assert isinstance(url, str), "neither discovery document names a userinfo_endpoint"
     return url
@@ -120,7 +119,7 @@ def test_userinfo_answers_the_users_claims(auth_client: EvidenceClient, tokens: 
     issued = tokens.user("patient")
     response = auth_client.get(_userinfo_url(auth_client, tokens), headers=bearer(issued.access_token))
     assert response.status_code == 200, f"userinfo with the patient's token answered {shown(response)}"
-    answer = json_of(response, "the userinfo answer")
+    answer = body_of(response, "the userinfo answer")
     assert isinstance(answer.get("sub"), str) and answer["sub"], f"the userinfo answer has no sub: {sorted(answer)}"
     if issued.id_token:
         expected = claims_of(issued.id_token, "the ID token").get("sub")

@@ -16,17 +16,16 @@ from suites.contract.auth.support import (
     assert_invalid_token,
     assert_oauth_refused,
     bearer,
-    json_of,
     patient_grant,
     refresh,
 )
-from suites.contract.fhir.support import shown
+from suites.contract.fhir.support import body_of, shown
 
 
 def _rotated(auth_client: EvidenceClient, tokens: Tokens, grant: TokenSet) -> JSON:
     response = refresh(auth_client, tokens, grant.refresh_token)
     assert response.status_code == 200, f"refreshing a fresh grant answered {shown(response)}; expected new tokens"
-    return json_of(response, "the refresh response")
+    return body_of(response, "the refresh response")
 
 
 @pytest.mark.requirement("auth@12")
@@ -67,7 +66,7 @@ def test_a_refresh_cannot_widen_the_scope(auth_client: EvidenceClient, tokens: T
     wider = " ".join([*granted.split(), "patient/*.cruds"])
     response = refresh(auth_client, tokens, grant.refresh_token, scope=wider)
     if response.status_code == 200:
-        widened = json_of(response, "the refresh response").get("scope")
+        widened = body_of(response, "the refresh response").get("scope")
         pytest.fail(
             f"a refresh of a grant of scope {granted!r} asking for {wider!r} was answered with scope {widened!r}; "
             "expected invalid_scope (RFC 6749 §6)"

@@ -26,9 +26,8 @@ from suites.contract.auth.support import (
     claims_of,
     flipped_signature,
     hs256_with,
-    json_of,
 )
-from suites.contract.fhir.support import create, patient, shown
+from suites.contract.fhir.support import body_of, create, patient, shown
 
 
 def _target(fhir_client: EvidenceClient, unique: str) -> str:
@@ -75,7 +74,7 @@ def test_a_tampered_token_is_401_invalid_token(
 def _hs256_secrets(auth_client: EvidenceClient, tokens: Tokens) -> dict[str, bytes]:
     response = auth_client.get(str(tokens.smart["jwks_uri"]))
     assert response.status_code == 200, f"GET jwks_uri answered {shown(response)}"
-    keys = [k for k in json_of(response, "the JWKS").get("keys") or [] if isinstance(k, dict) and k.get("kty") == "EC"]
+    keys = [k for k in body_of(response, "the JWKS").get("keys") or [] if isinstance(k, dict) and k.get("kty") == "EC"]
     assert keys, "the JWKS holds no EC key to try the HS256 confusion with"
     return {
         "HS256 keyed with the JWK": json.dumps(keys[0], separators=(",", ":")).encode(),
