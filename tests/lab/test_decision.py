@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from eqlab.decision import decide
-from eqlab.plan.model import DecisionRules, Reservations
+from eqlab.catalogue import Catalogue, Requirement
+from eqlab.decision import decide, requirement_results
+from eqlab.plan.model import DecisionRules, Plan, Reservations
 from eqlab.results import RequirementResult, SloResult
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -121,3 +122,24 @@ def test_validity_only_for_granted_labels() -> None:
     assert granted.valid_until == "2026-12-23"
     refused = decide("x", [req("fhir@1", "SHALL", "fail")], [], [], DecisionRules(), NOW)
     assert refused.valid_until is None
+
+
+def test_a_requirement_only_an_attestation_can_verify_says_so_when_the_plan_has_none() -> None:
+    checked = Requirement(id="auth@1", level="SHALL", text="Tokens are checked.", source="SPEC", actor="server")
+    attested_only = Requirement(
+        id="auth@2", level="SHALL", text="Expired tokens are refused.", source="SPEC", actor="server",
+        verification="attestation", why_attested="The lab cannot sign tokens with the server's key.",
+    )  # fmt: skip
+    catalogue = Catalogue({r.id: r for r in (checked, attested_only)}, {"auth": "Auth"}, "0" * 64)
+    plan = Plan.model_validate(
+        {
+            "name": "p", "label": "l", "version": "1", "environment": "integration",
+            "target": {"base_url": "http://127.0.0.1:9/fhir"}, "suites": [{"kind": "contract"}],
+        }
+    )  # fmt: skip
+    results = {r.id: r for r in requirement_results(catalogue, ["auth@1", "auth@2"], [], plan)}
+    assert results["auth@1"].reason == "no check of this plan covers it"
+    assert results["auth@2"].status == "not-tested"
+    assert results["auth@2"].reason == (
+        "needs an attestation, which the plan lacks: The lab cannot sign tokens with the server's key."
+    )
