@@ -65,6 +65,8 @@ def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list
     settings = Settings(seed="demo" if seed == "demo" else "none", faults=switches.active)
     if db_url:
         settings = settings.model_copy(update={"db_url": db_url})
+    with store_errors(settings.db_url):  # an unreachable store is said once, not as a startup traceback
+        _migrate_store(settings.db_url)
     listener = _bind(host, port)
     bound_port = listener.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
@@ -336,8 +338,9 @@ def register(
 
     db = Database(url)
     try:
-        migrate(db)
-        db.run(work, write=True)
+        with store_errors(url):
+            migrate(db)
+            db.run(work, write=True)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -370,7 +373,8 @@ def rotate_platform_key(db_url: str | None, withdraw_previous: bool) -> None:
     from reference_impl.settings import Settings
 
     settings = Settings(db_url=db_url) if db_url else Settings()
-    rotation = rotate_signing_key_in_store(settings, withdraw_previous)
+    with store_errors(settings.db_url):
+        rotation = rotate_signing_key_in_store(settings, withdraw_previous)
     click.echo(f"new signing key {rotation.kid} in {_safe_url(settings.db_url)}")
     if withdraw_previous:
         withdrawn = ", ".join(rotation.withdrawn) or "none"
@@ -379,6 +383,29 @@ def rotate_platform_key(db_url: str | None, withdraw_previous: bool) -> None:
 
 for command in (run, report, verify, plan, catalogue, key):
     main.add_command(command)
+
+
+@contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """A store that cannot be opened or used is the operator's to fix: say which and why, no traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise click.ClickException(f"cannot use the store {_safe_url(url)}: {reason}") from None
+
+
+def _migrate_store(url: str) -> None:
+    from reference_impl.store.database import Database
+    from reference_impl.store.migrations import migrate
+
+    db = Database(url)
+    try:
+        migrate(db)
+    finally:
+        db.dispose()
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -133,3 +133,22 @@ def test_rotating_the_platform_key_keeps_old_tokens_valid_until_withdrawn(
     (third,) = re.findall(r"new signing key (\S+) in ", output)
     assert set(output.split("their tokens no longer validate): ")[1].strip().split(", ")) == {first, second}
     assert jwks_kids() == {third}
+
+
+UNREACHABLE_STORE = "postgresql://nobody@127.0.0.1:1/eqlab"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "--port", "0"],
+        ["platform-keys", "rotate"],
+        ["client", "register", "--id", "x", "--kind", "public", "--scopes", "openid", "--redirect-uri", "http://x/cb"],
+    ],
+    ids=["serve", "platform-keys rotate", "client register"],
+)
+def test_an_unreachable_store_is_one_clear_error(command: list[str]) -> None:
+    code, output = eqlab(*command, "--db", UNREACHABLE_STORE)
+    assert code == 1, output
+    assert f"cannot use the store {UNREACHABLE_STORE}: connection failed" in output
+    assert "Traceback" not in output
