@@ -69,7 +69,7 @@ async def process(server: FhirServer, request: FhirRequest) -> FhirResponse:
     elif bundle_type == "transaction":
         whole = route(request.method, request.path)
         responses = await server.run_audited(
-            request, whole, lambda conn, trail: _transaction(server, conn, entries, trail), True
+            request, whole, lambda conn, _caller, trail: _transaction(server, conn, entries, trail), True
         )
     else:
         responses = []

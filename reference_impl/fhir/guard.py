@@ -124,7 +124,7 @@ def patients_of(conn: Connection, touched: tuple[tuple[str, str], ...]) -> set[s
     compartment = patient_compartment()
     by_type: dict[str, list[str]] = {}
     for type_name, res_id in touched:
-        if type_name in compartment:
+        if type_name in compartment and type_name != "Patient":  # a Patient record is about that patient
             by_type.setdefault(type_name, []).append(res_id)
     ref = idx_reference.c
     for type_name, ids in by_type.items():

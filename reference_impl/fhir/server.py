@@ -77,9 +77,8 @@ class FhirServer:
         interaction: Interaction | None = None
         try:
             interaction = route(request.method, request.path)
-            if request.principal is None:
-                principal = await self.db.run_async(lambda conn: guard.authenticate(self, conn, request), write=False)
-                request = replace(request, principal=principal)
+            if interaction.kind is Kind.BATCH:  # its entries are sub-requests of this caller: known first
+                request = await self.db.run_async(lambda conn: self._authenticated(conn, request), write=False)
         except FhirError as exc:
             await self._audit_failure(request, interaction, exc, [])
             raise
@@ -87,30 +86,43 @@ class FhirServer:
             return await bundles.process(self, request)
         found = interaction
         return await self.run_audited(
-            request, found, lambda conn, trail: self.execute(conn, request, found, trail), self._needs_write(found)
+            request,
+            found,
+            lambda conn, caller, trail: self.execute(conn, caller, found, trail),
+            self._needs_write(found),
         )
+
+    def _authenticated(self, conn: Connection, request: FhirRequest) -> FhirRequest:
+        """``request`` with the principal its bearer token names (as it is when that is known already)."""
+        if request.principal is not None:
+            return request
+        return replace(request, principal=guard.authenticate(self, conn, request))
 
     async def run_audited(
         self,
         request: FhirRequest,
         interaction: Interaction,
-        work: Callable[[Connection, list[AuditRecord]], T],
+        work: Callable[[Connection, FhirRequest, list[AuditRecord]], T],
         write: bool,
     ) -> T:
-        """Run ``work`` in one transaction and write the audit records it collects in that transaction."""
+        """Authenticate the caller, run ``work`` for them and write the audit records it collects: all in
+        one transaction (a refusal is audited in one of its own, as the work's is rolled back)."""
         trail: list[AuditRecord] = []
+        caller = request
 
         def unit(conn: Connection) -> T:
+            nonlocal caller
             trail.clear()  # a retried unit starts its trail again
-            result = work(conn, trail)
+            caller = self._authenticated(conn, request)
+            result = work(conn, caller, trail)
             for record in trail:
                 audit.write(conn, self.registry, record)
             return result
 
         try:
-            return await self.db.run_async(unit, write or bool(trail))
+            return await self.db.run_async(unit, write)
         except FhirError as exc:
-            await self._audit_failure(request, interaction, exc, trail)
+            await self._audit_failure(caller, interaction, exc, trail)
             raise
 
     def _needs_write(self, interaction: Interaction) -> bool:
