@@ -52,7 +52,8 @@ class RequestIdMiddleware:
 async def fhir_endpoint(request: Request) -> Response:
     server = request.app.state.fhir
     method = "GET" if request.method == "HEAD" else request.method
-    path = request.path_params.get("path", "")
+    full_path = str(request.scope["path"])  # not the route's path parameter: it stops at a line break
+    path = full_path[len(FHIR_PREFIX) + 1 :] if full_path.startswith(FHIR_PREFIX + "/") else ""
     headers = {k: ", ".join(request.headers.getlist(k)) for k in request.headers}
     fhir_request = FhirRequest(
         method=method,

@@ -49,6 +49,11 @@ def test_unknown_resource_type_and_path(fhir: httpx.Client) -> None:
 def test_invalid_resource_id_in_url(fhir: httpx.Client) -> None:
     assert_outcome(fhir.get("Patient/" + "x" * 65), 400)
     assert_outcome(fhir.get("Patient/a_b"), 400)
+    # A line break ends the web framework's path pattern: the FHIR router must still answer (the fuzz
+    # suite found a bare {"detail": "Not Found"} here).
+    assert_outcome(fhir.put("Patient/%0Aabc", json=patient(), headers=JSON_HEADERS), 400)
+    assert_outcome(fhir.get("Patient/a%0Ab/_history"), 400)
+    assert_outcome(fhir.get("%0APatient"), 404)
 
 
 @pytest.mark.parametrize(
