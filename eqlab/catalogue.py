@@ -18,7 +18,6 @@ from eqlab import yamlsource
 from eqlab.plan.model import REQUIREMENT_ID, selector_matches
 
 Level = Literal["SHALL", "SHOULD", "MAY"]
-LEVELS: tuple[Level, ...] = ("SHALL", "SHOULD", "MAY")
 Verification = Literal["test", "attestation"]
 
 

@@ -30,7 +30,6 @@ from eqlab.lab_session import NODEID_KEY, RECORDER_KEY, SESSION_KEY, LabSession,
 from eqlab.results import ItemResult, Outcome
 
 MARKER = "requirement"
-RESULT_PROPERTY = "eqlab_result"
 __all__ = ["RECORDER_KEY", "SESSION_KEY", "LabSession", "Target", "requirements_of"]
 
 

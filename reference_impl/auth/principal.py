@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 from reference_impl.auth.scopes import Scopes
 
-PURPOSES = ("TREAT", "EMERGENCY", "PATRQT")
-
 
 @dataclass(frozen=True)
 class Principal:

@@ -18,9 +18,6 @@ MAX_INDEXED_CHARS = 512
 QUANTITY_TYPES = frozenset(
     {"Quantity", "Age", "Count", "Distance", "Duration", "Money", "SimpleQuantity", "MoneyQuantity"}
 )
-NUMBER_TYPES = frozenset({"decimal", "integer", "positiveInt", "unsignedInt", "integer64"})
-URI_TYPES = frozenset({"uri", "url", "canonical", "oid", "uuid"})
-STRING_PRIMITIVES = frozenset({"string", "markdown", "code", "id", "uri", "url", "canonical"})
 NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 

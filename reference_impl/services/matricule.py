@@ -4,11 +4,9 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 SYSTEM = "urn:oid:1.3.182.4.4"
-_FORMAT = re.compile(r"^\d{13}$")
 _VERHOEFF_D = (
     (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
     (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),

@@ -16,6 +16,8 @@ from joserfc.jwk import OctKey
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
+from reference_impl.auth.policy import forbidden
+from reference_impl.fhir.context import Context, FhirResponse, Operation
 from reference_impl.settings import Settings
 from tests.reference.helpers import JSON_HEADERS, assert_outcome
 from tests.support.tokens import forge, mint
@@ -331,3 +333,39 @@ def test_conformance_resources_are_public_but_a_bad_token_is_still_refused(platf
         ).status_code
         == 401
     )
+
+
+# --- the extension points later services plug into -------------------------------------------------
+
+
+def test_a_policy_rule_refuses_with_its_reason_and_the_refusal_is_audited(platform: Platform) -> None:
+    """The care-relationship rule of the services goes in ``AccessPolicy.rules``: one place decides."""
+
+    def treating_only_pat_0001(principal: Any, kind: str, type_name: str, resource: dict[str, Any] | None) -> None:
+        if principal.role == "doctor" and type_name == "Patient" and (resource or {}).get("id") != "pat-0001":
+            raise forbidden("no care relationship with this patient", "access_denied")
+
+    platform.app.state.fhir.policy.rules.append(treating_only_pat_0001)
+    doctor = platform.token(**DOCTOR)
+    assert platform.get("Patient/pat-0001", doctor).status_code == 200
+    refused = assert_outcome(platform.get("Patient/pat-0002", doctor), 403)
+    assert "no care relationship" in refused["issue"][0]["diagnostics"]
+    (event,) = [e for e in refused_events(platform) if "Patient/pat-0002" in e["outcomeDesc"]]
+    assert "no care relationship" in event["outcomeDesc"]
+    assert platform.get("Patient/pat-0002", platform.token()).status_code == 200, "systems are not doctors"
+
+
+def test_an_operation_runs_behind_the_same_token_check_and_audit(platform: Platform) -> None:
+    def summary(ctx: Context) -> FhirResponse:
+        assert ctx.interaction.res_id is not None
+        ctx.server.policy.check_resource(ctx.access, "read", {"resourceType": "Patient", "id": ctx.interaction.res_id})
+        return FhirResponse(200, {"resourceType": "Parameters", "parameter": [{"name": "ok", "valueBoolean": True}]})
+
+    platform.app.state.fhir.add_operation(Operation("eqlab-summary", summary, "Patient", instance=True))
+    assert_outcome(platform.get("Patient/pat-0001/$eqlab-summary", None), 401)
+    answered = platform.get("Patient/pat-0001/$eqlab-summary", platform.token(**PATIENT))
+    assert answered.status_code == 200 and answered.json()["resourceType"] == "Parameters"
+    assert_outcome(platform.get("Patient/pat-0002/$eqlab-summary", platform.token(**PATIENT)), 403)
+    assert_outcome(platform.get("Patient/pat-0001/$unknown", platform.token()), 404)
+    used = [e for e in platform.audit() if "$eqlab-summary" in e["outcomeDesc"]]
+    assert sorted(e["outcome"] for e in used) == ["0", "4", "4"], used  # success, no token, other patient
