@@ -18,7 +18,14 @@ from typing import Any
 
 from eqlab.auth.lab import LabTokens
 from eqlab.evidence.recorder import EvidenceClient
-from suites.contract.fhir.support import MAX_PAGES, Resource, body_of, entries, last_updated_of, link, search, shown
+from suites.contract.fhir.support import (
+    MAX_PAGES,
+    Resource,
+    entries,
+    last_updated_of,
+    next_page,
+    search,
+)
 
 Tokens = LabTokens  # what the ``tokens`` fixture gives
 FAILURES = ("4", "8", "12")  # BALP/FHIR AuditEvent.outcome: minor, serious, major failure
@@ -46,12 +53,10 @@ def trail(client: EvidenceClient, **params: str) -> list[Resource]:
     bundle = search(client, "AuditEvent", {**params, "_count": "200"})
     found = entries(bundle)
     for _ in range(MAX_PAGES):
-        following = link(bundle, "next")
-        if not following:
+        following = next_page(client, bundle, "the AuditEvent search")
+        if following is None:
             break
-        response = client.get(following)
-        assert response.status_code == 200, f"the next page of the AuditEvent search answered {shown(response)}"
-        bundle = body_of(response, "an AuditEvent search page")
+        bundle = following
         found += entries(bundle)
     return [e for e in found if e.get("resourceType") == "AuditEvent"]
 

@@ -18,6 +18,7 @@ from suites.contract.fhir.support import (
     ids,
     last_updated_of,
     link,
+    next_page,
     observation,
     patient,
     post_bundle,
@@ -170,12 +171,10 @@ def _walk(fhir_client: EvidenceClient, first: Resource) -> tuple[list[str], list
     found, links, bundle = ids(first), [], first
     for _ in range(MAX_PAGES):
         links += [item["url"] for item in bundle.get("link") or [] if isinstance(item, dict) and "url" in item]
-        next_url = link(bundle, "next")
-        if next_url is None:
+        following = next_page(fhir_client, bundle, "the Patient search")
+        if following is None:
             break
-        response = fhir_client.get(next_url)
-        assert response.status_code == 200, f"following the next link {next_url} answered {shown(response)}"
-        bundle = body_of(response, "next page")
+        bundle = following
         found += ids(bundle)
     return found, links
 

@@ -13,7 +13,7 @@ from suites.contract.fhir.support import (
     family_of,
     ids,
     last_updated_of,
-    link,
+    next_page,
     patient,
     read,
     scope,
@@ -115,10 +115,10 @@ def test_type_history_lists_versions_newest_first(fhir_client: EvidenceClient, u
             resource = entry.get("resource") or {}
             if resource.get("id") == created["id"]:
                 found.append(version_of(resource))
-        next_url = link(bundle, "next")
-        if next_url is None:
+        following = next_page(fhir_client, bundle, "the Substance type history")
+        if following is None:
             break
-        bundle = _history(fhir_client, next_url)
+        bundle = following
     assert found == ["2", "1"], (
         f"GET Substance/_history?_since=... lists this Substance's versions as {found}; expected ['2', '1']"
     )
