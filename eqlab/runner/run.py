@@ -12,12 +12,12 @@ from eqlab.catalogue import Catalogue
 from eqlab.decision import decide, requirement_results
 from eqlab.plan.loader import LoadedPlan
 from eqlab.reports import write_reports
-from eqlab.results import CatalogueInfo, ItemResult, PlanInfo, RunResults, SloResult
+from eqlab.results import CatalogueInfo, ItemResult, PlanInfo, RequirementResult, RunResults, SloResult
 from eqlab.runner.load import judge_slos, run_load_suites
 from eqlab.runner.options import RunOptions, RunSetup, prepare
 from eqlab.runner.progress import RunProgress
 from eqlab.runner.pytest_suites import run_pytest_suites
-from eqlab.signing import LabKey, sign_run
+from eqlab.signing import LabKey, sha256_file, sign_run
 
 RERUN = ("fail", "error")
 
@@ -95,7 +95,7 @@ def _conclude(
 ) -> RunOutcome:
     plan = setup.loaded.plan
     finished = datetime.now(UTC)
-    requirements = requirement_results(setup.catalogue, setup.in_scope, items, plan)
+    requirements = _with_kept_evidence(requirement_results(setup.catalogue, setup.in_scope, items, plan), setup)
     decision = decide(plan.label, requirements, slos, lab_errors, plan.decision, finished)
     results = RunResults(
         run_id=setup.run_id,
@@ -123,6 +123,24 @@ def _conclude(
     artefacts = write_reports(results, setup.run_dir)
     sign_run(setup.run_dir, key, manifest_facts(results))
     return RunOutcome(results, setup.run_dir, artefacts)
+
+
+def _with_kept_evidence(requirements: list[RequirementResult], setup: RunSetup) -> list[RequirementResult]:
+    """Attested requirements with a copy of their evidence file in the run folder: the signed
+    manifest then covers what the reviewer attested, not only its name."""
+    kept = []
+    for requirement in requirements:
+        attestation = requirement.attestation
+        if attestation is None:
+            kept.append(requirement)
+            continue
+        source = setup.loaded.path.parent / attestation["evidence"]
+        copy = Path("attestations") / requirement.id.replace("@", "-") / source.name
+        (setup.run_dir / copy).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, setup.run_dir / copy)
+        attestation = {**attestation, "evidence_copy": copy.as_posix(), "evidence_sha256": sha256_file(source)}
+        kept.append(requirement.model_copy(update={"attestation": attestation}))
+    return kept
 
 
 def manifest_facts(results: RunResults) -> dict[str, object]:

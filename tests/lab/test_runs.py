@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -147,3 +148,35 @@ def test_hostile_system_ends_as_errors_and_failures_never_a_lab_crash(
     assert outcome.results.decision.verdict == "refused"
     assert elapsed < 60, f"the hostile run took {elapsed:.0f} s; per-check timeouts are 3 s"
     assert (outcome.run_dir / "summary.html").is_file() and verify_run(outcome.run_dir, key.public_path).ok
+
+
+def test_attested_evidence_is_kept_in_the_signed_run(
+    fixture_url: str, catalogue: Catalogue, key: LabKey, tmp_path: Path
+) -> None:
+    """The run keeps a copy of what the reviewer attested: the manifest signs its content, not its name."""
+    reviewed = b"demo@5 reviewed by hand: screenshots 1-3\n"
+    (tmp_path / "review.md").write_bytes(reviewed)
+    plan = tmp_path / "attested.yaml"
+    excused = "not_tested:\n  - requirement: demo@5\n    reason: the fixture server has no such feature\n"
+    attested = "attestations:\n  - {requirement: demo@5, evidence: review.md, reviewer: A. Auditor, date: 2026-11-23}\n"
+    plan.write_text((LAB / "golden.yaml").read_text(encoding="utf-8").replace(excused, attested), encoding="utf-8")
+    out = tmp_path / "out"
+    outcome = run_plan(
+        load_plan(plan, catalogue, LAB / "suites"),
+        catalogue,
+        RunOptions(target=fixture_url, out=out, progress=False),
+        LAB / "suites",
+        out,
+        key,
+    )
+    (requirement,) = [r for r in outcome.results.requirements if r.id == "demo@5"]
+    assert requirement.status == "attested" and requirement.attestation is not None
+    copy = requirement.attestation["evidence_copy"]
+    assert (outcome.run_dir / copy).read_bytes() == reviewed
+    assert requirement.attestation["evidence_sha256"] == hashlib.sha256(reviewed).hexdigest()
+    manifest = json.loads((outcome.run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["artefacts"][copy] == requirement.attestation["evidence_sha256"]
+    (tmp_path / "review.md").write_text("edited after the run\n")  # the plan's copy may change later
+    assert verify_run(outcome.run_dir, key.public_path).ok
+    (outcome.run_dir / copy).write_text("edited in the run folder\n")
+    assert not verify_run(outcome.run_dir, key.public_path).ok
