@@ -1,7 +1,8 @@
 """The ``eqlab`` command line.
 
 The engine never imports the reference implementation; only the commands that run it or use its
-demo accounts (``serve``, ``demo``, ``detection``, ``token``, ``client``) import it, lazily, here.
+demo accounts (``serve``, ``demo``, ``detection``, ``token``) import it, lazily, here, and the ones
+that administer its store (``client``, ``platform-keys``) in ``commands/store_admin.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import cast
 
 import click
 
@@ -23,6 +23,7 @@ from eqlab.commands.common import EXIT_LAB_ERROR, load_catalogue, reports_source
 from eqlab.commands.detection import Detection, proof_of
 from eqlab.commands.lab import EXIT_CODES, key, key_option, print_outcome, report, run, verify
 from eqlab.commands.plans import plan
+from eqlab.commands.store_admin import client, migrate_store, platform_keys, safe_url, store_errors
 from eqlab.plan.loader import load_plan
 from eqlab.runner.options import RunOptions
 from eqlab.runner.run import run_plan
@@ -66,13 +67,13 @@ def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list
     if db_url:
         settings = settings.model_copy(update={"db_url": db_url})
     with store_errors(settings.db_url):  # an unreachable store is said once, not as a startup traceback
-        _migrate_store(settings.db_url)
+        migrate_store(settings.db_url)
     listener = _bind(host, port)
     bound_port = listener.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"eqlab reference platform: http://{shown_host}:{bound_port}/fhir")
     click.echo(f"  capability statement:  http://{shown_host}:{bound_port}/fhir/metadata")
-    click.echo(f"  database:              {_safe_url(settings.db_url)}")
+    click.echo(f"  database:              {safe_url(settings.db_url)}")
     if seed == "demo":
         _print_demo_accounts(f"http://{shown_host}:{bound_port}/fhir")
     if switches.active:
@@ -280,132 +281,8 @@ def token(
         raise click.ClickException(str(exc)) from None
 
 
-@main.group()
-def client() -> None:
-    """Clients of the reference implementation's authorization server."""
-
-
-@client.command("register")
-@click.option("--db", "db_url", default=None, help="The reference implementation's store (default: as `eqlab serve`).")
-@click.option("--id", "client_id", required=True, help="The client id.")
-@click.option("--kind", type=click.Choice(["system", "confidential", "public"]), required=True)
-@click.option("--scopes", required=True, help='Scopes the client may ask for, e.g. "system/*.rs".')
-@click.option(
-    "--jwks",
-    "jwks_file",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="The client's key(s) for private_key_jwt: JWK, JWKS or PEM (the public part is registered).",
-)
-@click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeat for several).")
-@click.option("--name", default=None, help="A display name (default: the id).")
-def register(
-    db_url: str | None,
-    client_id: str,
-    kind: str,
-    scopes: str,
-    jwks_file: Path | None,
-    redirect_uris: tuple[str, ...],
-    name: str | None,
-) -> None:
-    """Register a client; a confidential client's generated secret is printed once."""
-    import secrets
-
-    from sqlalchemy import Connection
-
-    from eqlab.auth import AuthConfigError
-    from eqlab.auth.keys import public_jwks
-    from reference_impl.auth.registry import ClientKind, find_client, register_client
-    from reference_impl.settings import default_db_url
-    from reference_impl.store.database import Database
-    from reference_impl.store.migrations import migrate
-
-    jwks = None
-    if jwks_file is not None:
-        try:
-            jwks, had_private = public_jwks(jwks_file)
-        except AuthConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="--jwks") from None
-        if had_private:
-            click.echo(f"note: {jwks_file} holds a private key; only its public part is registered", err=True)
-    secret = secrets.token_urlsafe(32) if kind == "confidential" else None
-    url = db_url or default_db_url()
-
-    def work(conn: Connection) -> None:
-        if find_client(conn, client_id) is not None:
-            raise click.ClickException(f"a client {client_id} is already registered")
-        kind_ = cast("ClientKind", kind)  # click.Choice only lets the three kinds through
-        register_client(conn, client_id, kind_, name or client_id, scopes, list(redirect_uris), jwks, secret)
-
-    db = Database(url)
-    try:
-        with store_errors(url):
-            migrate(db)
-            db.run(work, write=True)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()
-    click.echo(f"registered {kind} client {client_id} (scopes {scopes}) in {_safe_url(url)}")
-    if secret is not None:
-        click.echo(f"client secret (shown once, keep it safe): {secret}")
-
-
-@main.group("platform-keys")
-def platform_keys() -> None:
-    """The reference implementation's token-signing keys (they also rotate by themselves, daily)."""
-
-
-@platform_keys.command("rotate")
-@click.option("--db", "db_url", default=None, help="The reference implementation's store (default: as `eqlab serve`).")
-@click.option(
-    "--withdraw-previous",
-    is_flag=True,
-    help="Also take the previous keys out of the JWKS at once (a key suspected compromised): "
-    "the tokens they signed stop validating.",
-)
-def rotate_platform_key(db_url: str | None, withdraw_previous: bool) -> None:
-    """Make a new token-signing key: it signs from now on, older keys verify until their tokens expire.
-
-    A running server notices within 30 seconds (its key cache). The store's master key comes from
-    EQLAB_MASTER_KEY or the key file, as for `eqlab serve`.
-    """
-    from reference_impl.auth.operator import rotate_signing_key_in_store
-    from reference_impl.settings import Settings
-
-    settings = Settings(db_url=db_url) if db_url else Settings()
-    with store_errors(settings.db_url):
-        rotation = rotate_signing_key_in_store(settings, withdraw_previous)
-    click.echo(f"new signing key {rotation.kid} in {_safe_url(settings.db_url)}")
-    if withdraw_previous:
-        withdrawn = ", ".join(rotation.withdrawn) or "none"
-        click.echo(f"withdrawn from the JWKS (their tokens no longer validate): {withdrawn}")
-
-
-for command in (run, report, verify, plan, catalogue, key):
+for command in (run, report, verify, plan, catalogue, key, client, platform_keys):
     main.add_command(command)
-
-
-@contextmanager
-def store_errors(url: str) -> Iterator[None]:
-    """A store that cannot be opened or used is the operator's to fix: say which and why, no traceback."""
-    from sqlalchemy.exc import DBAPIError
-
-    try:
-        yield
-    except DBAPIError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise click.ClickException(f"cannot use the store {_safe_url(url)}: {reason}") from None
-
-
-def _migrate_store(url: str) -> None:
-    from reference_impl.store.database import Database
-    from reference_impl.store.migrations import migrate
-
-    db = Database(url)
-    try:
-        migrate(db)
-    finally:
-        db.dispose()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -419,12 +296,6 @@ def _bind(host: str, port: int) -> socket.socket:
     listener.listen(2048)
     listener.set_inheritable(True)
     return listener
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":
