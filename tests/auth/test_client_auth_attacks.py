@@ -38,22 +38,24 @@ def test_an_assertion_expiring_more_than_five_minutes_ahead_is_refused(lab: Auth
 
 
 @pytest.mark.parametrize(
-    ("problem", "claims"),
+    ("claims", "reason"),
     [
-        ("expired", {"exp": 1_000_000_000}),
-        ("wrong audience", {"aud": "https://elsewhere.example/token"}),
-        ("iss is another client", {"iss": accounts.PORTAL_CLIENT}),
-        ("sub is not the client", {"sub": "someone-else"}),
-        ("no jti", {"jti": ""}),
+        ({"exp": 1_000_000_000}, "client assertion: it has expired"),
+        ({"aud": "https://elsewhere.example/token"}, "client assertion: aud must be the token endpoint"),
+        ({"iss": accounts.PORTAL_CLIENT}, "this client must authenticate with none"),  # a public client's name
+        ({"sub": "someone-else"}, "client assertion: iss and sub must both be the client id"),
+        ({"jti": ""}, "client assertion: jti (a string of at most 256 characters) is required"),
     ],
+    ids=["expired", "wrong audience", "iss is another client", "sub is not the client", "no jti"],
 )
 def test_an_assertion_with_bad_claims_is_refused(
-    lab: AuthLab, http: httpx.Client, problem: str, claims: dict[str, Any]
+    lab: AuthLab, http: httpx.Client, claims: dict[str, Any], reason: str
 ) -> None:
     rid = new_request_id()
     signed = assertion(demo_system_key(), accounts.SYSTEM_CLIENT, lab.token_url, **claims)
-    refused(post_assertion(lab, http, signed, rid), 401, "invalid_client")
-    lab.refusal_event(rid, "token")
+    body = refused(post_assertion(lab, http, signed, rid), 401, "invalid_client")
+    assert body["error_description"].startswith(reason), body
+    assert reason in lab.refusal_event(rid, "token")["outcomeDesc"]
 
 
 def test_an_assertion_signed_with_an_unregistered_key_is_refused(lab: AuthLab, http: httpx.Client) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client
@@ -38,7 +40,8 @@ def portal_url(lab: AuthLab) -> str:
 
 def test_a_patient_signs_in_to_the_public_portal_and_refreshes(lab: AuthLab, http: httpx.Client) -> None:
     with portal_client() as client:
-        patient_flow(lab, http, client)
+        last = patient_flow(lab, http, client)
+    assert reads_own_record(lab, http, last["access_token"])
 
 
 def test_the_patient_flow_with_authlibs_requests_session(lab: AuthLab, http: httpx.Client) -> None:
@@ -46,10 +49,18 @@ def test_the_patient_flow_with_authlibs_requests_session(lab: AuthLab, http: htt
     with OAuth2Session(
         accounts.PORTAL_CLIENT, code_challenge_method="S256", redirect_uri=PORTAL_REDIRECT, scope=PATIENT_SCOPE
     ) as session:
-        patient_flow(lab, http, session)
+        last = patient_flow(lab, http, session)
+    assert reads_own_record(lab, http, last["access_token"])
 
 
-def patient_flow(lab: AuthLab, http: httpx.Client, client: OAuth2Client | OAuth2Session) -> None:
+def reads_own_record(lab: AuthLab, http: httpx.Client, access_token: str) -> bool:
+    """The patient's token, at the end of the flow, opens Patient/pat-0001 on the FHIR API."""
+    headers = {"Authorization": f"Bearer {access_token}"}
+    return http.get(f"{lab.fhir_base}/Patient/pat-0001", headers=headers).status_code == 200
+
+
+def patient_flow(lab: AuthLab, http: httpx.Client, client: OAuth2Client | OAuth2Session) -> dict[str, Any]:
+    """Sign in, redeem the code, refresh three times (rotating, narrowing, back); the last token set."""
     verifier = generate_token(64)
     url, state = client.create_authorization_url(
         lab.url("authorize"), code_verifier=verifier, aud=lab.fhir_base, nonce="nonce-1"
@@ -81,8 +92,9 @@ def patient_flow(lab: AuthLab, http: httpx.Client, client: OAuth2Client | OAuth2
     assert narrowed["scope"] == "patient/*.r"
     assert verified_claims(lab, http, narrowed["access_token"])["scope"] == "patient/*.r"
     # The successor of a narrowed refresh keeps the grant's scope (RFC 6749 §6).
-    again = client.refresh_token(lab.token_url, refresh_token=narrowed["refresh_token"])
+    again: dict[str, Any] = client.refresh_token(lab.token_url, refresh_token=narrowed["refresh_token"])
     assert again["scope"] == PATIENT_SCOPE
+    return again
 
 
 def test_a_practitioner_uses_the_confidential_web_app_for_an_emergency(lab: AuthLab, http: httpx.Client) -> None:
@@ -95,26 +107,22 @@ def test_a_practitioner_uses_the_confidential_web_app_for_an_emergency(lab: Auth
         scope="openid fhirUser profile user/*.rs patient/*.rs",
         timeout=30,
     ) as client:
-        practitioner_flow(lab, http, client)
+        verifier = generate_token(50)
+        url, _ = client.create_authorization_url(lab.url("authorize"), code_verifier=verifier, aud=lab.fhir_base)
+        back = Browser(http).sign_in(url, "doctor1", "eqlab-demo-doctor1", purpose="EMERGENCY")
+        token = client.fetch_token(lab.token_url, authorization_response=back, code_verifier=verifier)
+        # A practitioner holds user/ scopes; patient/ ones need a patient context the server does not pick.
+        assert token["scope"] == "openid fhirUser profile user/*.rs"
+        assert "refresh_token" not in token, "no offline_access asked: no refresh token"
+        assert "patient" not in token
+        claims = verified_claims(lab, http, token["access_token"])
+        assert claims["subject_role"] == "doctor" and claims["purpose_of_use"] == "EMERGENCY"
+        assert claims["fhirUser"] == "PractitionerRole/role-001"
 
-
-def practitioner_flow(lab: AuthLab, http: httpx.Client, client: OAuth2Client) -> None:
-    verifier = generate_token(50)
-    url, _ = client.create_authorization_url(lab.url("authorize"), code_verifier=verifier, aud=lab.fhir_base)
-    back = Browser(http).sign_in(url, "doctor1", "eqlab-demo-doctor1", purpose="EMERGENCY")
-    token = client.fetch_token(lab.token_url, authorization_response=back, code_verifier=verifier)
-    # A practitioner holds user/ scopes; patient/ ones need a patient context the server does not pick.
-    assert token["scope"] == "openid fhirUser profile user/*.rs"
-    assert "refresh_token" not in token, "no offline_access asked: no refresh token"
-    assert "patient" not in token
-    claims = verified_claims(lab, http, token["access_token"])
-    assert claims["subject_role"] == "doctor" and claims["purpose_of_use"] == "EMERGENCY"
-    assert claims["fhirUser"] == "PractitionerRole/role-001"
-
-    info = http.get(lab.url("userinfo"), headers={"Authorization": f"Bearer {token['access_token']}"})
-    assert info.status_code == 200
-    assert info.json()["sub"] == "doctor1" and info.json()["fhirUser"] == "PractitionerRole/role-001"
-    assert info.json()["name"].startswith("Dr ")
+        info = http.get(lab.url("userinfo"), headers={"Authorization": f"Bearer {token['access_token']}"})
+        assert info.status_code == 200
+        assert info.json()["sub"] == "doctor1" and info.json()["fhirUser"] == "PractitionerRole/role-001"
+        assert info.json()["name"].startswith("Dr ")
 
 
 def test_a_second_authorization_in_the_same_session_skips_the_login(lab: AuthLab, http: httpx.Client) -> None:

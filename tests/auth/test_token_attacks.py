@@ -31,14 +31,17 @@ def test_a_verifier_of_42_characters_is_refused_even_when_it_matches(lab: AuthLa
 def test_a_missing_verifier_is_refused(lab: AuthLab, http: httpx.Client) -> None:
     code, _, _ = code_for(lab, http)
     rid = new_request_id()
-    refused(redeem(lab, http, code, None, rid), 400, "invalid_grant")
-    lab.refusal_event(rid, "token")
+    body = refused(redeem(lab, http, code, None, rid), 400, "invalid_grant")
+    assert body["error_description"] == "code_verifier is required (PKCE)"
+    assert "code_verifier is required" in lab.refusal_event(rid, "token")["outcomeDesc"]
 
 
 def test_a_code_burnt_by_a_wrong_verifier_cannot_be_retried(lab: AuthLab, http: httpx.Client) -> None:
     code, verifier, _ = code_for(lab, http)
-    refused(redeem(lab, http, code, pkce_pair()[0]), 400, "invalid_grant")
-    refused(redeem(lab, http, code, verifier), 400, "invalid_grant")
+    first = refused(redeem(lab, http, code, pkce_pair()[0]), 400, "invalid_grant")
+    assert first["error_description"] == "code_verifier does not match the code_challenge"
+    retry = refused(redeem(lab, http, code, verifier), 400, "invalid_grant")
+    assert retry["error_description"] == "the authorization code was already used", "the right verifier comes too late"
 
 
 def test_a_reused_code_is_refused_and_revokes_what_it_gave(lab: AuthLab, http: httpx.Client) -> None:
@@ -65,8 +68,11 @@ def test_a_reused_code_is_refused_and_revokes_what_it_gave(lab: AuthLab, http: h
 def test_the_redirect_uri_must_be_the_one_of_the_code(lab: AuthLab, http: httpx.Client) -> None:
     code, verifier, _ = code_for(lab, http)
     rid = new_request_id()
-    refused(redeem(lab, http, code, verifier, rid, redirect_uri=accounts.PORTAL_REDIRECTS[1]), 400, "invalid_grant")
-    lab.refusal_event(rid, "token")
+    body = refused(
+        redeem(lab, http, code, verifier, rid, redirect_uri=accounts.PORTAL_REDIRECTS[1]), 400, "invalid_grant"
+    )
+    assert body["error_description"] == "redirect_uri differs from the one of the authorization request"
+    assert "redirect_uri differs" in lab.refusal_event(rid, "token")["outcomeDesc"]
 
 
 def test_a_code_is_for_its_own_client_only(lab: AuthLab, http: httpx.Client) -> None:
@@ -83,8 +89,9 @@ def test_a_code_is_for_its_own_client_only(lab: AuthLab, http: httpx.Client) -> 
         auth=(accounts.WEBAPP_CLIENT, accounts.WEBAPP_SECRET),
         headers=tagged(rid),
     )
-    refused(response, 400, "invalid_grant")
-    lab.refusal_event(rid, "token")
+    body = refused(response, 400, "invalid_grant")
+    assert body["error_description"] == "the authorization code was issued to another client"
+    assert "issued to another client" in lab.refusal_event(rid, "token")["outcomeDesc"]
 
 
 # --- refresh tokens --------------------------------------------------------------------------------
