@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from reference_impl.auth.routes import auth_routes
 from reference_impl.fhir.http import FHIR_PREFIX, FhirEndpoint, RequestIdMiddleware
@@ -44,18 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     endpoint = FhirEndpoint()
     # The authorization server first: /fhir/.well-known/smart-configuration is its, not the FHIR router's.
     app.router.routes += auth_routes()
-    app.router.routes += [Route(FHIR_PREFIX, endpoint), Route(FHIR_PREFIX + "/{path:path}", endpoint)]
-    not_found = app.router.default
-
-    async def unmatched(scope: Scope, receive: Receive, send: Send) -> None:
-        """Starlette's path pattern stops at a line break (an id with %0A in it): such a FHIR path
-        still gets its answer, an OperationOutcome, from the FHIR router."""
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith(FHIR_PREFIX + "/"):
-            await endpoint(scope, receive, send)
-        else:
-            await not_found(scope, receive, send)
-
-    app.router.default = unmatched
+    app.router.routes += [Route(FHIR_PREFIX, endpoint), Route(FHIR_PREFIX + "/{path:fhirpath}", endpoint)]
 
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> JSONResponse:

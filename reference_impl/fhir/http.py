@@ -12,6 +12,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +24,22 @@ from reference_impl.fhir.routing import FhirRequest
 
 log = logging.getLogger(__name__)
 FHIR_PREFIX = "/fhir"
+
+
+class FhirPathConvertor(Convertor[str]):
+    """The rest of a FHIR URL, line breaks included: Starlette's ``path`` stops at one (``.*``), and a
+    path holding %0A would miss the FHIR routes and get a bare 404 instead of an OperationOutcome."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("fhirpath", FhirPathConvertor())
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -52,8 +69,7 @@ class RequestIdMiddleware:
 async def fhir_endpoint(request: Request) -> Response:
     server = request.app.state.fhir
     method = "GET" if request.method == "HEAD" else request.method
-    full_path = str(request.scope["path"])  # not the route's path parameter: it stops at a line break
-    path = full_path[len(FHIR_PREFIX) + 1 :] if full_path.startswith(FHIR_PREFIX + "/") else ""
+    path = request.path_params.get("path", "")
     headers = {k: ", ".join(request.headers.getlist(k)) for k in request.headers}
     fhir_request = FhirRequest(
         method=method,
