@@ -19,11 +19,10 @@ from typing import Any
 from eqlab.auth.lab import LabTokens
 from eqlab.evidence.recorder import EvidenceClient
 from suites.contract.fhir.support import (
-    MAX_PAGES,
     Resource,
     entries,
     last_updated_of,
-    next_page,
+    pages,
     search,
 )
 
@@ -50,14 +49,8 @@ def trail_reader(tokens: Tokens, fhir_client: EvidenceClient) -> EvidenceClient:
 
 def trail(client: EvidenceClient, **params: str) -> list[Resource]:
     """Every AuditEvent matching ``params`` (all pages)."""
-    bundle = search(client, "AuditEvent", {**params, "_count": "200"})
-    found = entries(bundle)
-    for _ in range(MAX_PAGES):
-        following = next_page(client, bundle, "the AuditEvent search")
-        if following is None:
-            break
-        bundle = following
-        found += entries(bundle)
+    first = search(client, "AuditEvent", {**params, "_count": "200"})
+    found = [e for bundle in pages(client, first, "the AuditEvent search") for e in entries(bundle)]
     return [e for e in found if e.get("resourceType") == "AuditEvent"]
 
 

@@ -7,6 +7,7 @@ search scoped by it sees only that check's data, whatever else the server holds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -205,23 +206,28 @@ def link(bundle: Resource, relation: str) -> str | None:
     return None
 
 
-def next_page(client: EvidenceClient, bundle: Resource, what: str) -> Resource | None:
-    """The page the ``next`` link of ``bundle`` names (None on the last page).
+def pages(client: EvidenceClient, first: Resource, what: str) -> Iterator[Resource]:
+    """``first``, then each page its ``next`` links lead to (at most ``MAX_PAGES`` more).
 
     The lab talks to the system under test only: a next link to another origin (a server that
     names its configured host, not the one called) fails the check and is not followed.
     """
-    url = link(bundle, "next")
-    if url is None:
-        return None
-    target, given = urlsplit(str(client.base_url)), urlsplit(url)
-    assert not given.netloc or (given.scheme, given.netloc) == (target.scheme, target.netloc), (
-        f"the next link of {what} leads to another server than the one called ({url}; called "
-        f"{target.scheme}://{target.netloc}): the lab does not follow it"
-    )
-    response = client.get(url)
-    assert response.status_code == 200, f"following the next link of {what} ({url}) answered {shown(response)}"
-    return body_of(response, f"a page of {what}")
+    bundle = first
+    yield bundle
+    target = urlsplit(str(client.base_url))
+    for _ in range(MAX_PAGES):
+        url = link(bundle, "next")
+        if url is None:
+            return
+        given = urlsplit(url)
+        assert not given.netloc or (given.scheme, given.netloc) == (target.scheme, target.netloc), (
+            f"the next link of {what} leads to another server than the one called ({url}; called "
+            f"{target.scheme}://{target.netloc}): the lab does not follow it"
+        )
+        response = client.get(url)
+        assert response.status_code == 200, f"following the next link of {what} ({url}) answered {shown(response)}"
+        bundle = body_of(response, f"a page of {what}")
+        yield bundle
 
 
 def outcome_problems(response: httpx.Response) -> list[str]:

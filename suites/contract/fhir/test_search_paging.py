@@ -9,7 +9,6 @@ import pytest
 
 from eqlab.evidence.recorder import EvidenceClient
 from suites.contract.fhir.support import (
-    MAX_PAGES,
     Resource,
     body_of,
     bundle_request,
@@ -18,8 +17,8 @@ from suites.contract.fhir.support import (
     ids,
     last_updated_of,
     link,
-    next_page,
     observation,
+    pages,
     patient,
     post_bundle,
     scope,
@@ -168,13 +167,10 @@ def test_summary_count_gives_only_the_total(fhir_client: EvidenceClient, unique:
 
 def _walk(fhir_client: EvidenceClient, first: Resource) -> tuple[list[str], list[str]]:
     """Follow next links from ``first``: (every match id in order, every paging link seen)."""
-    found, links, bundle = ids(first), [], first
-    for _ in range(MAX_PAGES):
+    found: list[str] = []
+    links: list[str] = []
+    for bundle in pages(fhir_client, first, "the Patient search"):
         links += [item["url"] for item in bundle.get("link") or [] if isinstance(item, dict) and "url" in item]
-        following = next_page(fhir_client, bundle, "the Patient search")
-        if following is None:
-            break
-        bundle = following
         found += ids(bundle)
     return found, links
 

@@ -6,14 +6,13 @@ import pytest
 
 from eqlab.evidence.recorder import EvidenceClient
 from suites.contract.fhir.support import (
-    MAX_PAGES,
     Resource,
     body_of,
     create,
     family_of,
     ids,
     last_updated_of,
-    next_page,
+    pages,
     patient,
     read,
     scope,
@@ -108,17 +107,13 @@ def test_type_history_lists_versions_newest_first(fhir_client: EvidenceClient, u
     updated(fhir_client, {**created, "code": {"text": "eqlab v2"}})
     since = last_updated_of(created)
     assert since, "the created Substance has no meta.lastUpdated"
-    bundle = _history(fhir_client, "Substance/_history", {"_since": since})
+    first = _history(fhir_client, "Substance/_history", {"_since": since})
     found: list[str | None] = []
-    for _ in range(MAX_PAGES):
+    for bundle in pages(fhir_client, first, "the Substance type history"):
         for entry in bundle.get("entry") or []:
             resource = entry.get("resource") or {}
             if resource.get("id") == created["id"]:
                 found.append(version_of(resource))
-        following = next_page(fhir_client, bundle, "the Substance type history")
-        if following is None:
-            break
-        bundle = following
     assert found == ["2", "1"], (
         f"GET Substance/_history?_since=... lists this Substance's versions as {found}; expected ['2', '1']"
     )
