@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 REQUIREMENT_ID = r"^[a-z][a-z0-9]*@\d+$"
-SELECTOR = re.compile(r"^(?P<service>[a-z][a-z0-9]*|\*)@(?P<range>\*|\d+(-\d+)?)$")
+SELECTOR = re.compile(r"^(?P<service>[a-z][a-z0-9]*|\*)@(?P<range>\*|\d+(-\d+)?)\Z")
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 Environment = Literal["integration", "qualification", "pre-production", "production"]
 SuiteKind = Literal["contract", "fuzz", "load", "ui"]

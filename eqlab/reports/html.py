@@ -20,7 +20,7 @@ DETAILED = "detailed.html"
 # headers and bodies of thousands of requests make a page no one can open, and are in results.json.
 FULL_EXCHANGES = 50
 # A body file is a path the lab wrote inside the run folder; anything else is shown as text, never linked.
-_RUN_FILE = re.compile(r"^(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")
+_RUN_FILE = re.compile(r"^(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*\Z")
 
 
 def run_file(path: str | None) -> bool:

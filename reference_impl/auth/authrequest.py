@@ -27,7 +27,7 @@ from reference_impl.faults import FaultSwitches
 MAX_STATE_CHARS = 1024
 MAX_NONCE_CHARS = 256  # the column that keeps it
 LAUNCH_PATIENT = "launch/patient"
-_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*\Z")
 
 
 @dataclass(eq=False)

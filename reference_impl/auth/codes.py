@@ -22,8 +22,8 @@ from reference_impl.auth.web import Refused
 
 CODE_LIFETIME_S = 60
 KEEP_USED_S = 86400  # a used code is kept this long so that its replay still revokes its tokens
-VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 §4.1
-CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url of a SHA-256 digest, unpadded
+VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}\Z")  # RFC 7636 §4.1
+CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}\Z")  # base64url of a SHA-256 digest, unpadded
 
 
 def digest(value: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 CONTEXTS = ("patient", "user", "system")
 V1 = {"read": "rs", "write": "cud", "*": "cruds"}
-_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|[cruds]+)(\?.*)?$")
+_SCOPE = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|[cruds]+)(\?.*)?\Z")
 INTERACTION_LETTERS = {
     "read": "r",
     "vread": "r",

@@ -41,7 +41,7 @@ class FhirPathConvertor(Convertor[str]):
 
 register_url_convertor("fhirpath", FhirPathConvertor())
 REQUEST_ID_HEADER = "x-request-id"
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
 
 
 class RequestIdMiddleware:

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from reference_impl.fhir.dates import InvalidDate, parse_range
 from reference_impl.fhir.errors import invalid
 from reference_impl.fhir.indexing import split_reference
+from reference_impl.fhir.routing import RESOURCE_ID
 from reference_impl.fhir.searchparams import SYSTEM_LEVEL, SearchParam, SearchParamRegistry
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
@@ -29,8 +30,7 @@ MODIFIERS = {
 }
 SUMMARY_MODES = ("true", "false", "count", "text", "data")
 _ESCAPED_COMMA = "\x00"
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_DIGITS = re.compile(r"^[0-9]{1,12}$")
+_DIGITS = re.compile(r"^[0-9]{1,12}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +258,7 @@ class QueryParser:
 
 def _reference_value(param: SearchParam, modifier: str | None, raw: str) -> Value:
     if modifier is not None:  # a type modifier: subject:Patient=123
-        if not _ID.match(raw):
+        if not RESOURCE_ID.match(raw):
             raise invalid(f"{param.code}:{modifier}: '{raw}' is not a resource id")
         return Value(raw, ref_type=modifier, code=raw)
     if "/" in raw:
@@ -266,7 +266,7 @@ def _reference_value(param: SearchParam, modifier: str | None, raw: str) -> Valu
         if ref_type is not None and ref_id is not None and "://" not in raw:
             return Value(raw, ref_type=ref_type, code=ref_id)
         return Value(raw, system=raw, ref_type=ref_type, code=ref_id)  # absolute URL
-    if not _ID.match(raw):
+    if not RESOURCE_ID.match(raw):
         raise invalid(f"{param.code}: '{raw}' is not a reference (Type/id, id or an absolute URL)")
     return Value(raw, code=raw)
 

@@ -11,7 +11,7 @@ from reference_impl.auth.principal import Principal
 from reference_impl.fhir.errors import FhirError, Issue, error, invalid
 from reference_impl.fhir.structure import structure
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+RESOURCE_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")  # \Z: "$" would let a trailing line break in
 
 
 class Kind(StrEnum):
@@ -130,7 +130,7 @@ def _type(name: str) -> str:
 
 
 def _id(value: str) -> str:
-    if not _ID.match(value):
+    if not RESOURCE_ID.match(value):
         raise invalid(f"'{value}' is not a valid resource id (1-64 of A-Z a-z 0-9 - .)")
     return value
 

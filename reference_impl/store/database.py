@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
 MAX_ATTEMPTS = 8
 # SQLite's planner needs statistics to drive a search from the index of the matching rows rather

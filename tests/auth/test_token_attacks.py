@@ -3,6 +3,9 @@ exactly one AuditEvent (outcome 4)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import httpx
 
 from reference_impl.seed import accounts
@@ -25,6 +28,16 @@ def test_a_verifier_of_42_characters_is_refused_even_when_it_matches(lab: AuthLa
     code, _, _ = code_for(lab, http, code_challenge=challenge)
     rid = new_request_id()
     refused(redeem(lab, http, code, verifier, rid), 400, "invalid_grant")
+    assert "43 to 128" in lab.refusal_event(rid, "token")["outcomeDesc"]
+
+
+def test_a_verifier_ending_in_a_line_break_is_refused_even_when_it_matches(lab: AuthLab, http: httpx.Client) -> None:
+    verifier = pkce_pair(64)[0] + "\n"  # 65 characters, one outside the RFC 7636 alphabet
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    code, _, _ = code_for(lab, http, code_challenge=challenge)
+    rid = new_request_id()
+    body = refused(redeem(lab, http, code, verifier, rid), 400, "invalid_grant")
+    assert "43 to 128" in body["error_description"]
     assert "43 to 128" in lab.refusal_event(rid, "token")["outcomeDesc"]
 
 

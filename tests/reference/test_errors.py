@@ -54,6 +54,9 @@ def test_invalid_resource_id_in_url(fhir: httpx.Client) -> None:
     assert_outcome(fhir.put("Patient/%0Aabc", json=patient(), headers=JSON_HEADERS), 400)
     assert_outcome(fhir.get("Patient/a%0Ab/_history"), 400)
     assert_outcome(fhir.get("%0APatient"), 404)
+    # "$" in a pattern matches before a final line break: an id may not end with one either.
+    assert_outcome(fhir.get("Patient/abc%0A"), 400)
+    assert_outcome(fhir.get("Observation", params={"subject": "abc\n"}), 400)
 
 
 @pytest.mark.parametrize(
