@@ -166,8 +166,38 @@ FAULTS: dict[str, Fault] = {
             "for a patient token, a record that does not exist answers 404 while another patient's answers 403",
             ("auth@32",),
         ),
+        Fault(
+            "revinclude-unfiltered",
+            "_include and _revinclude return every referenced or referencing resource, whatever the token may read",
+            ("auth@36",),
+        ),
+        Fault(
+            "chain-ignores-compartment",
+            "chained parameters and _has look into every patient's data, not only what the token may read",
+            ("auth@37",),
+        ),
+        Fault(
+            "conditional-existence-oracle",
+            "conditional interactions match other patients' data: 403 when it exists, 404/201 when it does not",
+            ("auth@38",),
+        ),
+        Fault(
+            "challenge-echoes-token",
+            "the WWW-Authenticate challenge of a refused token quotes the token's alg unescaped",
+            ("auth@39",),
+        ),
         Fault("reads-not-audited", "reads of patient data (read, vread) write no AuditEvent", ("audit@1",)),
         Fault("denials-not-audited", "refused attempts (401, 403) write no AuditEvent", ("audit@4",)),
+        Fault(
+            "audit-per-search",
+            "a search writes one AuditEvent naming every patient it touched, so each sees the others in the log",
+            ("audit@12",),
+        ),
+        Fault(
+            "audit-events-writable",
+            "clients may create AuditEvents, e.g. a patient's fake entry in another patient's access log",
+            ("audit@13",),
+        ),
         Fault(
             "audit-events-deletable",
             "AuditEvents can be updated, patched and deleted like any resource (no 405)",

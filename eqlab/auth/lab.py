@@ -57,9 +57,10 @@ class LabTokens(TokenProvider):
             headers=headers,
         )
 
-    def client_for(self, principal: str) -> EvidenceClient:
-        """A client on the FHIR base carrying the token of ``principal``: ``"system"`` or a role of the plan."""
-        token = self.system() if principal == SYSTEM else self.user(principal).access_token
+    def client_for(self, principal: str, scope: str | None = None) -> EvidenceClient:
+        """A client on the FHIR base carrying the token of ``principal``: ``"system"`` or a role of the
+        plan (``scope``: a token for that scope instead of the plan's)."""
+        token = self.system(scope) if principal == SYSTEM else self.user(principal, scope).access_token
         client = self.evidence_client(self.fhir_base, {"Authorization": f"Bearer {token}"})
         self._open.append(client)
         return client

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from reference_impl.auth import assertions, clientauth, refresh, trail
 from reference_impl.auth.clientauth import AuthenticatedClient
+from reference_impl.auth.policy import bearer_challenge
 from reference_impl.auth.principal import Principal
 from reference_impl.auth.registry import find_user
 from reference_impl.auth.service import AuthService, audience_for, issuer_for
@@ -144,11 +145,8 @@ async def revoke(request: Request) -> Response:
 
 
 def _bearer_error(status: int, error: str, description: str) -> Response:
-    # The reason may quote attacker-chosen claims: keep the header to printable ASCII without quotes.
-    safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in description)[:200]
-    challenge = f'Bearer realm="eqlab", error="{error}", error_description="{safe}"'
     body = {"error": error, "error_description": description}
-    return json_answer(body, status, {"WWW-Authenticate": challenge})
+    return json_answer(body, status, {"WWW-Authenticate": bearer_challenge(error, description)})
 
 
 async def userinfo(request: Request) -> Response:

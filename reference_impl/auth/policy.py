@@ -1,10 +1,16 @@
 """The access policy: the one place that decides allow or deny, with a reason (SPEC section 2).
 
 Rules, in order: conformance and terminology resources are public; everything else needs a
-valid token; AuditEvents are append-only; the token's SMART scopes must grant the interaction on
-the type; AuditEvents are for their patient, auditors and systems; a patient token reaches only
-the patient's own compartment (and directory data). Further rules (the care relationship of the
-services) are added to ``AccessPolicy.rules`` and run after these.
+valid token; AuditEvents are append-only and written by the platform alone; the token's SMART
+scopes must grant the interaction on the type; AuditEvents are for their patient, auditors and
+systems; a patient token reaches only the patient's own compartment (and directory data).
+Further rules (the care relationship of the services) are added to ``AccessPolicy.rules`` and run
+after these.
+
+The same decision covers every door into the data, not only the requested type: ``Visibility``
+asks ``decide`` for each other type a request touches (included resources, chained and ``_has``
+sub-queries, conditional matching) and the search SQL applies its answer, so a resource reaches a
+caller through a side door only if the caller could read it directly.
 
 A refusal is a 403 whose wording never depends on whether the other patient's data exists, so a
 patient cannot probe for other patients (403 for "someone else's" and "nobody's" alike).
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -22,6 +28,7 @@ from reference_impl.auth.principal import Principal
 from reference_impl.auth.scopes import INTERACTION_LETTERS
 from reference_impl.faults import FaultSwitches
 from reference_impl.fhir.errors import FhirError, Issue, not_found
+from reference_impl.fhir.query import EVERYTHING, Reach, SeesEverything, Visibility
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.fhir.structure import DEFINITIONS
 
@@ -51,6 +58,8 @@ DIRECTORY_TYPES = frozenset(
         "Substance",
     }
 )
+# Written by the platform itself, never by a client: read-only on the API.
+PLATFORM_WRITTEN = frozenset({"AuditEvent"})
 PUBLIC_READS = frozenset({"read", "vread", "search-type", "history-instance", "history-type"})
 NOT_PERMITTED = "you are not permitted to access this data"
 
@@ -61,10 +70,18 @@ def patient_compartment() -> dict[str, tuple[str, ...]]:
     return {type_name: tuple(params) for type_name, params in data.items()}
 
 
+def bearer_challenge(error: str, description: str) -> str:
+    """A ``WWW-Authenticate: Bearer`` challenge (RFC 6750 §3). The description may quote what a
+    caller sent (a token's alg, a claim): it is cut to the characters RFC 6750 allows in it,
+    printable ASCII without quote or backslash, so nothing a caller sends can end the quoted string,
+    add a parameter or break the header's latin-1 encoding."""
+    safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in description)[:200]
+    return f'Bearer realm="eqlab", error="{error}", error_description="{safe}"'
+
+
 def denied(status: int, reason: str, error: str) -> FhirError:
-    challenge = f'Bearer realm="eqlab", error="{error}", error_description="{reason}"'
     code = "login" if status == 401 else "forbidden"
-    return FhirError(status, [Issue(reason, code)], {"WWW-Authenticate": challenge})
+    return FhirError(status, [Issue(reason, code)], {"WWW-Authenticate": bearer_challenge(error, reason)})
 
 
 def unauthenticated(reason: str) -> FhirError:
@@ -77,10 +94,41 @@ def forbidden(reason: str = NOT_PERMITTED, error: str = "insufficient_scope") ->
 
 @dataclass(frozen=True)
 class Access:
-    """What the caller may do for this request: pass, or pass limited to one patient's compartment."""
+    """What the caller may do for this request: pass, or pass limited to one patient's compartment;
+    ``visibility`` answers the same question for every other type the request touches."""
 
     principal: Principal | None
     compartment_patient: str | None = None  # the Patient id searches and reads are limited to
+    visibility: Visibility = field(default_factory=SeesEverything, compare=False)
+
+
+class CallerVisibility:
+    """A caller's reach into each resource type: ``AccessPolicy.decide``'s answer, asked per type."""
+
+    def __init__(self, policy: AccessPolicy, principal: Principal | None) -> None:
+        self._policy = policy
+        self._principal = principal
+        self._decided: dict[tuple[str, str], Reach] = {}
+
+    def of(self, type_name: str, kind: str) -> Reach:
+        key = (type_name, kind)
+        reach = self._decided.get(key)
+        if reach is None:
+            reach = self._decided[key] = self._decide(type_name, kind)
+        return reach
+
+    def _decide(self, type_name: str, kind: str) -> Reach:
+        try:
+            patient = self._policy.decide(self._principal, kind, type_name, visibility=False).compartment_patient
+        except FhirError as exc:
+            return Reach(False, reason="; ".join(issue.diagnostics for issue in exc.issues))
+        if patient is None:
+            return EVERYTHING
+        return Reach(True, patient, patient_compartment().get(type_name, ()))
+
+    def limited(self, kind: str) -> dict[str, Reach]:
+        served = self._policy.registry.structure.served_types
+        return {t: reach for t in served if not (reach := self.of(t, kind)).unlimited}
 
 
 Rule = Callable[[Principal, str, str, dict[str, Any] | None], None]  # raises FhirError to refuse
@@ -95,22 +143,33 @@ class AccessPolicy:
     def is_public(self, kind: str, type_name: str | None) -> bool:
         return kind == "capabilities" or (type_name in PUBLIC_TYPES and kind in PUBLIC_READS)
 
-    def decide(self, principal: Principal | None, kind: str, type_name: str | None) -> Access:
-        """Before the interaction runs: may this caller attempt it at all?"""
+    def decide(self, principal: Principal | None, kind: str, type_name: str | None, visibility: bool = True) -> Access:
+        """Before the interaction runs: may this caller attempt it at all? (``visibility``: with the
+        caller's reach into the other types, for a request that may touch them)"""
+        access = self._decide(principal, kind, type_name)
+        if not visibility:
+            return access
+        return replace(access, visibility=CallerVisibility(self, principal))
+
+    def _decide(self, principal: Principal | None, kind: str, type_name: str | None) -> Access:
         if self.is_public(kind, type_name):
             return Access(principal)
         if principal is None:
             raise unauthenticated("this request needs a valid bearer access token")
         if (
-            type_name == "AuditEvent"
+            type_name in PLATFORM_WRITTEN
             and kind in ("update", "patch", "delete")
             and not self.faults.on("audit-events-deletable")
         ):
             raise FhirError(
                 405,
                 [Issue("AuditEvents are append-only: they cannot be changed or deleted", "not-supported")],
-                {"Allow": "GET, POST"},
+                {"Allow": "GET"},
             )
+        if type_name in PLATFORM_WRITTEN and kind == "create" and not self.faults.on("audit-events-writable"):
+            # Only the platform records accesses: a client's event could put fake entries in a
+            # patient's access log.
+            raise forbidden("AuditEvents are written by the platform itself, never by a client", "access_denied")
         context = "patient" if principal.is_patient else "system" if principal.is_system else "user"
         letter = INTERACTION_LETTERS.get(kind)
         if letter is not None and not self.faults.on("scope-not-enforced"):
@@ -151,6 +210,14 @@ class AccessPolicy:
             raise forbidden(NOT_PERMITTED, "access_denied")
         for rule in self.rules:
             rule(principal, kind, str((resource or {}).get("resourceType", "")), resource)
+
+    def permits(self, access: Access, kind: str, resource: dict[str, Any]) -> bool:
+        """``check_resource`` as a yes or no, for resources a request may leave out (included ones)."""
+        try:
+            self.check_resource(access, kind, resource)
+        except FhirError:
+            return False
+        return True
 
     def in_compartment(self, resource: dict[str, Any], patient_id: str) -> bool:
         return f"Patient/{patient_id}" in self.patients_of(resource)

@@ -159,7 +159,12 @@ def _assign_ids(server: FhirServer, conn: Connection, entries: list[Entry]) -> d
             continue
         condition = sub.header("if-none-exist") if sub.method == "POST" else _query_of(sub)
         if condition:
-            matches = find_matches(Context(server, sub, route(sub.method, sub.path), conn), type_name, condition)
+            interaction = route(sub.method, sub.path)
+            try:  # the caller's own view of the matches, as when the entry runs
+                access = server.policy.decide(sub.principal, str(interaction.kind), interaction.type_name)
+                matches = find_matches(Context(server, sub, interaction, conn, access), type_name, condition)
+            except FhirError:
+                matches = []  # the entry meets the same refusal when it runs, with its index
             if len(matches) == 1:
                 references[entry.full_url] = f"{type_name}/{matches[0].id}"
                 continue

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from reference_impl.auth.policy import PLATFORM_WRITTEN
 from reference_impl.fhir.context import Context, FhirResponse
 from reference_impl.fhir.dates import now_instant
 from reference_impl.fhir.structure import FHIR_VERSION, structure
@@ -21,6 +22,7 @@ TYPE_INTERACTIONS = (
     "create",
     "search-type",
 )
+READ_INTERACTIONS = frozenset({"read", "vread", "history-instance", "history-type", "search-type"})
 SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
 SOFTWARE = {"name": "eqlab reference implementation", "version": "0.1.0"}
 
@@ -40,17 +42,18 @@ def capability_statement(ctx: Context) -> dict[str, Any]:
     for type_name in structure().served_types:
         params = server.registry.for_type(type_name)
         reference_params = sorted(code for code, p in params.items() if p.type == "reference")
+        writable = type_name not in PLATFORM_WRITTEN
         entry: dict[str, Any] = {
             "type": type_name,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{type_name}",
-            "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+            "interaction": [{"code": code} for code in TYPE_INTERACTIONS if writable or code in READ_INTERACTIONS],
             "versioning": "versioned",
             "readHistory": True,
-            "updateCreate": True,
-            "conditionalCreate": True,
+            "updateCreate": writable,
+            "conditionalCreate": writable,
             "conditionalRead": "modified-since",
-            "conditionalUpdate": True,
-            "conditionalDelete": "single",
+            "conditionalUpdate": writable,
+            "conditionalDelete": "single" if writable else "not-supported",
             "searchInclude": [f"{type_name}:{code}" for code in reference_params],
             "searchRevInclude": sorted(revincludes.get(type_name, [])),
             "searchParam": [

@@ -13,6 +13,8 @@ from reference_impl.fhir import negotiation
 from reference_impl.fhir.context import Context, FhirResponse
 from reference_impl.fhir.dates import http_date, parse_http_date
 from reference_impl.fhir.errors import FhirError, error, information, invalid, not_found
+from reference_impl.fhir.query import SeesEverything
+from reference_impl.fhir.searching import parse_for_caller
 from reference_impl.fhir.subsetting import subset
 from reference_impl.fhir.validation import check_resource, parse_json
 from reference_impl.store import resources as store
@@ -142,14 +144,20 @@ def _conditional_update(ctx: Context, resource: dict[str, Any]) -> FhirResponse:
                 f"the resource id '{body_id}' differs from the id of the matching resource '{target}'", ["id"]
             )
         return _put(ctx, resource, target)
-    return _put(ctx, resource, body_id or ctx.request.assigned_id or new_id())
+    if body_id is not None:
+        return _put(ctx, resource, body_id)
+    return _put(ctx, resource, ctx.request.assigned_id or new_id(), server_chose_id=True)
 
 
-def _put(ctx: Context, resource: dict[str, Any], res_id: str) -> FhirResponse:
+def _put(ctx: Context, resource: dict[str, Any], res_id: str, server_chose_id: bool = False) -> FhirResponse:
     _reach(ctx, {**resource, "id": res_id})
     current = store.current(ctx.conn, ctx.type_name, res_id, for_update=True)
     if current is not None and current.content:
         _reach(ctx, current.parsed())
+    elif ctx.access.compartment_patient is not None and not server_chose_id:
+        # Creating under an id the client chose would tell a taken id (someone else's resource)
+        # from a free one: a compartment-limited caller creates with POST instead.
+        _reach(ctx, None)
     _check_if_match(ctx, current)
     in_place = ctx.server.faults.on("version-not-incremented")
     stored = store.save(ctx.conn, ctx.server.registry, resource, res_id, current, "PUT", reuse_version=in_place)
@@ -228,11 +236,14 @@ def _query_string(ctx: Context) -> str:
 
 
 def find_matches(ctx: Context, type_name: str, query: str) -> list[StoredResource]:
-    """The resources matching conditional criteria; more than one is a 412."""
+    """The resources matching conditional criteria, among those the caller may see (a resource out
+    of reach answers as one that does not exist); more than one is a 412."""
     params = [(k, v) for k, v in parse_qsl(query.split("?", 1)[-1], keep_blank_values=True) if k != "_format"]
     if not params:
         raise invalid("the conditional criteria are empty")
-    request = ctx.parser().parse(type_name, params, strict=True)
+    request = parse_for_caller(ctx, type_name, params, strict=True, kind=str(ctx.interaction.kind))
+    if ctx.server.faults.on("conditional-existence-oracle"):
+        request.visibility = SeesEverything()
     request.count, request.offset = 2, 0
     store.lock_type(ctx.conn, type_name)
     page = run_search(ctx.conn, request, with_total=False)

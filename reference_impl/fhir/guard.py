@@ -7,6 +7,7 @@ access to patient data, and each refused or failed attempt: the access policy it
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -17,7 +18,7 @@ from reference_impl.auth.policy import patient_compartment, unauthenticated
 from reference_impl.auth.principal import Principal
 from reference_impl.auth.tokens import TokenInvalid
 from reference_impl.fhir.context import FhirResponse
-from reference_impl.fhir.errors import FhirError
+from reference_impl.fhir.errors import FhirError, Issue
 from reference_impl.fhir.routing import FhirRequest, Interaction, Kind
 from reference_impl.store.schema import idx_reference
 
@@ -33,6 +34,7 @@ ACTIONS: dict[Kind, Action] = {
     Kind.VREAD: "R",
     Kind.HISTORY_INSTANCE: "R",
 }
+MAX_ENTITIES = 50  # resources named in one AuditEvent; a search's query entity says what was asked
 SEARCHES = frozenset({Kind.SEARCH_TYPE, Kind.SEARCH_SYSTEM, Kind.HISTORY_TYPE, Kind.HISTORY_SYSTEM})
 
 
@@ -53,38 +55,58 @@ def authenticate(server: FhirServer, conn: Connection, request: FhirRequest) -> 
     try:
         return server.auth.authenticate(conn, token, request.base_url)
     except TokenInvalid as exc:
+        if server.faults.on("challenge-echoes-token"):
+            challenge = f'Bearer error="invalid_token", error_description="{exc.reason}"'
+            raise FhirError(401, [Issue(exc.reason, "login")], {"WWW-Authenticate": challenge}) from None
         raise unauthenticated(exc.reason) from None
 
 
-def touches_patient_data(interaction: Interaction) -> bool:
-    type_name = interaction.type_name
+def touches_patient_data(interaction: Interaction, request: FhirRequest | None = None) -> bool:
+    """Whether the interaction may reach patient data (and so must be audited); a search of other
+    data may too, through what it includes (``_include``, ``_revinclude``, or a POST form's)."""
     if interaction.kind is Kind.CAPABILITIES:
         return False
-    return type_name is None or type_name == "Patient" or type_name in patient_compartment()
+    type_name = interaction.type_name
+    if type_name is None or type_name == "Patient" or type_name in patient_compartment():
+        return True
+    if request is None or interaction.kind is not Kind.SEARCH_TYPE:
+        return False
+    return request.method == "POST" or any(k in ("_include", "_revinclude") for k, _ in request.query)
 
 
-def success_record(
-    conn: Connection, request: FhirRequest, interaction: Interaction, response: FhirResponse
-) -> AuditRecord:
+def success_records(
+    conn: Connection, request: FhirRequest, interaction: Interaction, response: FhirResponse, per_patient: bool = True
+) -> list[AuditRecord]:
+    """The AuditEvents of a successful access: one per patient whose data it touched (IHE BALP), each
+    naming that patient and that patient's resources only, so each lands in that patient's log alone;
+    one naming no patient when it touched none. ``per_patient`` False is the fault "audit-per-search"."""
     stored = response.stored
     touched = response.touched or (((stored.type_name, stored.id),) if stored else ())
-    patients = patients_of(conn, touched)
-    entities = tuple(f"{t}/{i}" for t, i in touched if t != "Patient")[:50]
+    owners = patients_by_resource(conn, touched)
+    patients = sorted({p for found in owners.values() for p in found})
     kind = interaction.kind
-    action: Action = ACTIONS.get(kind, "E")
-    query = urlencode(list(request.query)) if kind in SEARCHES else None
-    return AuditRecord(
-        action=action,
+    record = AuditRecord(
+        action=ACTIONS.get(kind, "E"),
         subtype=str(kind),
         outcome=SUCCESS,
         description=f"{request.method} {interaction_path(request)} -> {response.status}",
         principal=request.principal,
-        patients=tuple(sorted(patients)),
-        entities=entities,
-        query=query,
+        query=urlencode(list(request.query)) if kind in SEARCHES else None,
         network_address=request.client_address,
         request_id=request.request_id,
     )
+
+    def entities(keys: list[tuple[str, str]]) -> tuple[str, ...]:
+        return tuple(f"{t}/{i}" for t, i in keys if t != "Patient")[:MAX_ENTITIES]
+
+    if not patients:
+        return [replace(record, entities=entities(list(touched)))]
+    if not per_patient:
+        return [replace(record, patients=tuple(patients), entities=entities(list(touched)))]
+    return [
+        replace(record, patients=(patient,), entities=entities([k for k in touched if patient in owners.get(k, ())]))
+        for patient in patients
+    ]
 
 
 def failure_record(request: FhirRequest, interaction: Interaction | None, exc: FhirError) -> AuditRecord:
@@ -118,21 +140,25 @@ def interaction_path(request: FhirRequest) -> str:
     return "/" + request.path if request.path else "/"
 
 
-def patients_of(conn: Connection, touched: tuple[tuple[str, str], ...]) -> set[str]:
-    """The patients whose compartment holds the touched resources (from the search index)."""
-    patients = {f"Patient/{i}" for t, i in touched if t == "Patient"}
+def patients_by_resource(conn: Connection, touched: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], set[str]]:
+    """For each touched resource, the patients whose compartment holds it (from the search index)."""
+    owners: dict[tuple[str, str], set[str]] = {}
     compartment = patient_compartment()
     by_type: dict[str, list[str]] = {}
     for type_name, res_id in touched:
-        if type_name in compartment and type_name != "Patient":  # a Patient record is about that patient
+        if type_name == "Patient":  # a Patient record is about that patient
+            owners.setdefault((type_name, res_id), set()).add(f"Patient/{res_id}")
+        elif type_name in compartment:
             by_type.setdefault(type_name, []).append(res_id)
     ref = idx_reference.c
     for type_name, ids in by_type.items():
-        query = select(ref.target_id).where(
+        query = select(ref.res_id, ref.target_id).where(
             ref.res_type == type_name,
             ref.res_id.in_(ids),
             ref.param.in_(compartment[type_name]),
             ref.target_type == "Patient",
         )
-        patients.update(f"Patient/{row[0]}" for row in conn.execute(query) if row[0])
-    return patients
+        for res_id, patient_id in conn.execute(query):
+            if patient_id:
+                owners.setdefault((type_name, res_id), set()).add(f"Patient/{patient_id}")
+    return owners

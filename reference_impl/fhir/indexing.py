@@ -13,6 +13,7 @@ from typing import Any
 
 from reference_impl.fhir.dates import MAX_US, MIN_US, InvalidDate, parse_range
 from reference_impl.fhir.fhirpath import Node
+from reference_impl.fhir.structure import RESOURCE_ID, TYPE_NAME
 
 MAX_INDEXED_CHARS = 512
 QUANTITY_TYPES = frozenset(
@@ -161,12 +162,13 @@ def reference_rows(nodes: Iterable[Node]) -> Iterator[Row]:
 
 
 def split_reference(ref: str) -> tuple[str | None, str | None]:
-    """``Type/id``, ``Type/id/_history/v`` or an absolute URL ending so, as (type, id)."""
+    """``Type/id``, ``Type/id/_history/v`` or an absolute URL ending so, as (type, id); (None, None)
+    when it does not end with a type name and a FHIR id (1-64 characters)."""
     path = ref.split("/_history/", maxsplit=1)[0].rstrip("/")
     if path.startswith("urn:"):
         return None, None
     parts = path.split("/")
-    if len(parts) >= 2 and parts[-2][:1].isupper():
+    if len(parts) >= 2 and TYPE_NAME.match(parts[-2]) and RESOURCE_ID.match(parts[-1]):
         return parts[-2], parts[-1]
     return None, None
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Protocol
 
 from reference_impl.fhir.dates import InvalidDate, parse_range
 from reference_impl.fhir.errors import invalid
 from reference_impl.fhir.indexing import split_reference
-from reference_impl.fhir.routing import RESOURCE_ID
 from reference_impl.fhir.searchparams import SYSTEM_LEVEL, SearchParam, SearchParamRegistry
+from reference_impl.fhir.structure import RESOURCE_ID
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 ORDERED_TYPES = frozenset({"date", "number", "quantity"})
@@ -69,6 +70,50 @@ class Include:
     target_type: str | None
     reverse: bool
 
+    @property
+    def text(self) -> str:
+        return ":".join([self.source_type, self.param.code, *([self.target_type] if self.target_type else [])])
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Which resources of one type a caller may see: all, none, or one patient's compartment.
+
+    The access policy decides it (``auth/policy.py``); the SQL of a search applies it to the
+    searched type and to every other type a search touches: chained and ``_has`` sub-queries,
+    included resources, conditional matching.
+    """
+
+    allowed: bool = True
+    patient: str | None = None  # only resources in this patient's compartment
+    via: tuple[str, ...] = ()  # the reference parameters that put a resource of the type in it
+    reason: str = ""  # why not allowed
+
+    @property
+    def unlimited(self) -> bool:
+        return self.allowed and self.patient is None
+
+
+EVERYTHING = Reach()
+
+
+class Visibility(Protocol):
+    def of(self, type_name: str, kind: str) -> Reach:
+        """The caller's reach into ``type_name`` for interaction ``kind`` (read, search-type...)."""
+
+    def limited(self, kind: str) -> dict[str, Reach]:
+        """Every served type the caller does not see in full, with its reach."""
+
+
+class SeesEverything:
+    """The visibility of the platform itself (seeding, maintenance): nothing hidden."""
+
+    def of(self, type_name: str, kind: str) -> Reach:
+        return EVERYTHING
+
+    def limited(self, kind: str) -> dict[str, Reach]:
+        return {}
+
 
 @dataclass
 class SearchRequest:
@@ -83,8 +128,8 @@ class SearchRequest:
     types: list[str] = field(default_factory=list)  # _type, for system-level search
     used: list[tuple[str, str]] = field(default_factory=list)  # for the self link
     count_capped: bool = False
-    # (patient id, reference parameters): only resources in that patient's compartment match
-    compartment: tuple[str, tuple[str, ...]] | None = None
+    visibility: Visibility = field(default_factory=SeesEverything)  # what the caller may see, type by type
+    kind: str = "search-type"  # the interaction the search serves (a conditional update's matching: update)
 
 
 class QueryParser:
@@ -263,9 +308,11 @@ def _reference_value(param: SearchParam, modifier: str | None, raw: str) -> Valu
         return Value(raw, ref_type=modifier, code=raw)
     if "/" in raw:
         ref_type, ref_id = split_reference(raw)
-        if ref_type is not None and ref_id is not None and "://" not in raw:
-            return Value(raw, ref_type=ref_type, code=ref_id)
-        return Value(raw, system=raw, ref_type=ref_type, code=ref_id)  # absolute URL
+        if "://" in raw:  # an absolute URL
+            return Value(raw, system=raw, ref_type=ref_type, code=ref_id)
+        if ref_type is None or ref_id is None:
+            raise invalid(f"{param.code}: '{raw[:100]}' is not a reference (Type/id with a FHIR id, or a URL)")
+        return Value(raw, ref_type=ref_type, code=ref_id)
     if not RESOURCE_ID.match(raw):
         raise invalid(f"{param.code}: '{raw}' is not a reference (Type/id, id or an absolute URL)")
     return Value(raw, code=raw)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from reference_impl.auth.principal import Principal
 from reference_impl.fhir.errors import FhirError, Issue, error, invalid
-from reference_impl.fhir.structure import structure
-
-RESOURCE_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")  # \Z: "$" would let a trailing line break in
+from reference_impl.fhir.structure import RESOURCE_ID, structure
 
 
 class Kind(StrEnum):

@@ -9,17 +9,26 @@ from urllib.parse import parse_qsl, urlencode
 
 import orjson
 
-from reference_impl.auth.policy import DIRECTORY_TYPES, NOT_PERMITTED, forbidden, patient_compartment
+from reference_impl.auth.policy import NOT_PERMITTED, forbidden
 from reference_impl.fhir import negotiation
 from reference_impl.fhir.context import Context, FhirResponse
 from reference_impl.fhir.dates import InvalidDate, now_instant, parse_range
 from reference_impl.fhir.errors import Issue, invalid, not_found
-from reference_impl.fhir.query import Criterion, HasCriterion, SearchRequest, non_negative_int
+from reference_impl.fhir.query import (
+    EVERYTHING,
+    Criterion,
+    HasCriterion,
+    Reach,
+    SearchRequest,
+    SeesEverything,
+    Visibility,
+    non_negative_int,
+)
 from reference_impl.fhir.routing import Kind
 from reference_impl.fhir.subsetting import subset
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource, instant_of
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_sql import included, run_search
 
 
 def search(ctx: Context) -> FhirResponse:
@@ -34,32 +43,42 @@ def search(ctx: Context) -> FhirResponse:
         except UnicodeDecodeError:
             raise invalid("the _search form body is not UTF-8") from None
     strict = ctx.request.prefer.get("handling") == "strict" and not faults.on("strict-handling-ignored")
-    request = ctx.parser().parse(ctx.interaction.type_name, params, strict)
+    request = parse_for_caller(ctx, ctx.interaction.type_name, params, strict)
     if faults.active:
         _apply_search_faults(ctx, params, request)
-    patient = ctx.access.compartment_patient
-    if patient is not None and ctx.interaction.type_name is not None:
-        _forbid_other_patients(request, patient)
-        request.compartment = (patient, patient_compartment().get(ctx.interaction.type_name, ()))
     page = run_search(ctx.conn, request)
-    included = page.included if patient is None else [s for s in page.included if _within_reach(ctx, s, patient)]
+    include_visibility = ctx.access.visibility if not faults.on("revinclude-unfiltered") else SeesEverything()
+    found = included(ctx.conn, page.matches, request.includes, include_visibility)
+    if ctx.server.policy.rules:  # the services' rules, as for a direct read of each included resource
+        found = [s for s in found if ctx.server.policy.permits(ctx.access, "read", s.parsed())]
     entries = [_entry(ctx, stored, request, "match") for stored in page.matches]
-    entries += [_entry(ctx, stored, request, "include") for stored in included]
+    entries += [_entry(ctx, stored, request, "include") for stored in found]
+    warnings = _unreadable_includes(request)
     if request.count_capped:
-        warning = Issue(
-            f"_count was reduced to the server maximum {ctx.server.settings.max_page_size}", "informational", "warning"
-        )
-        entries.append(
-            {
-                "resource": {"resourceType": "OperationOutcome", "issue": [warning.to_fhir()]},
-                "search": {"mode": "outcome"},
-            }
-        )
+        maximum = ctx.server.settings.max_page_size
+        warnings.append(Issue(f"_count was reduced to the server maximum {maximum}", "informational", "warning"))
+    if warnings:
+        outcome = {"resourceType": "OperationOutcome", "issue": [w.to_fhir() for w in warnings]}
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     path = ctx.interaction.type_name or ""
     links = _links(ctx, path, request.used, request.count, request.offset, page.total)
     total = page.total if not faults.on("no-total") else None
-    touched = tuple((s.type_name, s.id) for s in [*page.matches, *included])
+    touched = tuple((s.type_name, s.id) for s in [*page.matches, *found])
     return FhirResponse(200, make_bundle("searchset", entries, links, total), touched=touched)
+
+
+def parse_for_caller(
+    ctx: Context, type_name: str | None, params: list[tuple[str, str]], strict: bool, kind: str = "search-type"
+) -> SearchRequest:
+    """Search parameters as criteria limited to what the caller may see, for a search or a
+    conditional interaction alike: one place, so that no door sees more than a direct read."""
+    request = ctx.parser().parse(type_name, params, strict)
+    request.visibility, request.kind = ctx.access.visibility, kind
+    patient = ctx.access.compartment_patient
+    if patient is not None:
+        _forbid_other_patients(request, patient)
+    _forbid_unsearchable(request)
+    return request
 
 
 def _forbid_other_patients(request: SearchRequest, patient_id: str) -> None:
@@ -75,11 +94,35 @@ def _forbid_other_patients(request: SearchRequest, patient_id: str) -> None:
                     raise forbidden(NOT_PERMITTED, "access_denied")
 
 
-def _within_reach(ctx: Context, stored: StoredResource, patient_id: str) -> bool:
-    """An included resource a patient token may see: directory data or the patient's own."""
-    if stored.type_name in DIRECTORY_TYPES:
-        return True
-    return ctx.server.policy.in_compartment(stored.parsed(), patient_id)
+def _forbid_unsearchable(request: SearchRequest) -> None:
+    """A chain or ``_has`` into a type the caller may not search at all is a 403 that names the
+    type (it depends on the token alone, not on the data); within reach, the sub-query sees only
+    what the caller may see (``search_sql``)."""
+    for criterion in request.criteria:
+        if isinstance(criterion, HasCriterion):
+            types = [criterion.source_type]
+        elif criterion.chains:
+            types = [target for target, _ in criterion.chains]
+        else:
+            continue
+        reaches = [request.visibility.of(t, "search-type") for t in types]
+        if not any(reach.allowed for reach in reaches):
+            raise forbidden(f"this search reaches into {', '.join(types)}: {reaches[0].reason}")
+
+
+def _unreadable_includes(request: SearchRequest) -> list[Issue]:
+    """A warning for each _include/_revinclude of a type the caller may not read (nothing of it is
+    included); the answer depends on the token alone, never on what exists."""
+    warnings = []
+    for include in request.includes:
+        type_name = include.source_type if include.reverse else include.target_type
+        if type_name is None:
+            continue
+        reach = request.visibility.of(type_name, "read")
+        if not reach.allowed:
+            name = "_revinclude" if include.reverse else "_include"
+            warnings.append(Issue(f"{name}={include.text}: nothing included, {reach.reason}", "forbidden", "warning"))
+    return warnings
 
 
 def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: SearchRequest) -> None:
@@ -95,6 +138,8 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
         request.includes = []
     if faults.on("summary-count-ignored") and request.summary == "count":
         request.summary = None
+    if faults.on("chain-ignores-compartment") and request.type_name is not None:
+        request.visibility = _SubQueriesSeeEverything(request.visibility, request.type_name)
     criteria: list[Criterion | HasCriterion] = []
     for given in request.criteria:
         changed = given
@@ -105,6 +150,19 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
                 changed = replace(given, modifier="exact")
         criteria.append(changed)
     request.criteria = criteria
+
+
+class _SubQueriesSeeEverything:
+    """The fault "chain-ignores-compartment": the searched type is limited, its chains and _has are not."""
+
+    def __init__(self, visibility: Visibility, searched: str) -> None:
+        self.visibility, self.searched = visibility, searched
+
+    def of(self, type_name: str, kind: str) -> Reach:
+        return self.visibility.of(type_name, kind) if type_name == self.searched else EVERYTHING
+
+    def limited(self, kind: str) -> dict[str, Reach]:
+        return self.visibility.limited(kind)
 
 
 def _entry(ctx: Context, stored: StoredResource, request: SearchRequest, mode: str) -> dict[str, Any]:
@@ -173,7 +231,9 @@ def history(ctx: Context) -> FhirResponse:
     )
     offset = non_negative_int("_offset", params["_offset"]) if "_offset" in params else 0
     since, at = _instant_param(params, "_since", low=True), _instant_param(params, "_at", low=False)
-    page = store.history_page(ctx.conn, type_name, res_id, since, at, count, offset)
+    # Whole-server history shows no type the caller cannot read in full (AuditEvents, for most).
+    hidden = ctx.access.visibility.limited("read") if type_name is None else {}
+    page = store.history_page(ctx.conn, type_name, res_id, since, at, count, offset, hidden)
     entries = [_history_entry(ctx, stored, method) for stored, method in page.versions]
     if ctx.server.faults.on("history-oldest-first"):
         entries.reverse()

@@ -89,7 +89,7 @@ class FhirServer:
             request,
             found,
             lambda conn, caller, trail: self.execute(conn, caller, found, trail),
-            self._needs_write(found),
+            self._needs_write(found, request),
         )
 
     def _authenticated(self, conn: Connection, request: FhirRequest) -> FhirRequest:
@@ -125,8 +125,8 @@ class FhirServer:
             await self._audit_failure(caller, interaction, exc, trail)
             raise
 
-    def _needs_write(self, interaction: Interaction) -> bool:
-        return self.writes(interaction) or guard.touches_patient_data(interaction)
+    def _needs_write(self, interaction: Interaction, request: FhirRequest) -> bool:
+        return self.writes(interaction) or guard.touches_patient_data(interaction, request)
 
     async def _audit_failure(
         self, request: FhirRequest, interaction: Interaction | None, exc: FhirError, trail: list[AuditRecord]
@@ -149,8 +149,16 @@ class FhirServer:
         ctx = Context(self, request, interaction, conn, access)
         response = self.handlers[interaction.kind](ctx)
         unaudited = self.faults.on("reads-not-audited") and interaction.kind in (Kind.READ, Kind.VREAD)
-        if trail is not None and guard.touches_patient_data(interaction) and response.status < 400 and not unaudited:
-            trail.append(guard.success_record(conn, request, interaction, response))
+        if (
+            trail is not None
+            and response.status < 400
+            and not unaudited
+            and guard.touches_patient_data(interaction, request)
+        ):
+            per_patient = not self.faults.on("audit-per-search")
+            records = guard.success_records(conn, request, interaction, response, per_patient)
+            if records[0].patients or guard.touches_patient_data(interaction):  # else: no patient data after all
+                trail.extend(records)
         return response
 
     def _operation(self, ctx: Context) -> FhirResponse:

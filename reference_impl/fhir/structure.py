@@ -9,12 +9,15 @@ element, ``("HumanName", "")`` a data type.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 DEFINITIONS = Path(__file__).parent / "definitions"
+RESOURCE_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")  # FHIR's id type; \Z: "$" would let a trailing line break in
+TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
 BACKBONE_TYPES = frozenset({"BackboneElement", "Element"})
 FHIR_VERSION = "4.0.1"
 

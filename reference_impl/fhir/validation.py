@@ -16,7 +16,7 @@ import orjson
 
 from reference_impl.fhir.errors import FhirError, Issue, invalid
 from reference_impl.fhir.models import structural_issues
-from reference_impl.fhir.structure import ElementContext, Structure, structure
+from reference_impl.fhir.structure import RESOURCE_ID, ElementContext, Structure, structure
 
 MAX_DEPTH = 64
 MAX_REPORTED_ISSUES = 50
@@ -139,6 +139,8 @@ def _primitive_issues(
         yield Issue(f"{path}: must be {kind} ({type_name}), not {json_kind(item)}", "value", expression=(path,))
     elif isinstance(item, str) and _FORBIDDEN_CHARACTERS.search(item):
         yield Issue(f"{path}: contains a control character FHIR strings may not hold", "value", expression=(path,))
+    elif ctx.type_name == "Reference" and name == "reference" and isinstance(item, str):
+        yield from _reference_issues(item, path, struct)
     elif type_name == "code" and isinstance(item, str):
         allowed = struct.required_codes.get(f"{ctx.type_name}.{ctx.child_path(name)}")
         if allowed is not None and item not in allowed:
@@ -146,6 +148,20 @@ def _primitive_issues(
             yield Issue(
                 f"{path}: '{item}' is not one of the allowed codes ({codes})", "code-invalid", expression=(path,)
             )
+
+
+def _reference_issues(value: str, path: str, struct: Structure) -> Iterator[Issue]:
+    """A literal reference to a resource type names it by a FHIR id (relative or absolute URL alike)."""
+    if value.startswith(("#", "urn:")):
+        return
+    parts = value.split("/_history/", maxsplit=1)[0].rstrip("/").split("/")
+    if len(parts) >= 2 and struct.is_served(parts[-2]) and not RESOURCE_ID.match(parts[-1]):
+        yield Issue(
+            f"{path}: '{value[:100]}' names a {parts[-2]} by an id that is not a FHIR id "
+            "(1 to 64 letters, digits, '-' or '.')",
+            "value",
+            expression=(path,),
+        )
 
 
 def json_kind(value: Any) -> str:

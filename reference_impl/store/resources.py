@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, insert, select, text, update
 
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
@@ -211,9 +212,12 @@ def history_page(
     at_us: int | None,
     count: int,
     offset: int,
+    hidden_types: Collection[str] = (),
 ) -> HistoryPage:
-    """Versions newest first, for one resource, one type or the whole server."""
-    conditions = []
+    """Versions newest first, for one resource, one type or the whole server (without ``hidden_types``)."""
+    conditions: list[ColumnElement[bool]] = []
+    if hidden_types:
+        conditions.append(history.c.res_type.not_in(list(hidden_types)))
     if type_name is not None:
         conditions.append(history.c.res_type == type_name)
     if res_id is not None:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, literal, not_, or_, select, true
 
 from reference_impl.fhir.indexing import normalize
-from reference_impl.fhir.query import Criterion, HasCriterion, Include, SearchRequest, Value
+from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Value, Visibility
 from reference_impl.fhir.searchparams import SearchParam
 from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, stored_from_row
 from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
@@ -126,27 +126,28 @@ def _value_condition(criterion: Criterion, value: Value) -> ColumnElement[bool]:
 
 
 class SearchSql:
-    """Builds the WHERE clause for a type (or for the whole server when ``type_name`` is None)."""
+    """Builds the WHERE clause for a type (or for the whole server when ``type_name`` is None).
+
+    Every sub-query (a chain's targets, a ``_has`` source) is built by ``where`` again, for its own
+    type: the caller's visibility limits it exactly as it limits a direct search of that type.
+    """
 
     def where(self, type_name: str | None, request: SearchRequest) -> ColumnElement[bool]:
         parts: list[ColumnElement[bool]] = [resources.c.deleted.is_(False)]
         if type_name is not None:
             parts.append(resources.c.res_type == type_name)
-        elif request.types:
-            parts.append(resources.c.res_type.in_(request.types))
-        parts.extend(self._criterion(type_name, c) for c in request.criteria)
-        if request.compartment is not None:
-            parts.append(self._compartment(type_name, *request.compartment))
+            parts.append(visible(type_name, request.visibility.of(type_name, request.kind)))
+        else:
+            if request.types:
+                parts.append(resources.c.res_type.in_(request.types))
+            parts.append(visible_any_type(request.visibility.limited(request.kind)))
+        parts.extend(self._criterion(type_name, c, request.visibility) for c in request.criteria)
         return and_(*parts)
 
-    def _compartment(self, type_name: str | None, patient_id: str, params: tuple[str, ...]) -> ColumnElement[bool]:
-        if type_name == "Patient":
-            return resources.c.res_id == patient_id
-        ref = idx_reference.c
-        members = select(ref.res_id).where(
-            ref.res_type == type_name, ref.param.in_(params), ref.target_type == "Patient", ref.target_id == patient_id
-        )
-        return resources.c.res_id.in_(members)
+    def _sub_query(self, type_name: str, criterion: Criterion, visibility: Visibility) -> Select[Any]:
+        """The ids of ``type_name`` matching ``criterion``, among those the caller may see."""
+        inner = SearchRequest(type_name, [criterion], visibility=visibility)
+        return select(resources.c.res_id).where(self.where(type_name, inner))
 
     def _matching(
         self, type_name: str | None, param: SearchParam, condition: ColumnElement[bool]
@@ -158,9 +159,11 @@ class SearchSql:
         correlated = found.where(table.c.res_type == resources.c.res_type, table.c.res_id == resources.c.res_id)
         return correlated.exists()
 
-    def _criterion(self, type_name: str | None, criterion: Criterion | HasCriterion) -> ColumnElement[bool]:
+    def _criterion(
+        self, type_name: str | None, criterion: Criterion | HasCriterion, visibility: Visibility
+    ) -> ColumnElement[bool]:
         if isinstance(criterion, HasCriterion):
-            return self._has(type_name, criterion)
+            return self._has(type_name, criterion, visibility)
         param = criterion.param
         if param.is_column:
             return self._column_criterion(criterion)
@@ -170,14 +173,14 @@ class SearchSql:
         if criterion.chains:
             conditions = []
             for target_type, inner in criterion.chains:
-                targets = select(resources.c.res_id).where(self.where(target_type, SearchRequest(target_type, [inner])))
+                targets = self._sub_query(target_type, inner, visibility)
                 conditions.append(
                     and_(idx_reference.c.target_type == target_type, idx_reference.c.target_id.in_(targets))
                 )
             return self._matching(type_name, param, or_(*conditions))
         if criterion.modifier == "not":
             positive = Criterion(param, None, criterion.values)
-            return not_(self._criterion(type_name, positive))
+            return not_(self._criterion(type_name, positive, visibility))
         return self._matching(type_name, param, or_(*(_value_condition(criterion, v) for v in criterion.values)))
 
     def _column_criterion(self, criterion: Criterion) -> ColumnElement[bool]:
@@ -190,10 +193,8 @@ class SearchSql:
         # lastUpdated is an instant stored to the microsecond: its range is that microsecond.
         return or_(*(_date_condition(updated, updated + 1, v) for v in criterion.values))
 
-    def _has(self, type_name: str | None, has: HasCriterion) -> ColumnElement[bool]:
-        sources = select(resources.c.res_id).where(
-            self.where(has.source_type, SearchRequest(has.source_type, [has.criterion]))
-        )
+    def _has(self, type_name: str | None, has: HasCriterion, visibility: Visibility) -> ColumnElement[bool]:
+        sources = self._sub_query(has.source_type, has.criterion, visibility)
         pointing = select(idx_reference.c.target_id).where(
             idx_reference.c.res_type == has.source_type,
             idx_reference.c.param == has.reference.code,
@@ -240,11 +241,38 @@ class SearchSql:
         )
 
 
+def in_compartment(type_name: str, patient_id: str, via: tuple[str, ...]) -> ColumnElement[bool]:
+    """Resources of ``type_name`` in the patient's compartment (the Patient itself, for Patient)."""
+    if type_name == "Patient":
+        return resources.c.res_id == patient_id
+    ref = idx_reference.c
+    members = select(ref.res_id).where(
+        ref.res_type == type_name, ref.param.in_(via), ref.target_type == "Patient", ref.target_id == patient_id
+    )
+    return resources.c.res_id.in_(members)
+
+
+def visible(type_name: str, reach: Reach) -> ColumnElement[bool]:
+    """The resources of ``type_name`` within ``reach`` (rows of ``resources``)."""
+    if not reach.allowed:
+        return false()
+    if reach.patient is None:
+        return true()
+    return in_compartment(type_name, reach.patient, reach.via)
+
+
+def visible_any_type(limited: dict[str, Reach]) -> ColumnElement[bool]:
+    """For a search across types: the types seen in full, and the limited ones within their reach."""
+    if not limited:
+        return true()
+    partly = [and_(resources.c.res_type == t, visible(t, r)) for t, r in limited.items() if r.allowed]
+    return or_(resources.c.res_type.not_in(list(limited)), *partly)
+
+
 @dataclass(frozen=True, slots=True)
 class SearchPage:
     total: int
     matches: list[StoredResource]
-    included: list[StoredResource]
 
 
 def run_search(conn: Connection, request: SearchRequest, with_total: bool = True) -> SearchPage:
@@ -253,7 +281,7 @@ def run_search(conn: Connection, request: SearchRequest, with_total: bool = True
     where = sql.where(type_name, request)
     total = (conn.execute(select(func.count()).select_from(resources).where(where))).scalar_one() if with_total else -1
     if request.summary == "count" or request.count == 0:
-        return SearchPage(total, [], [])
+        return SearchPage(total, [])
     query: Select[Any] = (
         select(*CURRENT_COLUMNS)
         .where(where)
@@ -261,12 +289,13 @@ def run_search(conn: Connection, request: SearchRequest, with_total: bool = True
         .limit(request.count)
         .offset(request.offset)
     )
-    matches = [stored_from_row(row) for row in conn.execute(query)]
-    included = _included(conn, matches, request.includes)
-    return SearchPage(total, matches, included)
+    return SearchPage(total, [stored_from_row(row) for row in conn.execute(query)])
 
 
-def _included(conn: Connection, matches: list[StoredResource], includes: list[Include]) -> list[StoredResource]:
+def included(
+    conn: Connection, matches: list[StoredResource], includes: list[Include], visibility: Visibility
+) -> list[StoredResource]:
+    """The resources ``includes`` name, each one only if the caller could read it directly."""
     if not matches or not includes:
         return []
     seen = {(m.type_name, m.id) for m in matches}
@@ -295,4 +324,24 @@ def _included(conn: Connection, matches: list[StoredResource], includes: list[In
             if key not in seen:
                 seen.add(key)
                 keys.append(key)
-    return many(conn, keys[:MAX_INCLUDED])
+    return many(conn, visible_keys(conn, keys[:MAX_INCLUDED], visibility, "read"))
+
+
+def visible_keys(
+    conn: Connection, keys: list[tuple[str, str]], visibility: Visibility, kind: str
+) -> list[tuple[str, str]]:
+    """The (type, id) keys the caller may see, in the order given."""
+    by_type: dict[str, list[str]] = {}
+    for type_name, res_id in keys:
+        by_type.setdefault(type_name, []).append(res_id)
+    kept: set[tuple[str, str]] = set()
+    for type_name, ids in by_type.items():
+        reach = visibility.of(type_name, kind)
+        if reach.unlimited:
+            kept.update((type_name, i) for i in ids)
+        elif reach.allowed:
+            query = select(resources.c.res_id).where(
+                resources.c.res_type == type_name, resources.c.res_id.in_(ids), visible(type_name, reach)
+            )
+            kept.update((type_name, row[0]) for row in conn.execute(query))
+    return [key for key in keys if key in kept]

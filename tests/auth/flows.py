@@ -134,6 +134,26 @@ def code_for(lab: AuthLab, http: httpx.Client, username: str = "patient1", **ext
     return query_of(back)["code"], verifier, PORTAL_REDIRECT
 
 
+def practitioner_token(lab: AuthLab, http: httpx.Client, username: str = "doctor1", scope: str = "user/*.cruds") -> str:
+    """A professional's access token through the demo web app (authlib's client, secret + PKCE)."""
+    with OAuth2Client(
+        accounts.WEBAPP_CLIENT,
+        accounts.WEBAPP_SECRET,
+        token_endpoint_auth_method="client_secret_basic",
+        code_challenge_method="S256",
+        redirect_uri=WEBAPP_REDIRECT,
+        scope=f"openid fhirUser {scope}",
+        timeout=30,
+    ) as client:
+        verifier = secrets.token_urlsafe(48)
+        url, _ = client.create_authorization_url(lab.url("authorize"), code_verifier=verifier, aud=lab.fhir_base)
+        back = Browser(http).sign_in(url, username, accounts.PASSWORD_PREFIX + username)
+        token: str = client.fetch_token(lab.token_url, authorization_response=back, code_verifier=verifier)[
+            "access_token"
+        ]
+    return token
+
+
 def redeem(
     lab: AuthLab, http: httpx.Client, code: str, verifier: str | None, request_id: str = "", **extra: str | None
 ) -> httpx.Response:

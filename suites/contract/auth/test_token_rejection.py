@@ -9,6 +9,7 @@ way (auth@27, auth@28 have no check here: see the catalogue).
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -116,3 +117,26 @@ def test_a_revoked_token_is_401_invalid_token(
         revoked = as_login_client(auth_client, tokens, "revocation_endpoint", {"token": token})
     assert revoked.status_code == 200, f"revoking the {whose}'s access token answered {shown(revoked)}; expected 200"
     assert_invalid_token(anonymous_client.get(path, headers=bearer(token)), f"GET {path} with a revoked token")
+
+
+@pytest.mark.requirement("auth@39")
+@pytest.mark.parametrize(
+    "alg",
+    ["€", 'x", error="insufficient_scope', "x\r\nSet-Cookie: eqlab=injected"],
+    ids=["non-latin-1", "quote", "crlf"],
+)
+def test_a_hostile_token_header_gets_one_clean_challenge(
+    fhir_client: EvidenceClient, anonymous_client: EvidenceClient, unique: str, alg: str
+) -> None:
+    """a token whose header holds quotes, line breaks or non-ASCII gets 401 with one well-formed challenge"""
+    path = _target(fhir_client, unique)
+    header = b64url(json.dumps({"alg": alg, "typ": "JWT"}, ensure_ascii=False).encode())
+    response = anonymous_client.get(path, headers=bearer(f"{header}.{b64url(b'{}')}.{b64url(b'sig')}"))
+    assert_invalid_token(response, f"a token with alg {alg!r}")
+    raw = response.headers.get("www-authenticate", "")
+    errors = re.findall(r'(?:^|[\s,])error="([^"]*)"', raw)
+    assert errors == ["invalid_token"], (
+        f"a token with alg {alg!r} answered WWW-Authenticate {raw!r}: the token's text ended the quoted string "
+        f"and added parameters (errors {errors}); quote or drop what a caller sends (RFC 6750 §3)"
+    )
+    assert "set-cookie" not in response.headers, f"a token's text became a Set-Cookie header: {raw!r}"

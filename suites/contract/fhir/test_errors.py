@@ -120,6 +120,11 @@ def _invalid_bodies(unique: str) -> dict[str, bytes | dict[str, Any]]:
         "code outside a required binding": {**base, "gender": "robot"},
         "resourceType other than the URL's": {**base, "resourceType": "Organization"},
         "no resourceType": {k: v for k, v in base.items() if k != "resourceType"},
+        "reference id of 65 characters": {**base, "generalPractitioner": [{"reference": "Practitioner/" + "a" * 65}]},
+        "absolute reference with such an id": {
+            **base,
+            "generalPractitioner": [{"reference": "http://other.example/fhir/Practitioner/" + "a" * 65}],
+        },
         "malformed JSON": b'{"resourceType": "Patient", "name": [',
         "JSON array": b'[{"resourceType": "Patient"}]',
     }

@@ -245,6 +245,8 @@ INVALID_VALUES = [
     ("Patient", "active:missing", "maybe"),
     ("Observation", "value-quantity", "abc"),
     ("Observation", "date", "gt2020-01-01T25:00:00Z"),
+    ("Patient", "birthdate", "1970-01-01T00:00:00+99:00"),  # no such time zone: the same value in a body is a 400
+    ("Observation", "performer", "Practitioner/" + "a" * 65),  # a FHIR id has at most 64 characters
     ("RiskAssessment", "probability", "ten"),
 ]
 
