@@ -55,6 +55,8 @@ test: $(VENV)/.test browser lint
 bench: $(VENV)/.runtime
 	$(BIN)/python benchmarks/fhir_core.py
 	$(BIN)/python benchmarks/auth.py
+	$(BIN)/python benchmarks/bulk_writer.py
+	$(BIN)/python benchmarks/bulk_writer.py --db postgresql
 	$(BIN)/python benchmarks/engine.py
 
 clean:

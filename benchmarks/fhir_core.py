@@ -17,7 +17,6 @@ import asyncio
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,9 +27,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.loadgen import Request, Result, cycling_gets, run
-from benchmarks.servers import demo_system_headers, hello_server, reference_server
+from benchmarks.servers import demo_system_headers, hello_server, postgres_schema, reference_server
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 FAMILIES = ["Schmit", "Muller", "Weber", "Wagner", "Hoffmann", "Thill", "Schroeder", "Reuter", "Kieffer", "Kremer"]
 
@@ -84,11 +82,6 @@ async def inserts(db_url: str, total: int, connections: int) -> tuple[Result, fl
     return single, bundle_rate
 
 
-def drop_schema(schema: str) -> None:
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -122,14 +115,12 @@ async def main() -> None:
     print(f"\ninserts ({args.inserts} POST /fhir/Patient over 8 connections; then one 1000-entry transaction)")
     sqlite_single, sqlite_bundle = await inserts(f"sqlite:///{work / 'write.sqlite3'}", args.inserts, 8)
     print(sqlite_single.line("SQLite     POST Patient") + f"   transaction: {sqlite_bundle:,.0f} resources/s")
-    schema = f"eqlab_bench_{uuid.uuid4().hex[:8]}"
     try:
-        pg_single, pg_bundle = await inserts(f"{PG_URL}?schema={schema}", args.inserts, 8)
+        with postgres_schema() as pg_url:
+            pg_single, pg_bundle = await inserts(pg_url, args.inserts, 8)
         print(pg_single.line("PostgreSQL POST Patient") + f"   transaction: {pg_bundle:,.0f} resources/s")
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, psycopg.Error) as exc:
         print(f"  PostgreSQL: not measured ({exc})")
-    finally:
-        drop_schema(schema)
 
 
 if __name__ == "__main__":

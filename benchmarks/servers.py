@@ -8,15 +8,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psycopg
 
 from eqlab.commands.tokens import system_token
 
 ROOT = Path(__file__).resolve().parent.parent
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # The demo system client that `--seed demo` registers (DEMO ONLY: its private key is published).
 DEMO_SYSTEM_CLIENT = "eqlab-demo-system"
 DEMO_SYSTEM_KEY = ROOT / "testplans" / "keys" / "demo-system-client.private.jwk"
@@ -86,3 +89,14 @@ def hello_server() -> Iterator[str]:
 def demo_system_headers(base: str, scope: str = "system/*.cruds") -> dict[str, str]:
     """An Authorization header with a system token of the demo client (client credentials)."""
     return {"Authorization": f"Bearer {system_token(base, DEMO_SYSTEM_CLIENT, DEMO_SYSTEM_KEY, scope)}"}
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A throw-away schema on the local PostgreSQL server: the store URL, dropped afterwards."""
+    schema = f"eqlab_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        yield f"{PG_URL}?schema={schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]

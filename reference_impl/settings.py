@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_json_depth: int = 64
     default_page_size: int = 50
     max_page_size: int = 1000
+    max_transaction_entries: int = Field(
+        1000, ge=1, description="entries of one transaction Bundle (it holds the store's writer while it runs)"
+    )
     faults: frozenset[str] = Field(default_factory=frozenset, description="deliberate defects (faults.py)")
     master_key: SecretStr | None = Field(None, description="base64 of 32 bytes; default: master_key_file")
     master_key_file: Path = Field(default_factory=default_master_key_file)

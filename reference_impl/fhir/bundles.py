@@ -30,6 +30,8 @@ from reference_impl.store.resources import instant_of
 if TYPE_CHECKING:
     from reference_impl.fhir.server import FhirServer
 
+# Beyond this many entries a transaction runs off the event loop (it holds the writer for a while).
+LONG_TRANSACTION = 50
 PROCESSING_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 HEADER_FIELDS = {
     "ifMatch": "if-match",
@@ -67,9 +69,20 @@ async def process(server: FhirServer, request: FhirRequest) -> FhirResponse:
         if failed:
             raise error(int(failed[0][:3]), f"a transaction entry failed ({failed[0]})")
     elif bundle_type == "transaction":
+        limit = server.settings.max_transaction_entries
+        if len(entries) > limit:
+            raise error(
+                413,
+                f"a transaction holds at most {limit} entries, this one {len(entries)}: split it, or send a batch",
+                "too-costly",
+            )
         whole = route(request.method, request.path)
         responses = await server.run_audited(
-            request, whole, lambda conn, _caller, trail: _transaction(server, conn, entries, trail), True
+            request,
+            whole,
+            lambda conn, _caller, trail: _transaction(server, conn, entries, trail),
+            write=True,
+            long=len(entries) > LONG_TRANSACTION,
         )
     else:
         responses = []

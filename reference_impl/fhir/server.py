@@ -104,6 +104,7 @@ class FhirServer:
         interaction: Interaction,
         work: Callable[[Connection, FhirRequest, list[AuditRecord]], T],
         write: bool,
+        long: bool = False,
     ) -> T:
         """Authenticate the caller, run ``work`` for them and write the audit records it collects: all in
         one transaction (a refusal is audited in one of its own, as the work's is rolled back)."""
@@ -120,7 +121,7 @@ class FhirServer:
             return result
 
         try:
-            return await self.db.run_async(unit, write)
+            return await self.db.run_async(unit, write, long)
         except FhirError as exc:
             await self._audit_failure(caller, interaction, exc, trail)
             raise

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,6 +67,7 @@ class Database:
         if self.dialect == "sqlite":
             self._writer, self._reader = self._sqlite_engines(parsed.database or "")
             self._changes_at_last_optimize = 0
+            self._writer_turn = threading.Lock()  # SQLite has one writer: async writers queue here
         else:
             query = dict(parsed.query)
             schema = query.pop("schema", None)
@@ -122,11 +124,26 @@ class Database:
             conn.exec_driver_sql("ANALYZE")
             self._changes_at_last_optimize = changes
 
-    async def run_async(self, work: Callable[[Connection], T], write: bool) -> T:
-        """``run`` from async code: inline for SQLite, in a worker thread for PostgreSQL."""
-        if self.dialect == "sqlite":
+    async def run_async(self, work: Callable[[Connection], T], write: bool, long: bool = False) -> T:
+        """``run`` from async code: inline for SQLite, in a worker thread for PostgreSQL.
+
+        A SQLite writer waits for its turn without holding up the event loop, and a ``long`` unit
+        (a large transaction Bundle) runs in a worker thread: while it writes, requests that need no
+        writer go on, and those that do queue for the next turn instead of freezing the server.
+        """
+        if self.dialect != "sqlite":
+            return await anyio.to_thread.run_sync(self.run, work, write)
+        if not write:
+            return self.run(work, write)  # WAL: readers never wait for the writer
+        if not self._writer_turn.acquire(blocking=False):
+            with anyio.CancelScope(shield=True):  # a cancelled wait must not leave the turn taken
+                await anyio.to_thread.run_sync(self._writer_turn.acquire)
+        try:
+            if long:
+                return await anyio.to_thread.run_sync(self.run, work, write)
             return self.run(work, write)
-        return await anyio.to_thread.run_sync(self.run, work, write)
+        finally:
+            self._writer_turn.release()
 
     def dispose(self) -> None:
         self._writer.dispose()

@@ -21,6 +21,7 @@ TINY = {
     "fhir_core.py": ["--seconds", "0.3", "--connections", "2", "--patients", "20", "--inserts", "20"],
     "auth.py": ["--seconds", "0.3", "--connections", "2", "--grants", "20"],
     "engine.py": ["--items", "20", "--exchanges", "20"],
+    "bulk_writer.py": ["--entries", "200", "--interval", "0.02"],
 }
 
 
@@ -60,3 +61,12 @@ def test_engine_benchmark_prints_overhead_per_item_and_per_exchange() -> None:
     output = bench("engine.py")
     assert re.search(r"overhead per item:\s+-?\d+\.\d\d ms", output), output
     assert re.search(r"overhead per exchange:\s+-?\d+ us", output), output
+
+
+def test_bulk_writer_benchmark_measures_reads_during_a_transaction() -> None:
+    output = bench("bulk_writer.py")
+    assert re.search(r"transaction: [\d.]+ s, status 200", output), output
+    assert re.search(
+        r"\d+ reads during it: median \d+ ms, p95 \d+ ms, max \d+ ms; \d+ waited over 1 s; 0 non-200", output
+    )
+    assert re.search(r"1001 entries: status 413", output), output

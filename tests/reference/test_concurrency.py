@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -68,3 +70,60 @@ def test_unconditional_concurrent_updates_all_land_as_distinct_versions(base_url
         assert history["total"] == WRITERS + 1
         families = {e["resource"]["name"][0]["family"] for e in history["entry"][:-1]}
         assert families == {f"Writer{i}" for i in range(WRITERS)}
+
+
+def _bulk(entries: int) -> dict[str, object]:
+    items = [
+        {
+            "resource": {"resourceType": "Patient", "name": [{"family": f"Bulk{n}"}]},
+            "request": {"method": "POST", "url": "Patient"},
+        }
+        for n in range(entries)
+    ]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": items}
+
+
+def test_a_long_transaction_leaves_the_server_answering(db_url: str) -> None:
+    """While a transaction of the maximum size writes, requests that need no writer are answered, and
+    an audited read is served (with its AuditEvent) as soon as the writer is free: nothing is frozen
+    behind it. How long the read waits is measured by benchmarks/bulk_writer.py."""
+    app = create_app(Settings(db_url=db_url))
+    with threaded_server(app) as base:
+        headers = {**JSON_HEADERS, "Authorization": f"Bearer {mint(app, base.removesuffix('/fhir'))}"}
+        with httpx.Client(base_url=base + "/", headers=headers, timeout=300) as client:
+            reader = create(client, patient("Reader"))
+            finished: dict[str, float] = {}
+
+            def bulk() -> None:
+                with httpx.Client(timeout=300) as writer:
+                    answer = writer.post(
+                        base, json=_bulk(app.state.fhir.settings.max_transaction_entries), headers=headers
+                    )
+                finished["transaction"] = time.monotonic()
+                finished["status"] = answer.status_code
+
+            thread = threading.Thread(target=bulk)
+            thread.start()
+            time.sleep(0.3)  # the transaction is under way
+            assert client.get("metadata").status_code == 200
+            finished["metadata"] = time.monotonic()
+            read = client.get(f"Patient/{reader['id']}", headers={"X-Request-Id": "read-during-bulk"})
+            thread.join()
+            log = client.get("AuditEvent", params={"patient": f"Patient/{reader['id']}", "action": "R"})
+    assert "X-Request-Id read-during-bulk" in log.text, "the read during the transaction left no AuditEvent"
+    assert finished["status"] == 200
+    assert finished["metadata"] < finished["transaction"], "the server did not answer while the transaction ran"
+    assert read.status_code == 200
+
+
+def test_a_transaction_over_the_limit_is_413_and_stores_nothing(db_url: str) -> None:
+    app = create_app(Settings(db_url=db_url, max_transaction_entries=3))
+    with threaded_server(app) as base:
+        headers = {**JSON_HEADERS, "Authorization": f"Bearer {mint(app, base.removesuffix('/fhir'))}"}
+        with httpx.Client(base_url=base + "/", headers=headers, timeout=60) as client:
+            refused = client.post("", json=_bulk(4))
+            assert refused.status_code == 413, refused.text
+            issue = refused.json()["issue"][0]
+            assert issue["code"] == "too-costly" and "at most 3 entries" in issue["diagnostics"]
+            assert client.get("Patient", params={"family": "Bulk"}).json()["total"] == 0
+            assert client.post("", json=_bulk(3)).status_code == 200
