@@ -22,6 +22,7 @@ from eqlab.auth.config import AuthConfig
 from eqlab.auth.lab import LabTokens
 from eqlab.catalogue import Catalogue
 from eqlab.evidence import redaction
+from eqlab.evidence.origins import OriginGuard, allowed_origins
 from eqlab.evidence.recorder import EvidenceRecorder, EvidenceStore
 from eqlab.plan.loader import auth_settings
 from eqlab.plan.model import Plan
@@ -37,6 +38,7 @@ class Target:
     environment: str = "integration"
     auth: dict[str, Any] = field(default_factory=dict)
     run_id: str = "adhoc"
+    allowed_origins: tuple[str, ...] = ()  # besides the base URL's: the lab sends nowhere else
 
 
 @dataclass
@@ -48,15 +50,17 @@ class LabSession:
     events: IO[str] | None = None
     partial: dict[str, dict[str, Any]] = field(default_factory=dict)
     current_recorder: EvidenceRecorder | None = None  # the running check's: token exchanges go there
-    _transport: httpx.HTTPTransport | None = None
+    _transport: httpx.BaseTransport | None = None
     _tokens: LabTokens | None = None
     _suite_by_file: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
-    def transport(self) -> httpx.HTTPTransport:
-        """One connection pool for the session's checks (a new one per check costs ~40 ms of TLS setup)."""
+    def transport(self) -> httpx.BaseTransport:
+        """One connection pool for the session's checks (a new one per check costs ~40 ms of TLS setup),
+        sending to the system under test only (``eqlab.evidence.origins``)."""
         if self._transport is None:
-            self._transport = httpx.HTTPTransport(retries=0)
+            allowed = allowed_origins(self.target.base_url, self.target.allowed_origins)
+            self._transport = OriginGuard(httpx.HTTPTransport(retries=0), allowed)
         return self._transport
 
     @cached_property
@@ -145,6 +149,7 @@ def settings_from_options(config: pytest.Config) -> dict[str, Any] | None:
         environment = plan.environment
         target.setdefault("base_url", plan.target.base_url)
         target["auth"] = auth_settings(plan, Path(plan_path))
+        target["allowed_origins"] = plan.target.allowed_origins
     return {"target": target, "environment": environment, "catalogue": config.getoption("eqlab_catalogue", None)}
 
 

@@ -25,6 +25,7 @@ from eqlab import pytest_fixtures as fixtures
 from eqlab.auth.model import AuthError
 from eqlab.catalogue import Catalogue
 from eqlab.evidence import redaction
+from eqlab.evidence.origins import OffOrigin
 from eqlab.evidence.recorder import EvidenceRecorder, EvidenceStore, ResponseTooLarge
 from eqlab.lab_session import NODEID_KEY, RECORDER_KEY, SESSION_KEY, LabSession, Target, settings_from_options
 from eqlab.results import ItemResult, Outcome
@@ -52,6 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.get("environment", "integration"),
         settings["target"].get("auth") or {},
         settings.get("run_id", "adhoc"),
+        tuple(settings["target"].get("allowed_origins") or ()),
     )
     catalogue = Catalogue.load(Path(settings["catalogue"])) if settings.get("catalogue") else None
     run_dir = settings.get("run_dir")
@@ -230,6 +232,8 @@ def _judge(
         return "error", "the check did not finish in time: the system under test did not answer (timeout)", detail
     if isinstance(exc, ResponseTooLarge):
         return "error", f"the system under test sent too much: {exc}", detail
+    if isinstance(exc, OffOrigin):  # the system under test sent the lab elsewhere: its fault
+        return "fail", _first_line(exc, scrub), detail
     if isinstance(exc, httpx.TimeoutException):
         return "error", f"the system under test did not answer in time ({type(exc).__name__})", detail
     if isinstance(exc, httpx.TransportError):

@@ -18,6 +18,7 @@ import httpx
 
 from eqlab.auth.keys import ASSERTION_TYPE, SigningKey, client_assertion
 from eqlab.auth.model import AuthError, TokenRefused, TokenSet
+from eqlab.evidence.origins import OffOrigin
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -55,6 +56,8 @@ def discover(http: httpx.Client, fhir_base: str) -> dict[str, Any]:
     url = f"{fhir_base.rstrip('/')}/{WELL_KNOWN}"
     try:
         response = http.get(url, headers={"Accept": JSON})
+    except OffOrigin:
+        raise  # the system under test's fault, not the lab's: the check fails with it
     except httpx.TransportError as exc:
         raise AuthError(f"SMART discovery at {url} failed: {type(exc).__name__}: {exc}") from None
     if response.status_code != 200:
@@ -78,6 +81,8 @@ def request_token(
     grant = form.get("grant_type", "?")
     try:
         response = http.post(token_url, data=body, headers=headers)
+    except OffOrigin:
+        raise  # the system under test's fault, not the lab's: the check fails with it
     except httpx.TransportError as exc:
         raise AuthError(f"the token request ({grant}) to {token_url} failed: {type(exc).__name__}: {exc}") from None
     try:

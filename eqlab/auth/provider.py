@@ -8,7 +8,7 @@ Every HTTP exchange goes through the client ``open_http`` gives, which inside a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -19,14 +19,15 @@ from eqlab.auth.browser import Authorization, BrowserFlow
 from eqlab.auth.config import SYSTEM, AuthConfig, LoginClient
 from eqlab.auth.model import AuthError, TokenSet
 from eqlab.auth.oauth import ClientAuth
+from eqlab.evidence.origins import guarded_client
 
 OpenHttp = Callable[[], AbstractContextManager[httpx.Client]]
 CacheKey = tuple[str, ...]
 
 
-def plain_http(timeout: float = 30.0) -> OpenHttp:
-    """Plain httpx clients, for use outside checks (the load runner, ``eqlab token``)."""
-    return lambda: httpx.Client(timeout=timeout, follow_redirects=False)
+def plain_http(base_url: str, allowed: Iterable[str] = (), timeout: float = 30.0) -> OpenHttp:
+    """Plain clients for use outside checks (the load runner), sending to the target's origin only."""
+    return lambda: guarded_client(base_url, allowed, timeout)
 
 
 class TokenProvider:

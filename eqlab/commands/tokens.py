@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from eqlab.auth import oauth
 from eqlab.auth.browser import BrowserFlow
 from eqlab.auth.keys import load_signing_key
 from eqlab.auth.model import AuthError
 from eqlab.auth.oauth import ClientAuth
+from eqlab.evidence.origins import guarded_client
 
 TIMEOUT_S = 30.0
 
@@ -36,13 +35,13 @@ class SignIn:
 
 def system_token(base: str, client_id: str, key_file: Path, scope: str) -> str:
     client = ClientAuth(client_id, signing_key=load_signing_key(key_file))
-    with httpx.Client(timeout=TIMEOUT_S) as http:
+    with guarded_client(base, timeout=TIMEOUT_S) as http:
         smart = oauth.discover(http, base)
         return oauth.client_credentials(http, str(smart["token_endpoint"]), client, scope).access_token
 
 
 def user_token(base: str, sign_in: SignIn, scope: str) -> str:
-    with httpx.Client(timeout=TIMEOUT_S) as http:
+    with guarded_client(base, timeout=TIMEOUT_S) as http:
         smart = oauth.discover(http, base)
         issuer, endpoint = smart.get("issuer"), smart.get("authorization_endpoint")
         if not isinstance(endpoint, str):

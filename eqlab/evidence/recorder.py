@@ -32,6 +32,10 @@ class ResponseTooLarge(httpx.TransportError):
     """The system under test sent more than the lab accepts for one response."""
 
 
+class ResponseTooSlow(httpx.ReadTimeout):
+    """The system under test was still sending one response when its deadline passed (a trickle)."""
+
+
 class EvidenceStore:
     """Large bodies, as files named by their hash under ``<run>/evidence/``."""
 
@@ -99,7 +103,7 @@ class EvidenceRecorder:
     def _message(self, headers: httpx.Headers, raw: bytes) -> Message:
         content_type = headers.get("content-type")
         clean = redaction.body(raw, content_type) if raw else b""
-        excerpt = clean[:EXCERPT_CHARS].decode("utf-8", errors="replace") if clean else None
+        excerpt = redaction.printable(clean[:EXCERPT_CHARS].decode("utf-8", errors="replace")) if clean else None
         message = Message(
             headers=redaction.headers(headers),
             body_excerpt=excerpt,
@@ -121,9 +125,11 @@ def _request_body(request: httpx.Request) -> bytes:
 
 
 class _CappedStream(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, limit: int) -> None:
+    def __init__(self, inner: httpx.SyncByteStream, limit: int, deadline: float, seconds: float) -> None:
         self.inner = inner
         self.limit = limit
+        self.deadline = deadline  # time.monotonic() by which the whole response must have arrived
+        self.seconds = seconds
 
     def __iter__(self) -> Iterator[bytes]:
         received = 0
@@ -132,6 +138,12 @@ class _CappedStream(httpx.SyncByteStream):
             if received > self.limit:
                 self.inner.close()
                 raise ResponseTooLarge(f"the response exceeded {self.limit} bytes; the lab stopped reading it")
+            if time.monotonic() > self.deadline:
+                self.inner.close()
+                raise ResponseTooSlow(
+                    f"the response was still arriving after {self.seconds:g} s ({received} bytes so far); "
+                    "the lab stopped reading it"
+                )
             yield chunk
 
     def close(self) -> None:
@@ -139,15 +151,20 @@ class _CappedStream(httpx.SyncByteStream):
 
 
 class CappingTransport(httpx.BaseTransport):
-    def __init__(self, inner: httpx.BaseTransport, limit: int, owns_inner: bool = True) -> None:
+    """Bounds each response: at most ``limit`` bytes, all of them within ``seconds`` of the request
+    (a per-read timeout alone lets a server trickle a byte at a time for ever)."""
+
+    def __init__(self, inner: httpx.BaseTransport, limit: int, seconds: float, owns_inner: bool = True) -> None:
         self.inner = inner
         self.limit = limit
+        self.seconds = seconds
         self.owns_inner = owns_inner  # a shared connection pool outlives each client
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = time.monotonic() + self.seconds
         response = self.inner.handle_request(request)
         assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _CappedStream(response.stream, self.limit)
+        response.stream = _CappedStream(response.stream, self.limit, deadline, self.seconds)
         return response
 
     def close(self) -> None:
@@ -180,7 +197,7 @@ class EvidenceClient(httpx.Client):
             base_url=base_url.rstrip("/") + "/",
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=CappingTransport(
-                transport or httpx.HTTPTransport(), max_response_bytes, owns_inner=not shared_transport
+                transport or httpx.HTTPTransport(), max_response_bytes, timeout, owns_inner=not shared_transport
             ),
             event_hooks={"request": [recorder.on_request], "response": [recorder.on_response]},
             headers={"Accept": FHIR_JSON, **(headers or {})},

@@ -1,4 +1,5 @@
-"""Remove secrets (tokens, client secrets, passwords, private keys, cookies) from evidence.
+"""Remove secrets (tokens, client secrets, passwords, private keys, cookies) from evidence, and
+write out the control characters of any text kept (``printable``).
 
 Applied to every header, URL and body before it is kept; what is redacted is replaced by a
 marker that says what was there, so a reader still sees the shape of the exchange.
@@ -126,7 +127,20 @@ def text(value: str) -> str:
         value = _INPUT.sub(_input, value)
     if "code=" in lowered and ("state=" in lowered or "iss=" in lowered):
         value = _QUERY.sub(_query_in_text, value)
-    return value
+    return printable(value)
+
+
+# C0 controls but tab and line feed, DEL and the C1 controls: what a terminal acts upon (ANSI
+# escapes, carriage returns that rewrite a line) and a reader never needs to see raw.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value: str) -> str:
+    """``value`` with its control characters written out (``\\x1b``): text the system under test
+    sent cannot drive the terminal that shows it, or hide in a report what it says."""
+    if not _CONTROL.search(value):
+        return value
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
 MIN_KNOWN_SECRET_CHARS = 8  # shorter values would blank out ordinary words

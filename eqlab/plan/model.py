@@ -119,6 +119,11 @@ class Auth(Strict):
 class Target(Strict):
     base_url: str = Field(..., description="the FHIR base URL of the system under test")
     auth: Auth | None = None
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="other origins (scheme://host[:port]) that are part of the system under test, e.g. its "
+        "authorization server; the lab sends nothing anywhere else, whatever the system answers",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -126,6 +131,14 @@ class Target(Strict):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.match(r"^https?://[^/\s?#]+/?\Z", value):
+                raise ValueError(f"'{value}' is not an origin (scheme://host[:port], no path)")
+        return values
 
 
 class RequirementScope(Strict):
@@ -220,6 +233,13 @@ class Plan(Strict):
     not_tested: list[NotTested] = Field(default_factory=list)
     attestations: list[Attestation] = Field(default_factory=list)
     allow_production: bool = Field(False, description="let load and fuzz suites run against a production target")
+    time_budget_s: float = Field(
+        3600.0,
+        gt=0,
+        le=86_400,
+        description="the whole run's time budget in seconds: when it is spent the run stops, the checks "
+        "that did not finish are not tested and the verdict is at most inconclusive",
+    )
 
     @model_validator(mode="after")
     def _production_needs_consent(self, info: ValidationInfo) -> Plan:

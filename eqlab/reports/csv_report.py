@@ -3,7 +3,8 @@
 Values are those of ``RunResults`` (an empty cell for "none"); rows follow the order of
 ``RunResults.requirements``; line ends are CRLF as RFC 4180 says. A reason can quote the system
 under test, so a cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab,
-carriage return) is prefixed with an apostrophe (OWASP "CSV injection").
+carriage return) is prefixed with an apostrophe (OWASP "CSV injection"), and control characters
+are written out (``\x1b``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 
+from eqlab.evidence.redaction import printable
 from eqlab.results import RunResults
 
 COLUMNS = ("id", "level", "service", "status", "reason", "item_count", "items", "text")
@@ -18,6 +20,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cell(value: str) -> str:
+    value = printable(value)
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from eqlab.auth import AuthConfig, AuthError, TokenProvider, plain_http
 from eqlab.evidence import redaction
+from eqlab.evidence.origins import OffOrigin
 from eqlab.plan.model import Slos
 from eqlab.results import SloResult
 from eqlab.runner.options import RunSetup
@@ -49,7 +50,8 @@ def load_environment(setup: RunSetup) -> dict[str, str]:
         return env
     config = AuthConfig.from_dict(settings)
     if config.has_system_client:
-        env[TOKEN_ENV] = TokenProvider(config, setup.base_url, plain_http()).system()
+        http = plain_http(setup.base_url, setup.loaded.plan.target.allowed_origins)
+        env[TOKEN_ENV] = TokenProvider(config, setup.base_url, http).system()
     return env
 
 
@@ -60,7 +62,7 @@ def run_load_suites(setup: RunSetup) -> LoadRun:
         return run
     try:
         env = load_environment(setup)
-    except AuthError as exc:
+    except (AuthError, OffOrigin) as exc:
         run.lab_errors.append(f"the load suites did not run: the lab could not authenticate: {exc}")
         return run
     for index, (suite, folder) in enumerate(suites):
@@ -69,19 +71,18 @@ def run_load_suites(setup: RunSetup) -> LoadRun:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(config, handle)
         command = [sys.executable, "-m", "eqlab.runner.load_worker", handle.name]
+        allowed = min(float(config["duration"]) + suite.timeout, setup.seconds_left())
         try:
-            done = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=float(config["duration"]) + suite.timeout,
-                check=False,
-                env=env,
-            )
+            if allowed <= 0:
+                raise subprocess.TimeoutExpired(command, 0)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=allowed, check=False, env=env)
         except subprocess.TimeoutExpired:
+            spent = setup.seconds_left() <= 0
             run.lab_errors.append(
-                f"load suite {folder.name} did not finish in {float(config['duration']) + suite.timeout:.0f} s"
-            )
+                f"load suite {folder.name} "
+                + (f"stopped: the plan's time budget ({setup.loaded.plan.time_budget_s:.0f} s) was spent"
+                   if spent else f"did not finish in {allowed:.0f} s")
+            )  # fmt: skip
             continue
         finally:
             Path(handle.name).unlink()

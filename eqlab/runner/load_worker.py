@@ -24,6 +24,9 @@ import gevent  # noqa: E402
 from locust import User  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
+from eqlab.evidence.redaction import printable  # noqa: E402
+from eqlab.runner.load_user import LabHttpUser  # noqa: E402
+
 PERCENTILES = (0.5, 0.95, 0.99)
 
 
@@ -42,6 +45,12 @@ def user_classes(locustfile: Path, scenario: str | None) -> list[type[User]]:
         found = [c for c in found if c.__name__ == scenario]
     if not found:
         raise SystemExit(f"no locust user class{' ' + scenario if scenario else ''} in {locustfile}")
+    outside = [c.__name__ for c in found if not issubclass(c, LabHttpUser)]
+    if outside:
+        raise SystemExit(
+            f"{locustfile}: {', '.join(outside)} must derive from eqlab.runner.load_user.LabHttpUser, which keeps "
+            "the lab's rules (no redirect followed, bounded responses)"
+        )
     return found
 
 
@@ -62,7 +71,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         for (name, _method), entry in sorted(env.stats.entries.items())
     }
     errors = [
-        {"name": e.name, "error": str(e.error)[:300], "occurrences": e.occurrences} for e in env.stats.errors.values()
+        {"name": e.name, "error": printable(str(e.error)[:300]), "occurrences": e.occurrences}
+        for e in env.stats.errors.values()
     ]
     return {
         "requests": total.num_requests,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,10 @@ class RunSetup:
     started: datetime
     base_url: str
     suites: list[tuple[Suite, Path]] = field(default_factory=list)
+    deadline: float = float("inf")  # time.monotonic() when the plan's time budget is spent
+
+    def seconds_left(self) -> float:
+        return self.deadline - time.monotonic()
 
     def auth_settings(self) -> dict[str, Any]:
         return auth_settings(self.loaded.plan, self.loaded.path)
@@ -59,7 +64,11 @@ class RunSetup:
             "catalogue": str(self.suites_root / "requirements"),
             "requirements": self.in_scope,
             "environment": self.loaded.plan.environment,
-            "target": {"base_url": self.base_url, "auth": self.auth_settings()},
+            "target": {
+                "base_url": self.base_url,
+                "auth": self.auth_settings(),
+                "allowed_origins": self.loaded.plan.target.allowed_origins,
+            },
             "suites": [
                 {"kind": s.kind, "paths": [str(p)], "timeout": s.timeout, "params": s.params}
                 for s, p in self.suites
@@ -100,7 +109,10 @@ def prepare(
     run_id = new_run_id(plan.label, started)
     run_dir = (options.out or out_root) / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    return RunSetup(loaded, catalogue, options, suites_root, run_id, run_dir, in_scope, started, base_url, suites)
+    deadline = time.monotonic() + plan.time_budget_s
+    return RunSetup(
+        loaded, catalogue, options, suites_root, run_id, run_dir, in_scope, started, base_url, suites, deadline
+    )
 
 
 def check_target_allowed(base_url: str, kinds: list[str]) -> None:

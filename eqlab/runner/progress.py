@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from eqlab.evidence.redaction import printable
+
 SYMBOLS = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR", "skip": "SKIP ", "not-tested": "N/T  "}
 
 
@@ -56,7 +58,7 @@ class RunProgress:
 
     def note(self, text: str) -> None:
         if not self.quiet:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(printable(text), markup=False, highlight=False)
 
 
 def _line(result: dict[str, Any]) -> str:
@@ -64,4 +66,4 @@ def _line(result: dict[str, Any]) -> str:
     line = f"{SYMBOLS.get(result['outcome'], result['outcome'])} {requirements:<18} {result['name']}"
     if result["outcome"] in ("fail", "error") and result.get("message"):
         line += f"\n        {result['message']}"
-    return line
+    return printable(line)  # the results' texts are already: a second guard for the terminal

@@ -21,7 +21,7 @@ from typing import Any
 
 from eqlab.auth.config import AuthConfig
 from eqlab.evidence import redaction
-from eqlab.results import ItemResult
+from eqlab.results import ItemResult, Outcome
 from eqlab.runner.options import PYTEST_KINDS, RunSetup
 
 COLLECTION_BUDGET_S = 300.0
@@ -72,22 +72,26 @@ def run_pytest_suites(setup: RunSetup, listener: Listener, only_items: list[str]
         exit_code = _follow(
             command, setup.suites_root.parent, log, setup.run_dir / "events.jsonl", result, listener, budget
         )
+        out_of_time = exit_code is None and setup.seconds_left() <= 0
         # The checks scrub what they print; this also catches what pytest itself printed.
         named = AuthConfig.from_dict(setup.auth_settings()).named_secrets()
         text = redaction.known(redaction.text(log.read_text(encoding="utf-8", errors="replace")), named)
         (setup.run_dir / "pytest.log").write_text(text, encoding="utf-8")
-    _finish(result, exit_code, setup)
+    _finish(result, exit_code, setup, out_of_time)
     return result
 
 
 def _budget(setup: RunSetup, kinds: tuple[str, ...]) -> Callable[[int], float]:
+    """Seconds the checks may take from their start: what their own timeouts allow, within what is
+    left of the plan's time budget."""
     timeouts = [s.timeout for s, _ in setup.suites if s.kind in kinds]
     worst = max(timeouts) if timeouts else 60.0
+    left_at_start = setup.seconds_left()
 
     def seconds(collected: int) -> float:
         if collected == 0:
-            return COLLECTION_BUDGET_S
-        return collected * worst / max(1, setup.options.workers) + EXTRA_BUDGET_S
+            return min(COLLECTION_BUDGET_S, left_at_start)
+        return min(collected * worst / max(1, setup.options.workers) + EXTRA_BUDGET_S, left_at_start)
 
     return seconds
 
@@ -127,9 +131,6 @@ def _follow(
             if time.monotonic() - started > budget(len(result.collected)):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-                result.lab_errors.append(
-                    f"the checks exceeded their time budget ({budget(len(result.collected)):.0f} s) and were stopped"
-                )
                 return None
             if not chunk:
                 time.sleep(POLL_S)
@@ -147,10 +148,17 @@ def _take(event: dict[str, Any], result: SuiteRun, listener: Listener) -> None:
     listener(event)
 
 
-def _finish(result: SuiteRun, exit_code: int | None, setup: RunSetup) -> None:
+def _finish(result: SuiteRun, exit_code: int | None, setup: RunSetup, out_of_time: bool) -> None:
     done = {item.id for item in result.items}
     stopped = "the run was stopped before this check finished"
-    if exit_code not in (None, 0, 1, 5):
+    outcome: Outcome = "error"
+    if out_of_time:
+        spent = f"the plan's time budget ({setup.loaded.plan.time_budget_s:.0f} s) was spent"
+        result.lab_errors.append(f"{spent}: the run stopped there")
+        stopped, outcome = f"not tested: {spent} before this check finished", "not-tested"
+    elif exit_code is None:
+        result.lab_errors.append("the checks took longer than their timeouts allow and were stopped")
+    elif exit_code not in (0, 1, 5):
         meaning = EXIT_MEANINGS.get(exit_code or 0, "the test process stopped unexpectedly")
         result.lab_errors.append(
             f"pytest exited with status {exit_code} ({meaning}): {_log_tail(setup.run_dir / 'pytest.log')}"
@@ -164,7 +172,7 @@ def _finish(result: SuiteRun, exit_code: int | None, setup: RunSetup) -> None:
                     name=described["name"],
                     suite=described["suite"],
                     requirements=described["requirements"],
-                    outcome="error",
+                    outcome=outcome,
                     message=stopped,
                 )
             )

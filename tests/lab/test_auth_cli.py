@@ -90,7 +90,7 @@ def test_register_a_confidential_client_prints_its_secret_once_and_it_works(
     login = {"client_id": "lab-cli-webapp", "redirect_uri": redirect, "secret_env": "LAB_CLI_WEBAPP_SECRET"}
     user = {"username": "doctor2", "password_env": "EQLAB_DEMO_PASSWORD_DOCTOR2", "scope": "openid user/*.rs"}
     config = AuthConfig.from_dict({"login_client": login, "users": {"practitioner": user}})
-    tokens = TokenProvider(config, demo_reference.base_url, plain_http()).user("practitioner")
+    tokens = TokenProvider(config, demo_reference.base_url, plain_http(demo_reference.base_url)).user("practitioner")
     assert read(demo_reference, "Patient?_count=1", tokens.access_token) == 200
     code, refused = eqlab("client", "register", "--db", demo_reference.db_url, "--id", "lab-cli-bad",
                           "--kind", "public", "--scopes", "openid")  # fmt: skip

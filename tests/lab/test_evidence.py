@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,14 @@ import httpx
 import pytest
 
 from eqlab.evidence import redaction
-from eqlab.evidence.recorder import FILE_THRESHOLD, EvidenceClient, EvidenceRecorder, EvidenceStore, ResponseTooLarge
+from eqlab.evidence.recorder import (
+    FILE_THRESHOLD,
+    EvidenceClient,
+    EvidenceRecorder,
+    EvidenceStore,
+    ResponseTooLarge,
+    ResponseTooSlow,
+)
 
 JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJwYXRpZW50LTEifQ.c2lnbmF0dXJlLWJ5dGVz"
 PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----"
@@ -31,6 +39,15 @@ class Endless(httpx.SyncByteStream):
             yield b"y" * 65536
 
 
+class Trickle(httpx.SyncByteStream):
+    """A body that arrives a byte at a time, each within any per-read timeout, and never ends."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            time.sleep(0.05)
+            yield b"{"
+
+
 def app(request: httpx.Request) -> httpx.Response:
     if request.url.path.endswith("/token"):
         return httpx.Response(
@@ -42,6 +59,8 @@ def app(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b"x" * (FILE_THRESHOLD * 2), headers={"Content-Type": "text/plain"})
     if request.url.path.endswith("/huge"):
         return httpx.Response(200, stream=Endless())
+    if request.url.path.endswith("/trickle"):
+        return httpx.Response(200, stream=Trickle())
     return httpx.Response(
         401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}, json={"resourceType": "OperationOutcome"}
     )
@@ -103,6 +122,17 @@ def test_a_runaway_response_is_cut_and_recorded_as_the_error() -> None:
         c.get("huge")
     (exchange,) = recorder.exchanges
     assert exchange.status is None and exchange.error and "exceeded 1048576 bytes" in exchange.error
+
+
+def test_a_trickling_response_is_cut_at_its_deadline() -> None:
+    recorder = EvidenceRecorder()
+    with (
+        EvidenceClient("http://sut.test/fhir", recorder, timeout=0.5, transport=httpx.MockTransport(app)) as c,
+        pytest.raises(ResponseTooSlow),
+    ):
+        c.get("trickle")
+    (exchange,) = recorder.exchanges
+    assert exchange.status is None and "still arriving after 0.5 s" in str(exchange.error)
 
 
 def test_json_bodies_default_to_fhir_json() -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import uuid
 
-from locust import FastHttpUser, between, task
+from locust import between, task
+
+from eqlab.runner.load_user import LabHttpUser
 
 TOKEN_ENV = "EQLAB_LOAD_ACCESS_TOKEN"  # set by the lab (eqlab.runner.load) in this process's environment
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -24,7 +26,7 @@ def _headers() -> dict[str, str]:
     return {**FHIR_JSON, "Authorization": f"Bearer {token}"} if token else dict(FHIR_JSON)
 
 
-class Clinician(FastHttpUser):
+class Clinician(LabHttpUser):
     wait_time = between(0.0, 0.05)
 
     def on_start(self) -> None:
