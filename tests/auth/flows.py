@@ -134,17 +134,22 @@ def code_for(lab: AuthLab, http: httpx.Client, username: str = "patient1", **ext
     return query_of(back)["code"], verifier, PORTAL_REDIRECT
 
 
-def practitioner_token(lab: AuthLab, http: httpx.Client, username: str = "doctor1", scope: str = "user/*.cruds") -> str:
-    """A professional's access token through the demo web app (authlib's client, secret + PKCE)."""
-    with OAuth2Client(
+def webapp_client(scope: str) -> OAuth2Client:
+    """The demo web app as authlib's client: confidential (client_secret_basic), PKCE S256."""
+    return OAuth2Client(
         accounts.WEBAPP_CLIENT,
         accounts.WEBAPP_SECRET,
         token_endpoint_auth_method="client_secret_basic",
         code_challenge_method="S256",
         redirect_uri=WEBAPP_REDIRECT,
-        scope=f"openid fhirUser {scope}",
+        scope=scope,
         timeout=30,
-    ) as client:
+    )
+
+
+def practitioner_token(lab: AuthLab, http: httpx.Client, username: str = "doctor1", scope: str = "user/*.cruds") -> str:
+    """A professional's access token through the demo web app."""
+    with webapp_client(f"openid fhirUser {scope}") as client:
         verifier = secrets.token_urlsafe(48)
         url, _ = client.create_authorization_url(lab.url("authorize"), code_verifier=verifier, aud=lab.fhir_base)
         back = Browser(http).sign_in(url, username, accounts.PASSWORD_PREFIX + username)

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from reference_impl.seed import accounts
 from tests.auth.conftest import AuthLab, make_app
-from tests.auth.flows import PATIENT_SCOPE, PORTAL_REDIRECT, WEBAPP_REDIRECT, Browser, query_of
+from tests.auth.flows import PATIENT_SCOPE, PORTAL_REDIRECT, Browser, query_of, webapp_client
 
 
 def verified_claims(lab: AuthLab, http: httpx.Client, token: str) -> dict[str, object]:
@@ -98,15 +98,7 @@ def patient_flow(lab: AuthLab, http: httpx.Client, client: OAuth2Client | OAuth2
 
 
 def test_a_practitioner_uses_the_confidential_web_app_for_an_emergency(lab: AuthLab, http: httpx.Client) -> None:
-    with OAuth2Client(
-        accounts.WEBAPP_CLIENT,
-        accounts.WEBAPP_SECRET,
-        token_endpoint_auth_method="client_secret_basic",
-        code_challenge_method="S256",
-        redirect_uri=WEBAPP_REDIRECT,
-        scope="openid fhirUser profile user/*.rs patient/*.rs",
-        timeout=30,
-    ) as client:
+    with webapp_client("openid fhirUser profile user/*.rs patient/*.rs") as client:
         verifier = generate_token(50)
         url, _ = client.create_authorization_url(lab.url("authorize"), code_verifier=verifier, aud=lab.fhir_base)
         back = Browser(http).sign_in(url, "doctor1", "eqlab-demo-doctor1", purpose="EMERGENCY")

@@ -11,11 +11,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,10 +22,10 @@ import pytest
 
 from reference_impl.embedded import serve_in_thread
 from tests.fixtures.lab.hostile_server import hostile_app
+from tests.support.runs import ROOT, eqlab_run
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_KEY = ROOT / "testplans" / "keys" / "demo-system-client.private.jwk"
 PASSWORD_ENV = "EQLAB_HOSTILE_TEST_PASSWORD"
 # Control characters a terminal or a spreadsheet acts upon (line feed and tab are text).
@@ -81,24 +78,9 @@ def hostile(elsewhere: Listener) -> Iterator[str]:
         yield base.removesuffix("/fhir")
 
 
-def eqlab_run(plan: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, Path]:
-    """``eqlab run`` on a plan written to ``tmp_path``: exit status, what it printed, the run folder."""
-    path = tmp_path / "plan.yaml"
-    path.write_text(plan, encoding="utf-8")
-    out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "eqlab.cli", "run", str(path), "--no-progress", "--out", str(out),
-         "--key", str(tmp_path / "lab.pem"), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    folders = list(out.iterdir()) if out.exists() else []
-    assert len(folders) == 1, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.returncode, done.stdout + done.stderr, folders[0]
-
-
-def results_of(run_dir: Path) -> dict[str, object]:
-    results: dict[str, object] = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    return results
+def cli(plan: str, folder: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, Path]:
+    run = eqlab_run(plan, folder, *args, env=env)
+    return run.exit_code, run.printed, run.run_dir
 
 
 AUTH_PLAN = """\
@@ -128,10 +110,10 @@ def test_sign_in_and_tokens_never_go_to_another_host(
     hostile: str, elsewhere: Listener, tmp_path: Path, trick: str
 ) -> None:
     plan = AUTH_PLAN.format(base=f"{hostile}/{trick}/fhir", key=SYSTEM_KEY, password_env=PASSWORD_ENV)
-    code, printed, run_dir = eqlab_run(
+    code, printed, run_dir = cli(
         plan, tmp_path, "-k", "reads_the_own_record or cannot_reach_another", env={PASSWORD_ENV: "secret-pw-1234"}
     )
-    items = results_of(run_dir)["items"]
+    items = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["items"]
     assert isinstance(items, list) and items
     signed_in = [i for i in items if "reads_the_own_record" in i["id"]]
     assert signed_in and signed_in[0]["outcome"] == "fail", signed_in
@@ -163,7 +145,7 @@ slos:
 
 
 def test_the_load_suite_follows_no_redirect(hostile: str, elsewhere: Listener, tmp_path: Path) -> None:
-    code, printed, run_dir = eqlab_run(LOAD_PLAN.format(base=f"{hostile}/redirect/fhir"), tmp_path)
+    code, printed, run_dir = cli(LOAD_PLAN.format(base=f"{hostile}/redirect/fhir"), tmp_path)
     (stats_file,) = run_dir.glob("load-*.json")
     stats = json.loads(stats_file.read_text(encoding="utf-8"))
     assert stats["requests"] > 0 and stats["failures"] == stats["requests"], stats
@@ -175,7 +157,7 @@ def test_the_load_suite_follows_no_redirect(hostile: str, elsewhere: Listener, t
 
 
 def test_the_load_suite_reads_a_bounded_answer(hostile: str, tmp_path: Path) -> None:
-    code, printed, run_dir = eqlab_run(LOAD_PLAN.format(base=f"{hostile}/huge/fhir"), tmp_path)
+    code, printed, run_dir = cli(LOAD_PLAN.format(base=f"{hostile}/huge/fhir"), tmp_path)
     (stats_file,) = run_dir.glob("load-*.json")
     stats = json.loads(stats_file.read_text(encoding="utf-8"))
     assert stats["requests"] > 0 and stats["failures"] == stats["requests"], stats
@@ -202,11 +184,11 @@ suites:
 
 def test_a_trickling_system_ends_within_the_time_budget_with_a_verdict(hostile: str, tmp_path: Path) -> None:
     began = time.monotonic()
-    code, printed, run_dir = eqlab_run(
+    code, printed, run_dir = cli(
         FHIR_PLAN.format(base=f"{hostile}/trickle/fhir", budget=20), tmp_path, "-k", "test_crud or test_errors"
     )
     elapsed = time.monotonic() - began
-    results = results_of(run_dir)
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     decision = results["decision"]
     assert isinstance(decision, dict) and decision["verdict"] == "inconclusive"
     assert any("time budget (20 s) was spent" in e for e in results["lab_errors"])  # type: ignore[union-attr]
@@ -218,10 +200,10 @@ def test_a_trickling_system_ends_within_the_time_budget_with_a_verdict(hostile: 
 
 
 def test_ansi_escapes_from_the_system_reach_neither_terminal_nor_reports(hostile: str, tmp_path: Path) -> None:
-    code, printed, run_dir = eqlab_run(
+    code, printed, run_dir = cli(
         FHIR_PLAN.format(base=f"{hostile}/ansi/fhir", budget=300), tmp_path, "-k", "test_errors"
     )
-    results = results_of(run_dir)
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert any("\\x1b[32mlabel reference-platform" in str(i["message"]) for i in results["items"])  # type: ignore[union-attr]
     assert not CONTROL.search(printed), repr(CONTROL.findall(printed)[:5])
     for report in ("summary.html", "detailed.html", "results.json", "junit.xml"):

@@ -7,7 +7,6 @@ follow the server elsewhere (its paging links name its configured host, not the 
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -18,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.runs import ROOT, eqlab_run
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 PLAN = """\
 name: Open FHIR server, generic REST only
 label: fhir-rest
@@ -69,17 +68,9 @@ def sekmet(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_lab_judges_an_independent_server_without_a_lab_error(sekmet: str, tmp_path: Path) -> None:
-    plan = tmp_path / "open-fhir.yaml"
-    plan.write_text(PLAN.format(base=sekmet), encoding="utf-8")
-    out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "eqlab.cli", "run", str(plan), "--no-progress", "--out", str(out),
-         "--key", str(tmp_path / "lab.pem")],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]  # refused, not a lab error (2)
-    (run_dir,) = out.iterdir()
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    run = eqlab_run(PLAN.format(base=sekmet), tmp_path)
+    assert run.exit_code == 1, run.printed[-6000:]  # refused, not a lab error (2)
+    run_dir, results = run.run_dir, run.results()
     assert results["decision"]["verdict"] == "refused"
     assert not results["lab_errors"], results["lab_errors"]
     status = {r["id"]: r for r in results["requirements"]}

@@ -122,6 +122,16 @@ def _total(client: EvidenceClient, path: str, params: dict[str, str], what: str)
     return 200, total if isinstance(total, int) else len(entries(body_of(response, what)))
 
 
+def _patient_totals(
+    tokens: Tokens, path: str, first: dict[str, str], second: dict[str, str]
+) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
+    """What the patient's token gets for two searches of ``path``: (status, total) of each."""
+    with tokens.client_for("patient") as client:
+        return _total(client, path, first, f"the patient's search of {path}"), _total(
+            client, path, second, f"the patient's search of {path}"
+        )
+
+
 @pytest.mark.requirement("auth@37")
 def test_a_chain_does_not_reveal_another_patients_name(
     fhir_client: EvidenceClient, tokens: Tokens, unique: str
@@ -140,9 +150,7 @@ def test_a_chain_does_not_reveal_another_patients_name(
         (200, 1),
         (200, 0),
     ), "the system token's chained search does not select by the performer's family: see fhir@43"
-    with tokens.client_for("patient") as client:
-        true_name = _total(client, "Observation", params, "the chained search")
-        false_name = _total(client, "Observation", wrong, "the chained search")
+    true_name, false_name = _patient_totals(tokens, "Observation", params, wrong)
     assert true_name == false_name, (
         f"a patient's chained search performer:Patient.family answered {true_name} for the other patient's real "
         f"family name and {false_name} for a false one: the chain looks into another patient's record"
@@ -158,9 +166,7 @@ def test_has_does_not_reveal_another_patients_record(fhir_client: EvidenceClient
     assert _total(fhir_client, "Practitioner", theirs, "x")[1], (
         "the system token's _has search found nothing: see fhir@44"
     )
-    with tokens.client_for("patient") as client:
-        real = _total(client, "Practitioner", theirs, "the _has search")
-        missing = _total(client, "Practitioner", nobodys, "the _has search")
+    real, missing = _patient_totals(tokens, "Practitioner", theirs, nobodys)
     assert real == missing, (
         f"a patient's Practitioner?{name}=<another patient> answered {real}, and {missing} for a patient who does not "
         f"exist: _has looks into another patient's record"

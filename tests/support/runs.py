@@ -1,0 +1,39 @@
+"""``eqlab run`` as a user runs it: a plan written to a folder, the CLI in a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class CliRun:
+    exit_code: int
+    printed: str  # standard output and error
+    run_dir: Path
+
+    def results(self) -> dict[str, Any]:
+        results: dict[str, Any] = json.loads((self.run_dir / "results.json").read_text(encoding="utf-8"))
+        return results
+
+
+def eqlab_run(plan: str, folder: Path, *args: str, env: dict[str, str] | None = None) -> CliRun:
+    """Write ``plan`` to ``folder`` and ``eqlab run`` it there (its own lab key, its own output)."""
+    path = folder / "plan.yaml"
+    path.write_text(plan, encoding="utf-8")
+    out = folder / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "eqlab.cli", "run", str(path), "--no-progress", "--out", str(out),
+         "--key", str(folder / "lab.pem"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    folders = list(out.iterdir()) if out.exists() else []
+    assert len(folders) == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    return CliRun(done.returncode, done.stdout + done.stderr, folders[0])
