@@ -19,10 +19,11 @@ import click
 
 from eqlab import paths
 from eqlab.commands.catalogue import catalogue
-from eqlab.commands.common import EXIT_LAB_ERROR, load_catalogue, reports_source_errors
+from eqlab.commands.common import EXIT_LAB_ERROR, key_option, load_catalogue, reports_source_errors
 from eqlab.commands.detection import Detection, proof_of
-from eqlab.commands.lab import EXIT_CODES, key, key_option, print_outcome, report, run, verify
+from eqlab.commands.lab import key, report, verify
 from eqlab.commands.plans import plan
+from eqlab.commands.run import EXIT_CODES, print_outcome, run
 from eqlab.commands.store_admin import client, migrate_store, platform_keys, safe_url, store_errors
 from eqlab.plan.loader import load_plan
 from eqlab.runner.options import RunOptions
@@ -108,7 +109,7 @@ def demo(out: Path | None, workers: int, progress: bool | None, key_path: Path |
         app = create_app(Settings(db_url=f"sqlite:///{Path(store) / 'reference.sqlite3'}", seed="demo"))
         with serve_in_thread(app) as base_url:
             click.echo(f"embedded reference implementation: {base_url}")
-            options = RunOptions(target=base_url, workers=workers, out=out, progress=progress)
+            options = RunOptions(target=base_url, workers=workers, out=out, progress=progress, demo=True)
             outcome = run_plan(
                 loaded,
                 catalogue_,

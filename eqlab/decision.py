@@ -167,6 +167,7 @@ def decide(
     lab_errors: list[str],
     rules: DecisionRules,
     decided_at: datetime,
+    demo: bool = False,
 ) -> Decision:
     inputs = Inputs(results, slos, lab_errors, rules)
     trace: list[RuleStep] = []
@@ -186,8 +187,7 @@ def decide(
             )
         )
     final: Verdict = verdict or "granted"
-    valid_until = (
-        (decided_at + timedelta(days=rules.validity_days)).date().isoformat() if final.startswith("granted") else None
-    )
+    granted = final.startswith("granted") and not demo  # a demo run on a throw-away platform labels nothing
+    valid_until = (decided_at + timedelta(days=rules.validity_days)).date().isoformat() if granted else None
     ordered = sorted(trace, key=lambda step: step.outcome != "triggered")
     return Decision(label=label, verdict=final, reasons=ordered, valid_until=valid_until)

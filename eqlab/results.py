@@ -126,6 +126,11 @@ class RunResults(Model):
     lab_errors: list[str] = Field(default_factory=list, description="problems of the run itself (collection, crashes)")
     decision: Decision
     rerun_of: str | None = None
+    signing_key: str | None = Field(
+        None, description="fingerprint (SHA256:<base64>) of the lab public key that signs this run"
+    )
+    demo: bool = Field(False, description="a run of `eqlab demo` on a throw-away embedded platform: never a label")
+    interrupted: str | None = Field(None, description="why the run stopped before every check ran (signal, time)")
 
 
 def worst(outcomes: list[Outcome]) -> Outcome:

@@ -61,10 +61,21 @@ class LabKey:
     def public_path(self) -> Path:
         return self.path.with_name(self.path.stem + ".pub.pem")
 
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_pem())
+
     def public_pem(self) -> bytes:
         return self.private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+
+
+def fingerprint(public_pem: bytes) -> str:
+    """``SHA256:<base64>`` of the raw public key, as OpenSSH prints key fingerprints."""
+    key = serialization.load_pem_public_key(public_pem)
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
 
 
 def sha256_file(path: Path) -> str:

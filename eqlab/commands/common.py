@@ -45,3 +45,12 @@ catalogue_option = click.option(
     default=None,
     help="requirement catalogue folder (default: suites/requirements)",
 )
+
+
+key_option = click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="lab signing key (default: $EQLAB_LAB_KEY or the user data dir; made on first use)",
+)

@@ -33,6 +33,7 @@ class RunOptions:
     out: Path | None = None
     progress: bool | None = None  # None: a live display when the output is a terminal
     quiet: bool = False  # no progress output at all (the caller reports)
+    demo: bool = False  # `eqlab demo`: the target is a throw-away embedded platform, the result is no label
 
 
 @dataclass

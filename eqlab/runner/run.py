@@ -96,7 +96,7 @@ def _conclude(
     plan = setup.loaded.plan
     finished = datetime.now(UTC)
     requirements = _with_kept_evidence(requirement_results(setup.catalogue, setup.in_scope, items, plan), setup)
-    decision = decide(plan.label, requirements, slos, lab_errors, plan.decision, finished)
+    decision = decide(plan.label, requirements, slos, lab_errors, plan.decision, finished, setup.options.demo)
     results = RunResults(
         run_id=setup.run_id,
         tool=tool_info(),
@@ -119,6 +119,8 @@ def _conclude(
         lab_errors=lab_errors,
         decision=decision,
         rerun_of=rerun_of,
+        signing_key=key.fingerprint,
+        demo=setup.options.demo,
     )
     artefacts = write_reports(results, setup.run_dir)
     sign_run(setup.run_dir, key, manifest_facts(results))

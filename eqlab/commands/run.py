@@ -1,0 +1,110 @@
+"""``eqlab run``: run a plan against a system, print the verdict and where the signed reports are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from eqlab import paths
+from eqlab.commands.common import EXIT_LAB_ERROR, catalogue_option, key_option, load_catalogue, reports_source_errors
+from eqlab.plan.loader import load_plan
+from eqlab.runner.options import RunOptions
+from eqlab.runner.run import RunOutcome, run_plan
+from eqlab.signing import MANIFEST, LabKey
+
+EXIT_CODES = {"granted": 0, "granted-with-reservations": 0, "refused": 1, "inconclusive": EXIT_LAB_ERROR}
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+@click.command()
+@click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--target", default=None, help="FHIR base URL overriding the plan's target")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="parent folder of the run folder (default: reports/out)",
+)
+@click.option("--suites", default=None, help="only these suite kinds, comma-separated (contract, fuzz, load, ui)")
+@click.option(
+    "--requirements", default=None, help="only these requirement IDs or selectors, comma-separated (fhir@3, fhir@1-10)"
+)
+@click.option("-k", "keyword", default=None, help="only checks matching this pytest -k expression")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="run checks in parallel processes"
+)
+@click.option(
+    "--rerun-failed",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="rerun only the failed/errored checks of this run folder; carry the rest forward",
+)
+@click.option("--allow-production", is_flag=True, help="allow load and fuzz suites against a production target")
+@click.option("--progress/--no-progress", default=None, help="live progress display (default: on a terminal)")
+@catalogue_option
+@key_option
+@reports_source_errors(exit_code=EXIT_LAB_ERROR)
+def run(
+    plan_file: Path,
+    target: str | None,
+    out: Path | None,
+    suites: str | None,
+    requirements: str | None,
+    keyword: str | None,
+    workers: int,
+    rerun_failed: Path | None,
+    allow_production: bool,
+    progress: bool | None,
+    catalogue_dir: Path | None,
+    key_path: Path | None,
+) -> None:
+    """Run a test plan against a system; print the verdict and the report paths.
+
+    Exit status: 0 granted (with or without reservations), 1 refused, 2 inconclusive or the lab could not run.
+    """
+    if target is not None and not target.startswith(("http://", "https://")):
+        raise click.BadParameter("must be an http:// or https:// URL", param_hint="--target")
+    catalogue = load_catalogue(catalogue_dir)
+    loaded = load_plan(plan_file, catalogue, paths.suites_dir(), allow_production)
+    options = RunOptions(target, _csv(suites), _csv(requirements), keyword, workers, rerun_failed, out, progress)
+    try:
+        outcome = run_plan(
+            loaded, catalogue, options, paths.suites_dir(), paths.reports_out_dir(), LabKey.load_or_create(key_path)
+        )
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_LAB_ERROR) from None
+    print_outcome(outcome)
+    raise SystemExit(EXIT_CODES[outcome.results.decision.verdict])
+
+
+def print_outcome(outcome: RunOutcome) -> None:
+    results = outcome.results
+    counts: dict[str, int] = {}
+    for requirement in results.requirements:
+        counts[requirement.status] = counts.get(requirement.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    decision = results.decision
+    click.echo(
+        f"\nlabel {decision.label}: {decision.verdict.upper()}"
+        + (f" (valid until {decision.valid_until})" if decision.valid_until else "")
+    )
+    click.echo(f"requirements: {summary}")
+    for step in decision.reasons:
+        if step.outcome == "triggered":
+            subject = (
+                ", ".join(step.requirements[:8]) + (" ..." if len(step.requirements) > 8 else "")
+                if step.requirements
+                else step.detail
+            )
+            click.echo(f"  {step.rule}: {subject}")
+    for error in results.lab_errors:
+        click.echo(f"  lab error: {error}")
+    click.echo(f"\nrun folder: {outcome.run_dir}")
+    for path in sorted(outcome.run_dir.glob("*")):
+        if path.suffix in (".html", ".pdf", ".xml", ".csv") or path.name in ("results.json", MANIFEST):
+            click.echo(f"  {path}")
