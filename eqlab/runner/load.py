@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from eqlab.evidence import redaction
 from eqlab.evidence.origins import OffOrigin
 from eqlab.plan.model import Slos
 from eqlab.results import SloResult
+from eqlab.runner.interrupt import run_child
 from eqlab.runner.options import RunSetup
 
 DEFAULTS = {"users": 10, "spawn_rate": 10, "duration": 10}
@@ -66,6 +66,9 @@ def run_load_suites(setup: RunSetup) -> LoadRun:
         run.lab_errors.append(f"the load suites did not run: the lab could not authenticate: {exc}")
         return run
     for index, (suite, folder) in enumerate(suites):
+        if setup.stop.requested:
+            run.lab_errors.append(f"load suite {folder.name} did not run: the run was interrupted")
+            continue
         locustfile = folder / "locustfile.py" if folder.is_dir() else folder
         config = {**DEFAULTS, **suite.params, "base_url": setup.base_url, "locustfile": str(locustfile)}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -73,23 +76,22 @@ def run_load_suites(setup: RunSetup) -> LoadRun:
         command = [sys.executable, "-m", "eqlab.runner.load_worker", handle.name]
         allowed = min(float(config["duration"]) + suite.timeout, setup.seconds_left())
         try:
-            if allowed <= 0:
-                raise subprocess.TimeoutExpired(command, 0)
-            done = subprocess.run(command, capture_output=True, text=True, timeout=allowed, check=False, env=env)
-        except subprocess.TimeoutExpired:
-            spent = setup.seconds_left() <= 0
-            run.lab_errors.append(
-                f"load suite {folder.name} "
-                + (f"stopped: the plan's time budget ({setup.loaded.plan.time_budget_s:.0f} s) was spent"
-                   if spent else f"did not finish in {allowed:.0f} s")
-            )  # fmt: skip
-            continue
+            done = run_child(command, allowed, setup.stop, env=env)
         finally:
             Path(handle.name).unlink()
+        if done.exit_code is None:
+            if setup.stop.requested:
+                why = f"stopped: the run was interrupted ({setup.stop.signal_name})"
+            elif setup.seconds_left() <= 0:
+                why = f"stopped: the plan's time budget ({setup.loaded.plan.time_budget_s:.0f} s) was spent"
+            else:
+                why = f"did not finish in {allowed:.0f} s"
+            run.lab_errors.append(f"load suite {folder.name} {why}")
+            continue
         lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines:
+        if done.exit_code != 0 or not lines:
             run.lab_errors.append(
-                f"load suite {folder.name} failed (exit {done.returncode}): "
+                f"load suite {folder.name} failed (exit {done.exit_code}): "
                 + redaction.text((done.stderr or done.stdout)[-600:])
             )
             continue

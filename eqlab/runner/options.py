@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from eqlab.catalogue import Catalogue
 from eqlab.plan.loader import LoadedPlan, auth_settings
 from eqlab.plan.model import SELECTOR, Suite, selector_matches
+from eqlab.runner.interrupt import StopRequest
 
 PYTEST_KINDS = ("contract", "fuzz", "ui")
 # Load and fuzz traffic only ever goes to loopback unless an operator opts in: a lab must never
@@ -33,6 +34,7 @@ class RunOptions:
     out: Path | None = None
     progress: bool | None = None  # None: a live display when the output is a terminal
     quiet: bool = False  # no progress output at all (the caller reports)
+    preflight: bool = True  # check secrets, the target and a token before any check
     demo: bool = False  # `eqlab demo`: the target is a throw-away embedded platform, the result is no label
 
 
@@ -51,6 +53,7 @@ class RunSetup:
     base_url: str
     suites: list[tuple[Suite, Path]] = field(default_factory=list)
     deadline: float = float("inf")  # time.monotonic() when the plan's time budget is spent
+    stop: StopRequest = field(default_factory=StopRequest)  # set by SIGINT/SIGTERM during the run
 
     def seconds_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -108,8 +111,7 @@ def prepare(
     check_target_allowed(base_url, [s.kind for s, _ in suites])
     started = datetime.now(UTC)
     run_id = new_run_id(plan.label, started)
-    run_dir = (options.out or out_root) / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir = (options.out or out_root) / run_id  # made once the pre-flight passed
     deadline = time.monotonic() + plan.time_budget_s
     return RunSetup(
         loaded, catalogue, options, suites_root, run_id, run_dir, in_scope, started, base_url, suites, deadline

@@ -8,11 +8,21 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from eqlab.evidence.redaction import printable
 
 SYMBOLS = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR", "skip": "SKIP ", "not-tested": "N/T  "}
+
+
+class CheckCount(ProgressColumn):
+    """``12/95`` once the checks are collected; until then (which can take seconds) say so."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("collecting checks…")
+        return Text(f"{int(task.completed)}/{int(task.total)}")
 
 
 class RunProgress:
@@ -27,7 +37,7 @@ class RunProgress:
 
     def __enter__(self) -> RunProgress:
         if self.live:
-            columns = (TextColumn("[bold]checks"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
+            columns = (TextColumn("[bold]checks"), BarColumn(), CheckCount(), TextColumn("{task.description}"))
             self._bar = Progress(*columns, TimeElapsedColumn(), console=self.console, transient=True)
             self._bar.start()
             self._task = self._bar.add_task("", total=None)
@@ -53,6 +63,8 @@ class RunProgress:
                     self._bar.console.print(_line(result), markup=False, highlight=False)
             else:
                 self.console.print(_line(result), markup=False, highlight=False)
+        elif kind == "stopping":
+            self.note(f"{event.get('signal')}: stopping the checks; the results so far will be written and signed")
         elif kind == "collection_error":
             self.console.print(f"LAB ERROR {event.get('where')}: could not load checks", markup=False)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,11 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from eqlab.auth.config import AuthConfig
 from eqlab.evidence import redaction
 from eqlab.results import ItemResult, Outcome
+from eqlab.runner.interrupt import GRACE_S, StopRequest, start_child, stop_child
 from eqlab.runner.options import PYTEST_KINDS, RunSetup
 
 COLLECTION_BUDGET_S = 300.0
@@ -70,9 +70,9 @@ def run_pytest_suites(setup: RunSetup, listener: Listener, only_items: list[str]
         log = Path(tmp) / "pytest.log"
         budget = _budget(setup, kinds)
         exit_code = _follow(
-            command, setup.suites_root.parent, log, setup.run_dir / "events.jsonl", result, listener, budget
+            command, setup.suites_root.parent, log, setup.run_dir / "events.jsonl", result, listener, budget, setup.stop
         )
-        out_of_time = exit_code is None and setup.seconds_left() <= 0
+        out_of_time = exit_code is None and setup.seconds_left() <= 0 and not setup.stop.requested
         # The checks scrub what they print; this also catches what pytest itself printed.
         named = AuthConfig.from_dict(setup.auth_settings()).named_secrets()
         text = redaction.known(redaction.text(log.read_text(encoding="utf-8", errors="replace")), named)
@@ -104,17 +104,18 @@ def _follow(
     result: SuiteRun,
     listener: Listener,
     budget: Callable[[int], float],
+    stop: StopRequest,
 ) -> int | None:
-    """Run ``command``, feeding each event to ``listener``; None when the budget ran out."""
+    """Run ``command``, feeding each event to ``listener``; None when the budget ran out or the run
+    was asked to stop."""
     events.touch()
     started = time.monotonic()
     with log.open("wb") as output, events.open("r", encoding="utf-8") as stream:
-        process = subprocess.Popen(
+        process = start_child(
             command,
             cwd=cwd,  # item IDs (for reruns) are relative to the suites' root folder
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         buffer = ""
@@ -129,11 +130,22 @@ def _follow(
             if finished and not chunk:
                 return process.returncode
             if time.monotonic() - started > budget(len(result.collected)):
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                stop_child(process, grace_s=0)
+                return None
+            if stop.requested:
+                listener({"event": "stopping", "signal": stop.signal_name})
+                stop_child(process, grace_s=0 if stop.urgent else GRACE_S)
+                _drain(stream, buffer, result, listener)
                 return None
             if not chunk:
                 time.sleep(POLL_S)
+
+
+def _drain(stream: TextIO, buffer: str, result: SuiteRun, listener: Listener) -> None:
+    """The events a stopped child wrote before it stopped; a last, half-written line is dropped."""
+    for line in (buffer + stream.read()).split("\n")[:-1]:
+        if line.strip():
+            _take(json.loads(line), result, listener)
 
 
 def _take(event: dict[str, Any], result: SuiteRun, listener: Listener) -> None:
@@ -152,7 +164,9 @@ def _finish(result: SuiteRun, exit_code: int | None, setup: RunSetup, out_of_tim
     done = {item.id for item in result.items}
     stopped = "the run was stopped before this check finished"
     outcome: Outcome = "error"
-    if out_of_time:
+    if setup.stop.requested:
+        stopped, outcome = interrupted_message(setup.stop), "not-tested"
+    elif out_of_time:
         spent = f"the plan's time budget ({setup.loaded.plan.time_budget_s:.0f} s) was spent"
         result.lab_errors.append(f"{spent}: the run stopped there")
         stopped, outcome = f"not tested: {spent} before this check finished", "not-tested"
@@ -178,6 +192,10 @@ def _finish(result: SuiteRun, exit_code: int | None, setup: RunSetup, out_of_tim
             )
     order = {d["id"]: i for i, d in enumerate(result.collected)}
     result.items.sort(key=lambda item: order.get(item.id, len(order)))
+
+
+def interrupted_message(stop: StopRequest) -> str:
+    return f"interrupted: the run was stopped ({stop.signal_name}) before this check finished"
 
 
 def _log_tail(path: Path) -> str:

@@ -13,13 +13,20 @@ from eqlab.decision import decide, requirement_results
 from eqlab.plan.loader import LoadedPlan
 from eqlab.reports import write_reports
 from eqlab.results import CatalogueInfo, ItemResult, PlanInfo, RequirementResult, RunResults, SloResult
+from eqlab.runner.interrupt import StopRequest
 from eqlab.runner.load import judge_slos, run_load_suites
 from eqlab.runner.options import RunOptions, RunSetup, prepare
+from eqlab.runner.preflight import preflight
 from eqlab.runner.progress import RunProgress
 from eqlab.runner.pytest_suites import run_pytest_suites
 from eqlab.signing import LabKey, sha256_file, sign_run
 
-RERUN = ("fail", "error")
+RERUN = ("fail", "error", "not-tested")  # not-tested items: a run stopped before they finished
+UNCOLLECTED = "no check of this plan covers it"  # decision.requirement_results' reason when no item names it
+
+
+class RunInterrupted(Exception):
+    """SIGINT or SIGTERM before the run had a folder: nothing to conclude."""
 
 
 @dataclass(frozen=True)
@@ -36,22 +43,40 @@ def tool_info() -> dict[str, str]:
 def run_plan(
     loaded: LoadedPlan, catalogue: Catalogue, options: RunOptions, suites_root: Path, out_root: Path, key: LabKey
 ) -> RunOutcome:
-    previous = _previous(options.rerun_failed, loaded) if options.rerun_failed else None
-    setup = prepare(loaded, catalogue, options, suites_root, out_root)
-    only = [i.id for i in previous.items if i.outcome in RERUN] if previous else None
-    with RunProgress(options.progress, quiet=options.quiet) as progress:
-        if previous is not None:
-            progress.note(f"re-running {len(only or [])} failed or errored checks of run {previous.run_id}")
-        suite_run = run_pytest_suites(setup, progress, only) if only is None or only else None
-        if any(s.kind == "load" for s, _ in setup.suites):
-            progress.note("running the load suite(s)")
-        load_run = run_load_suites(setup)
-    items = suite_run.items if suite_run else []
-    lab_errors = [*(suite_run.lab_errors if suite_run else []), *load_run.lab_errors]
-    if previous is not None and options.rerun_failed is not None:
-        items = _carry_forward(previous, options.rerun_failed, setup.run_dir, items)
-    slos = judge_slos(loaded.plan.slos, load_run.stats)
-    return _conclude(setup, items, slos, lab_errors, key, previous.run_id if previous else None)
+    """Run the plan; SIGINT or SIGTERM stops it early, concluded and signed from what finished
+    (``results.interrupted`` says so). Raises PreflightError, or RunInterrupted before any check."""
+    stop = StopRequest()
+    with stop.handling_signals():
+        previous = _previous(options.rerun_failed, loaded) if options.rerun_failed else None
+        setup = prepare(loaded, catalogue, options, suites_root, out_root)
+        setup.stop = stop
+        if options.preflight:
+            preflight(loaded, setup.base_url)
+        if stop.requested:
+            raise RunInterrupted(f"interrupted ({stop.signal_name}) before the first check: no run folder was made")
+        setup.run_dir.mkdir(parents=True, exist_ok=False)
+        only = _to_rerun(previous) if previous else None
+        with RunProgress(options.progress, quiet=options.quiet) as progress:
+            if previous is not None and only is not None:
+                progress.note(f"re-running {len(only)} failed, errored or unfinished checks of run {previous.run_id}")
+            suite_run = run_pytest_suites(setup, progress, only) if only is None or only else None
+            if any(s.kind == "load" for s, _ in setup.suites) and not stop.requested:
+                progress.note("running the load suite(s)")
+            load_run = run_load_suites(setup)
+        items = suite_run.items if suite_run else []
+        lab_errors = [*(suite_run.lab_errors if suite_run else []), *load_run.lab_errors]
+        if previous is not None and options.rerun_failed is not None:
+            items = _carry_forward(previous, options.rerun_failed, setup.run_dir, items)
+        slos = judge_slos(loaded.plan.slos, load_run.stats)
+        return _conclude(setup, items, slos, lab_errors, key, previous.run_id if previous else None)
+
+
+def _to_rerun(previous: RunResults) -> list[str] | None:
+    """The items of ``previous`` to run again; None (all of them) when it was stopped before its
+    checks were even collected."""
+    if previous.interrupted and not previous.items:
+        return None
+    return [i.id for i in previous.items if i.outcome in RERUN]
 
 
 def _previous(run_dir: Path, loaded: LoadedPlan) -> RunResults:
@@ -95,7 +120,15 @@ def _conclude(
 ) -> RunOutcome:
     plan = setup.loaded.plan
     finished = datetime.now(UTC)
+    interrupted = None
+    if setup.stop.requested:
+        seconds = (finished - setup.started).total_seconds()
+        interrupted = f"interrupted by {setup.stop.signal_name} after {seconds:.0f} s"
+        unfinished = sum(1 for item in items if item.outcome == "not-tested")
+        lab_errors = [*lab_errors, f"the run was {interrupted}: {unfinished} checks did not finish"]
     requirements = _with_kept_evidence(requirement_results(setup.catalogue, setup.in_scope, items, plan), setup)
+    if interrupted and not items:
+        requirements = [_never_collected(r, setup.stop.signal_name) for r in requirements]
     decision = decide(plan.label, requirements, slos, lab_errors, plan.decision, finished, setup.options.demo)
     results = RunResults(
         run_id=setup.run_id,
@@ -121,10 +154,19 @@ def _conclude(
         rerun_of=rerun_of,
         signing_key=key.fingerprint,
         demo=setup.options.demo,
+        interrupted=interrupted,
     )
     artefacts = write_reports(results, setup.run_dir)
     sign_run(setup.run_dir, key, manifest_facts(results))
     return RunOutcome(results, setup.run_dir, artefacts)
+
+
+def _never_collected(requirement: RequirementResult, signal_name: str | None) -> RequirementResult:
+    """A run stopped before its checks were collected cannot say a requirement has no check."""
+    if requirement.status != "not-tested" or requirement.reason != UNCOLLECTED:
+        return requirement
+    reason = f"not tested: the run was interrupted ({signal_name}) before its checks were collected"
+    return requirement.model_copy(update={"reason": reason})
 
 
 def _with_kept_evidence(requirements: list[RequirementResult], setup: RunSetup) -> list[RequirementResult]:

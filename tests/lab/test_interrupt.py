@@ -1,0 +1,184 @@
+"""Ctrl-C and SIGTERM during ``eqlab run``: every child stops, the partial run is concluded, reported
+and signed, the exit code says "interrupted", and ``--resume`` completes it.
+
+The Ctrl-C test runs the lab on a pseudo-terminal of its own and types ^C there, so the terminal
+driver sends SIGINT to the whole foreground process group, as it does for a user.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.lab.conftest import DemoReference
+from tests.support.runs import ROOT, eqlab_cli
+
+EXIT_INTERRUPTED = 130
+STOP_WITHIN_S = 10.0  # from the signal to the lab's exit, results written and signed
+SCOPE = ["--suites", "contract", "--requirements", "fhir@1-12"]
+
+
+def _lab_processes(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker``: the lab and every child it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _controlling_terminal() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # after setsid: the pseudo-terminal becomes this session's
+
+
+class LabOnTerminal:
+    """``eqlab run`` as a user starts it in a terminal, here a pseudo-terminal the test holds."""
+
+    def __init__(self, args: list[str], marker: str) -> None:
+        self.master, slave = os.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "eqlab.cli", "run", *args],
+            cwd=ROOT,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            preexec_fn=_controlling_terminal,  # noqa: PLW1509 - one ioctl between fork and exec
+            env={**os.environ, "EQLAB_TEST_MARKER": marker},
+        )
+        os.close(slave)
+        self.output = b""
+
+    def read_until(self, seen: Callable[[str], bool], timeout_s: float) -> str:
+        ends = time.monotonic() + timeout_s
+        while not seen(self.text) and time.monotonic() < ends:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                try:
+                    self.output += os.read(self.master, 65536)
+                except OSError:  # the other side closed: the lab has exited
+                    break
+        return self.text
+
+    @property
+    def text(self) -> str:
+        return self.output.decode(errors="replace").replace("\r\n", "\n")
+
+    def type_ctrl_c(self) -> None:
+        os.write(self.master, b"\x03")
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.process.wait(timeout_s)
+        finally:
+            self.read_until(lambda _: False, 0.5)
+            os.close(self.master)
+
+
+def _only_run(out: Path) -> Path:
+    folders = list(out.iterdir())
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def test_ctrl_c_stops_every_child_and_leaves_a_signed_partial_run_that_resume_completes(
+    demo_reference: DemoReference, demo_passwords: None, tmp_path: Path
+) -> None:
+    marker = uuid.uuid4().hex
+    out, key = tmp_path / "out", tmp_path / "lab.pem"
+    args = ["testplans/reference.yaml", "--target", demo_reference.base_url, "--no-progress", "--out", str(out)]
+    lab = LabOnTerminal([*args, *SCOPE, "--key", str(key)], marker)
+    lab.read_until(lambda text: "PASS " in text, timeout_s=180)
+    assert "PASS " in lab.text, lab.text[-3000:]
+    assert len(_lab_processes(marker)) >= 2, "the checks run in a child process"
+
+    lab.type_ctrl_c()
+    typed = time.monotonic()
+    exit_code = lab.wait(timeout_s=60)
+    stopped_in = time.monotonic() - typed
+    assert exit_code == EXIT_INTERRUPTED, lab.text[-3000:]
+    assert stopped_in < STOP_WITHIN_S
+    time.sleep(0.5)
+    assert _lab_processes(marker) == [], "a child of the lab outlived it"
+    assert "Aborted!" not in lab.text and "Traceback" not in lab.text
+    run_dir = _only_run(out)
+    assert f"--resume {run_dir}" in lab.text.replace("\n", " ")
+
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert results["interrupted"].startswith("interrupted by SIGINT")
+    assert results["decision"]["verdict"] == "inconclusive"
+    outcomes = {item["outcome"] for item in results["items"]}
+    assert "pass" in outcomes and "not-tested" in outcomes
+    unfinished = [i for i in results["items"] if i["outcome"] == "not-tested"]
+    assert all(i["message"].startswith("interrupted") for i in unfinished)
+    for report in ("summary.html", "detailed.html", "junit.xml", "results.csv", "manifest.sig"):
+        assert (run_dir / report).is_file(), report
+
+    public_key = tmp_path / "lab.pub.pem"
+    verified = eqlab_cli("verify", str(run_dir), "--pubkey", str(public_key))
+    assert verified.exit_code == 0, verified.printed
+    rendered = eqlab_cli("report", str(run_dir), "--key", str(key))
+    assert rendered.exit_code == 0, rendered.printed
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "eqlab.cli", "run", *args, *SCOPE, "--key", str(key), "--resume", str(run_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    completed = json.loads((_only_run_except(out, run_dir) / "results.json").read_text(encoding="utf-8"))
+    assert resumed.returncode != EXIT_INTERRUPTED, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert completed["interrupted"] is None and completed["rerun_of"] == results["run_id"]
+    triggered = [step["rule"] for step in completed["decision"]["reasons"] if step["outcome"] == "triggered"]
+    assert triggered == ["slo-unmeasured"], "only because this scope leaves the load suite out"
+    assert {i["outcome"] for i in completed["items"]} == {"pass"}
+    assert any(i["carried_forward_from"] for i in completed["items"])
+
+
+def _only_run_except(out: Path, earlier: Path) -> Path:
+    folders = [f for f in out.iterdir() if f != earlier]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
+def test_sigterm_to_the_lab_alone_stops_its_children_too(
+    demo_reference: DemoReference, demo_passwords: None, tmp_path: Path
+) -> None:
+    """A CI runner's SIGTERM reaches the lab only, not its children (they are in their own session)."""
+    marker = uuid.uuid4().hex
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eqlab.cli", "run", "testplans/reference.yaml", "--target", demo_reference.base_url,
+         "--no-progress", "--out", str(out), "--key", str(tmp_path / "lab.pem"), *SCOPE],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "EQLAB_TEST_MARKER": marker},
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen = ""
+    while "PASS " not in seen:
+        line = process.stdout.readline()
+        assert line, seen[-3000:]
+        seen += line
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == EXIT_INTERRUPTED, (seen + rest)[-3000:]
+    assert time.monotonic() - sent < STOP_WITHIN_S
+    time.sleep(0.5)
+    assert _lab_processes(marker) == []
+    results = json.loads((_only_run(out) / "results.json").read_text(encoding="utf-8"))
+    assert results["interrupted"].startswith("interrupted by SIGTERM")
+    assert any("interrupted by SIGTERM" in error for error in results["lab_errors"])
