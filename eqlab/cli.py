@@ -8,6 +8,7 @@ that administer its store (``client``, ``platform-keys``) in ``commands/store_ad
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import sys
 import tempfile
@@ -16,14 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from eqlab import paths
 from eqlab.commands.catalogue import catalogue
-from eqlab.commands.common import EXIT_LAB_ERROR, key_option, load_catalogue, reports_source_errors
+from eqlab.commands.common import EXIT_LAB_ERROR, FullHelpGroup, key_option, load_catalogue, reports_source_errors
 from eqlab.commands.detection import Detection, proof_of
 from eqlab.commands.lab import key, report, verify
 from eqlab.commands.plans import plan
-from eqlab.commands.run import EXIT_CODES, print_outcome, run
+from eqlab.commands.run import exit_code, print_outcome, run, run_or_exit
 from eqlab.commands.store_admin import client, migrate_store, platform_keys, safe_url, store_errors
 from eqlab.plan.loader import load_plan
 from eqlab.runner.options import RunOptions
@@ -31,7 +33,7 @@ from eqlab.runner.run import run_plan
 from eqlab.signing import LabKey
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FullHelpGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="eqlab")
 def main() -> None:
     """eqlab: conformance tests and labels for national e-health platforms."""
@@ -110,18 +112,11 @@ def demo(out: Path | None, workers: int, progress: bool | None, key_path: Path |
         with serve_in_thread(app) as base_url:
             click.echo(f"embedded reference implementation: {base_url}")
             options = RunOptions(target=base_url, workers=workers, out=out, progress=progress, demo=True)
-            outcome = run_plan(
-                loaded,
-                catalogue_,
-                options,
-                paths.suites_dir(),
-                paths.reports_out_dir(),
-                LabKey.load_or_create(key_path),
-            )
+            outcome = run_or_exit(loaded, catalogue_, options, LabKey.load_or_create(key_path))
     print_outcome(outcome)
     click.echo(f"\nopen {outcome.run_dir / 'summary.html'} in a browser")
     click.echo(f"check its signature with: eqlab verify {outcome.run_dir}")
-    raise SystemExit(EXIT_CODES[outcome.results.decision.verdict])
+    raise SystemExit(exit_code(outcome))
 
 
 # The variables testplans/reference.yaml names for the demo accounts' secrets.
@@ -129,14 +124,31 @@ DEMO_PASSWORD_ENV = "EQLAB_DEMO_PASSWORD_{}"
 DEMO_WEBAPP_SECRET_ENV = "EQLAB_DEMO_WEBAPP_SECRET"
 
 
-@contextmanager
-def demo_secrets() -> Iterator[None]:
-    """The demo accounts' published passwords in the variables the reference plan names, for one run
-    against the embedded demo server only (never for a user's own target); restored afterwards."""
+def demo_secret_values() -> dict[str, str]:
+    """The variables the reference plan names, with the demo accounts' published secrets."""
     from reference_impl.seed import accounts
 
     values = {DEMO_PASSWORD_ENV.format(u.username.upper()): u.password for u in accounts.demo_users()}
     values[DEMO_WEBAPP_SECRET_ENV] = accounts.WEBAPP_SECRET
+    return values
+
+
+@main.command("demo-secrets")
+def demo_secrets_command() -> None:
+    """Print shell exports of the demo accounts' published secrets, for `eqlab run` against `eqlab serve`.
+
+    Use: eval "$(eqlab demo-secrets)". DEMO ONLY: these are public, documented credentials of the
+    demo dataset (reference_impl/seed/accounts.py); a real platform's secrets come from your vault.
+    """
+    for name, value in demo_secret_values().items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
+@contextmanager
+def demo_secrets() -> Iterator[None]:
+    """The demo accounts' published passwords in the variables the reference plan names, for one run
+    against the embedded demo server only (never for a user's own target); restored afterwards."""
+    values = demo_secret_values()
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -223,11 +235,19 @@ def _print_demo_accounts(base: str) -> None:
 
 
 DEFAULT_BASE = "http://127.0.0.1:8080/fhir"
+BASE_ENV = "EQLAB_BASE"
 USER_SCOPE = "openid fhirUser profile offline_access user/*.cruds"
 
 
 @main.command()
-@click.option("--base", default=DEFAULT_BASE, show_default=True, help="FHIR base URL of the platform.")
+@click.option(
+    "--base",
+    default=DEFAULT_BASE,
+    envvar=BASE_ENV,
+    show_default=True,
+    show_envvar=True,
+    help="FHIR base URL of the platform.",
+)
 @click.option(
     "--client",
     "client_id",
@@ -279,7 +299,13 @@ def token(
         sign_in = SignIn(client_id, redirect_uri, found.username, found.password, secret, purpose)
         click.echo(user_token(base, sign_in, scope or (DEFAULT_USER_SCOPE if is_patient else USER_SCOPE)))
     except AuthError as exc:
-        raise click.ClickException(str(exc)) from None
+        source = click.get_current_context().get_parameter_source("base")
+        where = None
+        if source == ParameterSource.DEFAULT:
+            where = f"{base} is the default: pass --base or set {BASE_ENV}"
+        elif source == ParameterSource.ENVIRONMENT:
+            where = f"{base} came from {BASE_ENV}"
+        raise click.ClickException(f"{exc}" + (f" ({where})" if where else "")) from None
 
 
 for command in (run, report, verify, plan, catalogue, key, client, platform_keys):

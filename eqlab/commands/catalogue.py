@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 from eqlab import paths
-from eqlab.commands.common import catalogue_option, load_catalogue, reports_source_errors
+from eqlab.commands.common import FullHelpGroup, catalogue_option, load_catalogue, reports_source_errors
 
 
-@click.group()
+@click.group(cls=FullHelpGroup)
 def catalogue() -> None:
     """Work with the requirement catalogue (suites/requirements/*.yaml)."""
 

@@ -34,6 +34,18 @@ def reports_source_errors(exit_code: int) -> Callable[[F], F]:
     return decorate
 
 
+class FullHelpGroup(click.Group):
+    """A command group whose help lists each command's whole first sentence, wrapped, where click
+    would cut it at the terminal's width ("Run a test plan against a system; print the...")."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [(name, command.get_short_help_str(limit=1_000)) for name, command in commands if command]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 def load_catalogue(directory: Path | None) -> Catalogue:
     return Catalogue.load(directory or paths.catalogue_dir())
 

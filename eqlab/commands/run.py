@@ -7,13 +7,17 @@ from pathlib import Path
 import click
 
 from eqlab import paths
+from eqlab.catalogue import Catalogue
 from eqlab.commands.common import EXIT_LAB_ERROR, catalogue_option, key_option, load_catalogue, reports_source_errors
-from eqlab.plan.loader import load_plan
+from eqlab.plan.loader import LoadedPlan, load_plan
 from eqlab.runner.options import RunOptions
-from eqlab.runner.run import RunOutcome, run_plan
+from eqlab.runner.preflight import PreflightError
+from eqlab.runner.run import RunInterrupted, RunOutcome, run_plan
 from eqlab.signing import MANIFEST, LabKey
 
 EXIT_CODES = {"granted": 0, "granted-with-reservations": 0, "refused": 1, "inconclusive": EXIT_LAB_ERROR}
+DEMO_SECRET_PREFIX = "EQLAB_DEMO_"  # the variables testplans/reference.yaml names for the demo accounts
+EXIT_INTERRUPTED = 130  # the shell's code for a command stopped by SIGINT
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -39,9 +43,16 @@ def _csv(value: str | None) -> tuple[str, ...]:
 )
 @click.option(
     "--rerun-failed",
+    "--resume",
+    "rerun_failed",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     default=None,
-    help="rerun only the failed/errored checks of this run folder; carry the rest forward",
+    help="rerun the failed, errored and unfinished (interrupted) checks of this run folder; carry the rest forward",
+)
+@click.option(
+    "--no-preflight",
+    is_flag=True,
+    help="skip the pre-flight (secrets set, target reachable, one token) that stops a doomed run in seconds",
 )
 @click.option("--allow-production", is_flag=True, help="allow load and fuzz suites against a production target")
 @click.option("--progress/--no-progress", default=None, help="live progress display (default: on a terminal)")
@@ -58,28 +69,54 @@ def run(
     workers: int,
     rerun_failed: Path | None,
     allow_production: bool,
+    no_preflight: bool,
     progress: bool | None,
     catalogue_dir: Path | None,
     key_path: Path | None,
 ) -> None:
     """Run a test plan against a system; print the verdict and the report paths.
 
-    Exit status: 0 granted (with or without reservations), 1 refused, 2 inconclusive or the lab could not run.
+    Exit status: 0 granted (with or without reservations), 1 refused, 2 inconclusive or the lab could
+    not run (the pre-flight failed), 130 interrupted (Ctrl-C or SIGTERM: the partial run is concluded
+    and signed; complete it with --resume RUN_FOLDER).
     """
     if target is not None and not target.startswith(("http://", "https://")):
         raise click.BadParameter("must be an http:// or https:// URL", param_hint="--target")
     catalogue = load_catalogue(catalogue_dir)
     loaded = load_plan(plan_file, catalogue, paths.suites_dir(), allow_production)
-    options = RunOptions(target, _csv(suites), _csv(requirements), keyword, workers, rerun_failed, out, progress)
+    options = RunOptions(
+        target, _csv(suites), _csv(requirements), keyword, workers, rerun_failed, out, progress,
+        preflight=not no_preflight,
+    )  # fmt: skip
+    outcome = run_or_exit(loaded, catalogue, options, LabKey.load_or_create(key_path))
+    print_outcome(outcome)
+    if outcome.results.interrupted:
+        click.echo(f"\n{outcome.results.interrupted}: this partial run is signed; complete it with")
+        click.echo(f"  eqlab run {plan_file} --resume {outcome.run_dir}")
+    raise SystemExit(exit_code(outcome))
+
+
+def run_or_exit(loaded: LoadedPlan, catalogue: Catalogue, options: RunOptions, key: LabKey) -> RunOutcome:
+    """``run_plan``, or exit with one message: 2 when the run cannot start, 130 when stopped before it did."""
     try:
-        outcome = run_plan(
-            loaded, catalogue, options, paths.suites_dir(), paths.reports_out_dir(), LabKey.load_or_create(key_path)
-        )
+        return run_plan(loaded, catalogue, options, paths.suites_dir(), paths.reports_out_dir(), key)
+    except PreflightError as exc:
+        click.echo(f"error: pre-flight: {exc}", err=True)
+        if DEMO_SECRET_PREFIX in str(exc):
+            hint = f'against `eqlab serve --seed demo`, eval "$(eqlab demo-secrets)" sets the {DEMO_SECRET_PREFIX}*'
+            click.echo(hint, err=True)
+        click.echo("no check ran (--no-preflight skips the pre-flight)", err=True)
+        raise SystemExit(EXIT_LAB_ERROR) from None
+    except RunInterrupted as exc:
+        click.echo(f"\n{exc}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_LAB_ERROR) from None
-    print_outcome(outcome)
-    raise SystemExit(EXIT_CODES[outcome.results.decision.verdict])
+
+
+def exit_code(outcome: RunOutcome) -> int:
+    return EXIT_INTERRUPTED if outcome.results.interrupted else EXIT_CODES[outcome.results.decision.verdict]
 
 
 def print_outcome(outcome: RunOutcome) -> None:

@@ -16,6 +16,7 @@ import click
 
 from eqlab.auth import AuthConfigError
 from eqlab.auth.keys import public_jwks
+from eqlab.commands.common import FullHelpGroup
 
 
 @contextmanager
@@ -47,7 +48,7 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-@click.group()
+@click.group(cls=FullHelpGroup)
 def client() -> None:
     """Clients of the reference implementation's authorization server."""
 
@@ -113,7 +114,7 @@ def register(
         click.echo(f"client secret (shown once, keep it safe): {secret}")
 
 
-@click.group("platform-keys")
+@click.group("platform-keys", cls=FullHelpGroup)
 def platform_keys() -> None:
     """The reference implementation's token-signing keys (they also rotate by themselves, daily)."""
 

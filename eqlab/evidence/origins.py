@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from eqlab.evidence.recorder import DEFAULT_MAX_RESPONSE, CappingTransport
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -74,6 +76,9 @@ def _short(url: str) -> str:
 
 
 def guarded_client(base_url: str, extra: Iterable[str] = (), timeout: float = 30.0) -> httpx.Client:
-    """A plain client (no evidence) that talks to the system under test at ``base_url`` only."""
-    transport = OriginGuard(httpx.HTTPTransport(), allowed_origins(base_url, extra))
+    """A plain client (no evidence) that talks to the system under test at ``base_url`` only; each
+    response whole within ``timeout`` and the evidence clients' size bound (a trickling server
+    cannot hold the lab)."""
+    capped = CappingTransport(httpx.HTTPTransport(), DEFAULT_MAX_RESPONSE, timeout)
+    transport = OriginGuard(capped, allowed_origins(base_url, extra))
     return httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)

@@ -22,7 +22,7 @@ import pytest
 
 from reference_impl.embedded import serve_in_thread
 from tests.fixtures.lab.hostile_server import hostile_app
-from tests.support.runs import ROOT, eqlab_run
+from tests.support.runs import ROOT, eqlab_cli, eqlab_run
 
 pytestmark = pytest.mark.slow
 
@@ -111,8 +111,9 @@ def test_sign_in_and_tokens_never_go_to_another_host(
 ) -> None:
     plan = AUTH_PLAN.format(base=f"{hostile}/{trick}/fhir", key=SYSTEM_KEY, password_env=PASSWORD_ENV)
     code, printed, run_dir = cli(
-        plan, tmp_path, "-k", "reads_the_own_record or cannot_reach_another", env={PASSWORD_ENV: "secret-pw-1234"}
-    )
+        plan, tmp_path, "-k", "reads_the_own_record or cannot_reach_another", "--no-preflight",
+        env={PASSWORD_ENV: "secret-pw-1234"},
+    )  # fmt: skip
     items = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["items"]
     assert isinstance(items, list) and items
     signed_in = [i for i in items if "reads_the_own_record" in i["id"]]
@@ -123,6 +124,20 @@ def test_sign_in_and_tokens_never_go_to_another_host(
         assert others and all(i["outcome"] == "fail" and "another origin" in i["message"] for i in others)
     assert elsewhere.connections == 0, "the lab connected to the other host"
     assert "secret-pw-1234" not in printed and code in (1, 2)
+
+
+@pytest.mark.parametrize("trick", ["redirect", "foreign"])
+def test_the_preflight_token_never_goes_to_another_host(
+    hostile: str, elsewhere: Listener, tmp_path: Path, trick: str
+) -> None:
+    plan = AUTH_PLAN.format(base=f"{hostile}/{trick}/fhir", key=SYSTEM_KEY, password_env=PASSWORD_ENV)
+    (tmp_path / "plan.yaml").write_text(plan, encoding="utf-8")
+    done = eqlab_cli("run", str(tmp_path / "plan.yaml"), "--out", str(tmp_path / "out"), "--key",
+                     str(tmp_path / "lab.pem"), env={PASSWORD_ENV: "secret-pw-1234"})  # fmt: skip
+    assert done.exit_code == 2, done.printed
+    assert "pre-flight: the lab could not get a token" in done.printed
+    assert elsewhere.connections == 0, "the lab connected to the other host"
+    assert "secret-pw-1234" not in done.printed and not (tmp_path / "out").exists()
 
 
 LOAD_PLAN = """\
@@ -185,7 +200,11 @@ suites:
 def test_a_trickling_system_ends_within_the_time_budget_with_a_verdict(hostile: str, tmp_path: Path) -> None:
     began = time.monotonic()
     code, printed, run_dir = cli(
-        FHIR_PLAN.format(base=f"{hostile}/trickle/fhir", budget=20), tmp_path, "-k", "test_crud or test_errors"
+        FHIR_PLAN.format(base=f"{hostile}/trickle/fhir", budget=20),
+        tmp_path,
+        "-k",
+        "test_crud or test_errors",
+        "--no-preflight",
     )
     elapsed = time.monotonic() - began
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))

@@ -24,16 +24,29 @@ class CliRun:
         return results
 
 
+@dataclass(frozen=True)
+class CliOutput:
+    exit_code: int
+    printed: str  # standard output and error
+
+
+def eqlab_cli(*args: str, env: dict[str, str] | None = None) -> CliOutput:
+    """``eqlab ARGS`` in a child process, with ``env`` added to this process's environment."""
+    done = subprocess.run(
+        [sys.executable, "-m", "eqlab.cli", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    return CliOutput(done.returncode, done.stdout + done.stderr)
+
+
 def eqlab_run(plan: str, folder: Path, *args: str, env: dict[str, str] | None = None) -> CliRun:
     """Write ``plan`` to ``folder`` and ``eqlab run`` it there (its own lab key, its own output)."""
     path = folder / "plan.yaml"
     path.write_text(plan, encoding="utf-8")
     out = folder / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "eqlab.cli", "run", str(path), "--no-progress", "--out", str(out),
-         "--key", str(folder / "lab.pem"), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    done = eqlab_cli(
+        "run", str(path), "--no-progress", "--out", str(out), "--key", str(folder / "lab.pem"), *args, env=env
+    )
     folders = list(out.iterdir()) if out.exists() else []
-    assert len(folders) == 1, done.stdout[-3000:] + done.stderr[-3000:]
-    return CliRun(done.returncode, done.stdout + done.stderr, folders[0])
+    assert len(folders) == 1, done.printed[-6000:]
+    return CliRun(done.exit_code, done.printed, folders[0])
