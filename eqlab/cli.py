@@ -25,7 +25,7 @@ from eqlab.commands.common import EXIT_LAB_ERROR, FullHelpGroup, key_option, loa
 from eqlab.commands.detection import Detection, proof_of
 from eqlab.commands.lab import key, report, verify
 from eqlab.commands.plans import plan
-from eqlab.commands.run import exit_code, print_outcome, run, run_or_exit
+from eqlab.commands.run import EXIT_INTERRUPTED, exit_code, print_outcome, run, run_or_exit
 from eqlab.commands.store_admin import client, migrate_store, platform_keys, safe_url, store_errors
 from eqlab.plan.loader import load_plan
 from eqlab.runner.options import RunOptions
@@ -33,7 +33,19 @@ from eqlab.runner.run import run_plan
 from eqlab.signing import LabKey
 
 
-@click.group(cls=FullHelpGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class EqlabCommands(FullHelpGroup):
+    """The top command: Ctrl-C outside a run (which handles it itself) exits 130, as shells expect,
+    not click's "Aborted!" with 1, the code for "refused"."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+@click.group(cls=EqlabCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="eqlab")
 def main() -> None:
     """eqlab: conformance tests and labels for national e-health platforms."""
