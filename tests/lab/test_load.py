@@ -16,6 +16,7 @@ from eqlab import paths
 from eqlab.catalogue import Catalogue
 from eqlab.plan.loader import load_plan
 from eqlab.runner.options import RunOptions
+from eqlab.runner.preflight import PreflightError
 from eqlab.runner.run import RunOutcome, run_plan
 from eqlab.signing import LabKey
 from tests.lab.conftest import DEMO_KEY, DemoReference
@@ -48,13 +49,15 @@ def reference(demo_reference: DemoReference) -> str:
     return demo_reference.base_url
 
 
-def run_text(tmp_path: Path, text: str) -> RunOutcome:
+def run_text(tmp_path: Path, text: str, preflight: bool = True) -> RunOutcome:
     plan = tmp_path / "plan.yaml"
     plan.write_text(text, encoding="utf-8")
     catalogue = Catalogue.load(paths.catalogue_dir())
     loaded = load_plan(plan, catalogue, paths.suites_dir(), allow_production=True)
     key = LabKey.load_or_create(tmp_path / "key.pem")
-    return run_plan(loaded, catalogue, RunOptions(out=tmp_path, quiet=True), paths.suites_dir(), tmp_path, key)
+    return run_plan(
+        loaded, catalogue, RunOptions(out=tmp_path, quiet=True, preflight=preflight), paths.suites_dir(), tmp_path, key
+    )
 
 
 def run(tmp_path: Path, base_url: str, p95: float) -> RunOutcome:
@@ -87,7 +90,10 @@ def test_without_a_token_the_load_is_refused_and_the_slos_breached(reference: st
 def test_a_lab_that_cannot_authenticate_reports_it(reference: str, tmp_path: Path) -> None:
     other = tmp_path / "other.jwk"
     other.write_text(json.dumps(ECKey.generate_key("P-384").as_dict(private=True)))
-    outcome = run_text(tmp_path, PLAN.format(base_url=reference, p95=5000, environment="integration", key_file=other))
+    plan = PLAN.format(base_url=reference, p95=5000, environment="integration", key_file=other)
+    with pytest.raises(PreflightError, match="invalid_client"):  # the pre-flight's one token says so first
+        run_text(tmp_path, plan)
+    outcome = run_text(tmp_path, plan, preflight=False)
     (error,) = outcome.results.lab_errors
     assert "the load suites did not run: the lab could not authenticate" in error and "invalid_client" in error
     assert outcome.results.decision.verdict == "inconclusive"
