@@ -28,7 +28,8 @@ demo: $(VENV)/.runtime
 serve: $(VENV)/.runtime
 	$(BIN)/eqlab serve --seed demo
 
-## detection: prove every deliberate defect is caught (table fault x requirements); also part of `make test`
+## detection: prove every deliberate defect is caught (each fault against the checks of the requirements it breaks);
+## `make test` runs the same matrix as parametrised tests
 detection: $(VENV)/.runtime
 	$(BIN)/eqlab detection
 

@@ -186,10 +186,18 @@ def test_clean_server_passes_every_check_on_postgresql(tmp_path: Path, postgres_
 
 @pytest.mark.parametrize("name", sorted(FAULTS))
 def test_fault_is_caught_by_the_reference_plan(name: str, tmp_path: Path) -> None:
-    """What `make detection` does for each fault: the engine runs the plan, the label is refused."""
+    """What `make detection` does for each fault: the engine runs the plan's checks of the requirements
+    the fault breaks, and the label is refused."""
     fault = FAULTS[name]
     assert fault.breaks, f"fault {name} names no requirement it breaks"
-    found = detect(frozenset({name}), out=tmp_path, workers=1, key_path=tmp_path / "lab.pem", suites=("contract",))
+    found = detect(
+        frozenset({name}),
+        out=tmp_path,
+        workers=1,
+        key_path=tmp_path / "lab.pem",
+        suites=("contract",),
+        requirements=fault.breaks,
+    )
     assert found.caught, (
         f"fault {name} ({fault.description}): verdict {found.verdict}, failed {found.failed}, expected {fault.breaks}"
     )
