@@ -22,7 +22,7 @@ import pytest
 
 from reference_impl.embedded import serve_in_thread
 from tests.fixtures.lab.hostile_server import hostile_app
-from tests.support.runs import ROOT, eqlab_cli, eqlab_run
+from tests.support.runs import ROOT, eqlab_cli, eqlab_run, fhir_rest_plan
 
 pytestmark = pytest.mark.slow
 
@@ -180,27 +180,10 @@ def test_the_load_suite_reads_a_bounded_answer(hostile: str, tmp_path: Path) -> 
     assert code == 1, printed
 
 
-FHIR_PLAN = """\
-name: Hostile system, REST
-label: hostile-rest
-version: "1"
-environment: integration
-time_budget_s: {budget}
-target:
-  base_url: {base}
-requirements:
-  include: ["fhir@*"]
-suites:
-  - kind: contract
-    path: contract/fhir
-    timeout: 60
-"""
-
-
 def test_a_trickling_system_ends_within_the_time_budget_with_a_verdict(hostile: str, tmp_path: Path) -> None:
     began = time.monotonic()
     code, printed, run_dir = cli(
-        FHIR_PLAN.format(base=f"{hostile}/trickle/fhir", budget=20),
+        fhir_rest_plan(f"{hostile}/trickle/fhir", "hostile-rest", timeout_s=60, time_budget_s=20),
         tmp_path,
         "-k",
         "test_crud or test_errors",
@@ -220,7 +203,10 @@ def test_a_trickling_system_ends_within_the_time_budget_with_a_verdict(hostile: 
 
 def test_ansi_escapes_from_the_system_reach_neither_terminal_nor_reports(hostile: str, tmp_path: Path) -> None:
     code, printed, run_dir = cli(
-        FHIR_PLAN.format(base=f"{hostile}/ansi/fhir", budget=300), tmp_path, "-k", "test_errors"
+        fhir_rest_plan(f"{hostile}/ansi/fhir", "hostile-rest", timeout_s=60, time_budget_s=300),
+        tmp_path,
+        "-k",
+        "test_errors",
     )
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert any("\\x1b[32mlabel reference-platform" in str(i["message"]) for i in results["items"])  # type: ignore[union-attr]

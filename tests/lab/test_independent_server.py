@@ -17,25 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.runs import ROOT, eqlab_run
+from tests.support.runs import ROOT, eqlab_run, fhir_rest_plan
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
-
-PLAN = """\
-name: Open FHIR server, generic REST only
-label: fhir-rest
-version: "1.0"
-environment: integration
-target:
-  base_url: {base}
-requirements:
-  include: ["fhir@*"]
-suites:
-  - kind: contract
-    path: contract/fhir
-    timeout: 30
-"""
 
 
 @pytest.fixture
@@ -68,7 +53,7 @@ def sekmet(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_lab_judges_an_independent_server_without_a_lab_error(sekmet: str, tmp_path: Path) -> None:
-    run = eqlab_run(PLAN.format(base=sekmet), tmp_path)
+    run = eqlab_run(fhir_rest_plan(sekmet, "fhir-rest", timeout_s=30), tmp_path)
     assert run.exit_code == 1, run.printed[-6000:]  # refused, not a lab error (2)
     run_dir, results = run.run_dir, run.results()
     assert results["decision"]["verdict"] == "refused"

@@ -90,8 +90,9 @@ class LabOnTerminal:
             os.close(self.master)
 
 
-def _only_run(out: Path) -> Path:
-    folders = list(out.iterdir())
+def _only_run(out: Path, besides: Path | None = None) -> Path:
+    """The one run folder in ``out`` (other than ``besides``, an earlier run)."""
+    folders = [f for f in out.iterdir() if f != besides]
     assert len(folders) == 1, folders
     return folders[0]
 
@@ -139,19 +140,13 @@ def test_ctrl_c_stops_every_child_and_leaves_a_signed_partial_run_that_resume_co
         [sys.executable, "-m", "eqlab.cli", "run", *args, *SCOPE, "--key", str(key), "--resume", str(run_dir)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
-    completed = json.loads((_only_run_except(out, run_dir) / "results.json").read_text(encoding="utf-8"))
+    completed = json.loads((_only_run(out, besides=run_dir) / "results.json").read_text(encoding="utf-8"))
     assert resumed.returncode != EXIT_INTERRUPTED, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert completed["interrupted"] is None and completed["rerun_of"] == results["run_id"]
     triggered = [step["rule"] for step in completed["decision"]["reasons"] if step["outcome"] == "triggered"]
     assert triggered == ["slo-unmeasured"], "only because this scope leaves the load suite out"
     assert {i["outcome"] for i in completed["items"]} == {"pass"}
     assert any(i["carried_forward_from"] for i in completed["items"])
-
-
-def _only_run_except(out: Path, earlier: Path) -> Path:
-    folders = [f for f in out.iterdir() if f != earlier]
-    assert len(folders) == 1, folders
-    return folders[0]
 
 
 def test_sigterm_to_the_lab_alone_stops_its_children_too(

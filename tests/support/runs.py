@@ -13,6 +13,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def fhir_rest_plan(base: str, label: str, timeout_s: int, time_budget_s: int | None = None) -> str:
+    """A plan of the generic FHIR REST requirements alone (suites/contract/fhir) against ``base``."""
+    budget = f"time_budget_s: {time_budget_s}\n" if time_budget_s is not None else ""
+    return f"""\
+name: FHIR REST only
+label: {label}
+version: "1"
+environment: integration
+{budget}target:
+  base_url: {base}
+requirements:
+  include: ["fhir@*"]
+suites:
+  - kind: contract
+    path: contract/fhir
+    timeout: {timeout_s}
+"""
+
+
 @dataclass(frozen=True)
 class CliRun:
     exit_code: int
