@@ -1,0 +1,227 @@
+"""Scenarios of a client plan, and how they are played against the client under test.
+
+A scenario is a list of steps, played in order while the journal tags what arrives with the
+scenario and step:
+
+- ``say``: an instruction for a person (printed with the values to use);
+- ``run``: a shell command that drives the client unattended, with ``EQLAB_*`` variables saying
+  where the platform is and which client, user and inputs to use; its exit status and output are kept;
+- ``expect``: requests that must arrive (at least ``min``, at most ``max`` matching ones in the
+  scenario) within the step's time;
+- ``respond``: from now on, answer matching requests with this failure ``times`` times, in the
+  platform's place.
+
+A step that fails ends its scenario: the steps after it are not tested.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from eqlab.clients.captured import ClientRequest
+from eqlab.clients.journal import Journal
+from eqlab.clients.matchers import Injection, RequestMatcher
+from eqlab.evidence import redaction
+from eqlab.runner.interrupt import StopRequest, run_child
+
+SCENARIO_NAME = r"^[a-z][a-z0-9-]*$"
+REQUIREMENT_ID = r"^[a-z][a-z0-9-]*@\d+$"
+DEFAULT_STEP_TIMEOUT_S = 60.0
+OUTPUT_KEPT_CHARS = 4000
+SHOWN_REQUESTS = 8  # a failed expectation lists this many of the requests that did arrive
+StepOutcome = Literal["pass", "fail", "error", "not-tested"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Expected(RequestMatcher):
+    """Requests a step waits for: how many of the scenario's requests must match."""
+
+    min: int = Field(1, ge=0)
+    max: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> Expected:
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min})")
+        return self
+
+
+class Respond(_Strict):
+    when: RequestMatcher
+    status: int = Field(..., ge=100, le=599)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str = ""
+    times: int = Field(1, ge=1, description="how many matching requests get this answer")
+
+
+class Step(_Strict):
+    """Exactly one of say, run, expect, respond."""
+
+    say: str | None = None
+    run: str | None = None
+    expect: list[Expected] | None = Field(None, min_length=1)
+    respond: Respond | None = None
+    timeout_s: float = Field(DEFAULT_STEP_TIMEOUT_S, gt=0, description="for run and expect")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        given = [name for name in ("say", "run", "expect", "respond") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a step does exactly one of say, run, expect, respond; this one has {given or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in ("say", "run", "expect", "respond") if getattr(self, name) is not None)
+
+
+class Scenario(_Strict):
+    name: str = Field(..., pattern=SCENARIO_NAME)
+    requirements: list[str] = Field(..., min_length=1, description="requirement IDs the scenario exercises")
+    inputs: dict[str, str] = Field(default_factory=dict, description="EQLAB_INPUT_<NAME> for the client")
+    user: str | None = Field(None, description="the plan's test user the client signs in as")
+    steps: list[Step] = Field(..., min_length=1)
+
+    @model_validator(mode="after")
+    def _ids_and_inputs(self) -> Scenario:
+        bad = [rid for rid in self.requirements if not re.match(REQUIREMENT_ID, rid)]
+        if bad:
+            raise ValueError(f"not requirement IDs (service@n): {', '.join(bad)}")
+        bad = [name for name in self.inputs if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name)]
+        if bad:
+            raise ValueError(f"input names must be letters, digits and _: {', '.join(bad)}")
+        return self
+
+
+@dataclass(frozen=True)
+class ClientSetting:
+    """What the client under test is told, through ``EQLAB_*`` variables, for one scenario."""
+
+    fhir_base: str
+    client_id: str
+    redirect_uri: str | None = None
+    username: str | None = None
+    password: str | None = None  # a secret: never printed, removed from every output kept
+
+    def environment(self, scenario: Scenario) -> dict[str, str]:
+        values = {
+            "EQLAB_FHIR_BASE": self.fhir_base,
+            "EQLAB_CLIENT_ID": self.client_id,
+            "EQLAB_SCENARIO": scenario.name,
+            **({"EQLAB_REDIRECT_URI": self.redirect_uri} if self.redirect_uri else {}),
+            **({"EQLAB_USERNAME": self.username} if self.username else {}),
+            **({"EQLAB_PASSWORD": self.password} if self.password else {}),
+        }
+        values.update({f"EQLAB_INPUT_{name.upper()}": value for name, value in scenario.inputs.items()})
+        return values
+
+    def shown(self, scenario: Scenario) -> dict[str, str]:
+        """The same values for a person to read: the password stays hidden."""
+        return {k: ("(set)" if k == "EQLAB_PASSWORD" else v) for k, v in self.environment(scenario).items()}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    scenario: str
+    step: str  # "2 run", "3 expect"…: its place and kind
+    outcome: StepOutcome
+    message: str
+    output: str = ""  # a run step's output, secrets removed
+    duration_s: float = 0.0
+
+
+@dataclass
+class ScenarioPlayer:
+    """Plays scenarios against the client under test, the journal recording what it sends."""
+
+    journal: Journal
+    setting: ClientSetting
+    stop: StopRequest = field(default_factory=StopRequest)
+    client_command: str | None = None  # replaces every run step's command (``--client-command``)
+    say: Callable[[str], None] = print
+
+    def play(self, scenario: Scenario) -> list[StepResult]:
+        results: list[StepResult] = []
+        self.journal.clear_injections()
+        try:
+            for number, step in enumerate(scenario.steps, start=1):
+                name = f"{number} {step.kind}"
+                if (results and results[-1].outcome != "pass") or self.stop.requested:
+                    why = "interrupted" if self.stop.requested else f"step {results[-1].step} did not pass"
+                    results.append(StepResult(scenario.name, name, "not-tested", why))
+                    continue
+                self.journal.enter(scenario.name, name)
+                began = time.monotonic()
+                outcome, message, output = self._step(scenario, step)
+                results.append(StepResult(scenario.name, name, outcome, message, output, time.monotonic() - began))
+        finally:
+            self.journal.clear_injections()
+        return results
+
+    def _step(self, scenario: Scenario, step: Step) -> tuple[StepOutcome, str, str]:
+        if step.say is not None:
+            self.say(self._instruction(scenario, step.say))
+            return "pass", "instruction shown", ""
+        if step.respond is not None:
+            r = step.respond
+            self.journal.inject(Injection(r.when, r.status, dict(r.headers), r.body, remaining=r.times))
+            return "pass", f"the next {r.times} request(s) {r.when.describe()} get {r.status}", ""
+        if step.run is not None:
+            return self._run(scenario, self.client_command or step.run, step.timeout_s)
+        assert step.expect is not None
+        return self._expect(scenario, step.expect, step.timeout_s)
+
+    def _instruction(self, scenario: Scenario, text: str) -> str:
+        values = "\n".join(f"  {k}={v}" for k, v in self.setting.shown(scenario).items())
+        return f"[{scenario.name}] {text}\n{values}"
+
+    def _run(self, scenario: Scenario, command: str, timeout_s: float) -> tuple[StepOutcome, str, str]:
+        environment = {**os.environ, **self.setting.environment(scenario)}
+        done = run_child(["/bin/sh", "-c", command], timeout_s, self.stop, env=environment)
+        output = self._clean((done.stdout + done.stderr)[-OUTPUT_KEPT_CHARS:])
+        if done.exit_code is None:
+            why = "the run was interrupted" if self.stop.requested else f"did not finish within {timeout_s:g} s"
+            return "fail", f"the client command {why} (stopped)", output
+        if done.exit_code != 0:
+            last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
+            return "fail", f"the client command exited {done.exit_code}: {last}", output
+        return "pass", "the client command exited 0", output
+
+    def _clean(self, output: str) -> str:
+        secrets = [self.setting.password] if self.setting.password else []
+        return redaction.text(redaction.known(output, secrets))
+
+    def _expect(self, scenario: Scenario, expected: list[Expected], timeout_s: float) -> tuple[StepOutcome, str, str]:
+        def counts() -> list[int]:
+            mine = self.journal.requests(lambda r: r.scenario == scenario.name)
+            return [sum(1 for r in mine if e.matches(r)) for e in expected]
+
+        self.journal.wait(lambda: all(n >= e.min for n, e in zip(counts(), expected, strict=True)), timeout_s)
+        problems = []
+        for n, e in zip(counts(), expected, strict=True):
+            if n < e.min:
+                problems.append(f"expected {e.min} × {e.describe()} within {timeout_s:g} s, received {n}")
+            elif e.max is not None and n > e.max:
+                problems.append(f"expected at most {e.max} × {e.describe()}, received {n}")
+        if not problems:
+            return "pass", "; ".join(f"{n} × {e.describe()}" for n, e in zip(counts(), expected, strict=True)), ""
+        seen = self.journal.requests(lambda r: r.scenario == scenario.name)
+        return "fail", "; ".join(problems) + f". {_what_came(seen)}", ""
+
+
+def _what_came(requests: list[ClientRequest]) -> str:
+    if not requests:
+        return "No request of this scenario reached the platform."
+    shown = ", ".join(f"{r.method} {r.path} -> {r.status}" for r in requests[:SHOWN_REQUESTS])
+    more = f" and {len(requests) - SHOWN_REQUESTS} more" if len(requests) > SHOWN_REQUESTS else ""
+    return f"The scenario's {len(requests)} request(s): {shown}{more}."
