@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,10 +29,10 @@ from eqlab.clients.captured import ClientRequest
 from eqlab.clients.journal import Journal
 from eqlab.clients.matchers import Injection, RequestMatcher
 from eqlab.evidence import redaction
+from eqlab.plan.model import REQUIREMENT_ID
 from eqlab.runner.interrupt import StopRequest, run_child
 
 SCENARIO_NAME = r"^[a-z][a-z0-9-]*$"
-REQUIREMENT_ID = r"^[a-z][a-z0-9-]*@\d+$"
 DEFAULT_STEP_TIMEOUT_S = 60.0
 OUTPUT_KEPT_CHARS = 4000
 SHOWN_REQUESTS = 8  # a failed expectation lists this many of the requests that did arrive
@@ -87,16 +87,15 @@ class Step(_Strict):
 
 class Scenario(_Strict):
     name: str = Field(..., pattern=SCENARIO_NAME)
-    requirements: list[str] = Field(..., min_length=1, description="requirement IDs the scenario exercises")
+    requirements: list[Annotated[str, Field(pattern=REQUIREMENT_ID)]] = Field(
+        ..., min_length=1, description="requirement IDs the scenario exercises"
+    )
     inputs: dict[str, str] = Field(default_factory=dict, description="EQLAB_INPUT_<NAME> for the client")
     user: str | None = Field(None, description="the plan's test user the client signs in as")
     steps: list[Step] = Field(..., min_length=1)
 
     @model_validator(mode="after")
-    def _ids_and_inputs(self) -> Scenario:
-        bad = [rid for rid in self.requirements if not re.match(REQUIREMENT_ID, rid)]
-        if bad:
-            raise ValueError(f"not requirement IDs (service@n): {', '.join(bad)}")
+    def _plain_input_names(self) -> Scenario:
         bad = [name for name in self.inputs if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name)]
         if bad:
             raise ValueError(f"input names must be letters, digits and _: {', '.join(bad)}")

@@ -169,7 +169,7 @@ def test_a_badly_written_step_is_refused_with_the_reason(step: dict[str, object]
 
 
 def test_a_scenario_names_real_requirement_ids_and_plain_input_names() -> None:
-    with pytest.raises(ValidationError, match="not requirement IDs"):
+    with pytest.raises(ValidationError, match="should match pattern"):
         scenario({"say": "x"}, requirements=["PKCE"])
     with pytest.raises(ValidationError, match="input names"):
         scenario({"say": "x"}, inputs={"the patient": "pat-0001"})
