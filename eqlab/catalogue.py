@@ -7,6 +7,7 @@ tests refer to them with ``@pytest.mark.requirement("fhir@3")`` and the plugin r
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eqlab import yamlsource
-from eqlab.plan.model import REQUIREMENT_ID, selector_matches
+
+# The grammar of requirement IDs (fhir@3) and of selectors (fhir@*, fhir@1-20, *@*).
+REQUIREMENT_ID = r"^[a-z][a-z0-9]*@\d+$"
+SELECTOR = re.compile(r"^(?P<service>[a-z][a-z0-9]*|\*)@(?P<range>\*|\d+(-\d+)?)\Z")
 
 Level = Literal["SHALL", "SHOULD", "MAY"]
 Verification = Literal["test", "attestation"]
@@ -129,3 +133,17 @@ class Catalogue:
             for rid in self.requirements
             if any(selector_matches(s, rid) for s in include) and not any(selector_matches(s, rid) for s in exclude)
         ]
+
+
+def selector_matches(selector: str, requirement_id: str) -> bool:
+    match = SELECTOR.match(selector)
+    if match is None:
+        return False
+    service, number = requirement_id.split("@")
+    if match["service"] not in ("*", service):
+        return False
+    wanted = match["range"]
+    if wanted == "*":
+        return True
+    low, _, high = wanted.partition("-")
+    return int(low) <= int(number) <= int(high or low)

@@ -25,11 +25,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from eqlab.catalogue import REQUIREMENT_ID
 from eqlab.clients.captured import ClientRequest
 from eqlab.clients.journal import Journal
 from eqlab.clients.matchers import Injection, RequestMatcher
 from eqlab.evidence import redaction
-from eqlab.plan.model import REQUIREMENT_ID
 from eqlab.runner.interrupt import StopRequest, run_child
 
 SCENARIO_NAME = r"^[a-z][a-z0-9-]*$"

@@ -15,8 +15,8 @@ from typing import Any
 from eqlab import yamlsource
 from eqlab.auth.keys import load_signing_key
 from eqlab.auth.model import AuthConfigError
-from eqlab.catalogue import Catalogue
-from eqlab.plan.model import SELECTOR, Plan, selector_matches
+from eqlab.catalogue import SELECTOR, Catalogue, selector_matches
+from eqlab.plan.model import Plan
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-REQUIREMENT_ID = r"^[a-z][a-z0-9]*@\d+$"
-SELECTOR = re.compile(r"^(?P<service>[a-z][a-z0-9]*|\*)@(?P<range>\*|\d+(-\d+)?)\Z")
+from eqlab.catalogue import REQUIREMENT_ID, SELECTOR
+
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 Environment = Literal["integration", "qualification", "pre-production", "production"]
 SuiteKind = Literal["contract", "fuzz", "load", "ui"]
@@ -254,17 +254,3 @@ class Plan(Strict):
 
     def suite_kinds(self) -> list[str]:
         return [s.kind for s in self.suites]
-
-
-def selector_matches(selector: str, requirement_id: str) -> bool:
-    match = SELECTOR.match(selector)
-    if match is None:
-        return False
-    service, number = requirement_id.split("@")
-    if match["service"] not in ("*", service):
-        return False
-    wanted = match["range"]
-    if wanted == "*":
-        return True
-    low, _, high = wanted.partition("-")
-    return int(low) <= int(number) <= int(high or low)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from eqlab.catalogue import Catalogue
+from eqlab.catalogue import SELECTOR, Catalogue, selector_matches
 from eqlab.plan.loader import LoadedPlan, auth_settings
-from eqlab.plan.model import SELECTOR, Suite, selector_matches
+from eqlab.plan.model import Suite
 from eqlab.runner.interrupt import StopRequest
 
 PYTEST_KINDS = ("contract", "fuzz", "ui")
