@@ -7,13 +7,10 @@ that administer its store (``client``, ``platform-keys``) in ``commands/store_ad
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -26,7 +23,15 @@ from eqlab.commands.detection import Detection, proof_of
 from eqlab.commands.lab import key, report, verify
 from eqlab.commands.plans import plan
 from eqlab.commands.run import EXIT_INTERRUPTED, exit_code, print_outcome, run, run_or_exit
-from eqlab.commands.store_admin import client, migrate_store, platform_keys, safe_url, store_errors
+from eqlab.commands.store_admin import (
+    client,
+    demo_secret_values,
+    demo_secrets,
+    migrate_store,
+    platform_keys,
+    safe_url,
+    store_errors,
+)
 from eqlab.plan.loader import load_plan
 from eqlab.runner.options import RunOptions
 from eqlab.runner.run import run_plan
@@ -131,20 +136,6 @@ def demo(out: Path | None, workers: int, progress: bool | None, key_path: Path |
     raise SystemExit(exit_code(outcome))
 
 
-# The variables testplans/reference.yaml names for the demo accounts' secrets.
-DEMO_PASSWORD_ENV = "EQLAB_DEMO_PASSWORD_{}"
-DEMO_WEBAPP_SECRET_ENV = "EQLAB_DEMO_WEBAPP_SECRET"
-
-
-def demo_secret_values() -> dict[str, str]:
-    """The variables the reference plan names, with the demo accounts' published secrets."""
-    from reference_impl.seed import accounts
-
-    values = {DEMO_PASSWORD_ENV.format(u.username.upper()): u.password for u in accounts.demo_users()}
-    values[DEMO_WEBAPP_SECRET_ENV] = accounts.WEBAPP_SECRET
-    return values
-
-
 @main.command("demo-secrets")
 def demo_secrets_command() -> None:
     """Print shell exports of the demo accounts' published secrets, for `eqlab run` against `eqlab serve`.
@@ -154,23 +145,6 @@ def demo_secrets_command() -> None:
     """
     for name, value in demo_secret_values().items():
         click.echo(f"export {name}={shlex.quote(value)}")
-
-
-@contextmanager
-def demo_secrets() -> Iterator[None]:
-    """The demo accounts' published passwords in the variables the reference plan names, for one run
-    against the embedded demo server only (never for a user's own target); restored afterwards."""
-    values = demo_secret_values()
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def detect(

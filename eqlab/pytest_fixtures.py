@@ -7,6 +7,7 @@
                      purpose)`` -> TokenSet, ``client_for("system" | role)``, ``roles``; also
                      ``authorize``/``redeem``/``refresh`` and ``client_assertion`` for checks of the
                      flows themselves (see ``eqlab.auth.lab.LabTokens``)
+``client_run``       in a client run: the requests the client under test sent (``eqlab.clients.judging``)
 ``target``, ``evidence``, ``suite_params``, ``unique``
 
 Without auth settings in the plan, ``anonymous_client``, ``auth_client`` and ``tokens`` skip the
@@ -15,17 +16,22 @@ check (its requirement stays untested: a plan that should cover auth must say ho
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from eqlab.auth.lab import LabTokens, origin_of
+from eqlab.clients.captured import ClientRequest
+from eqlab.clients.judging import ClientRun, Registration, load_journal
 from eqlab.evidence.recorder import EvidenceClient, EvidenceRecorder
 from eqlab.lab_session import RECORDER_KEY, SESSION_KEY, LabSession, Target
 
 NO_AUTH = "the plan's target has no auth settings (target.auth): the lab cannot log in"
+NO_CLIENT_RUN = "not a client run: these checks judge what a client sent during a client plan's scenarios"
 JSON = "application/json"
 
 
@@ -113,6 +119,24 @@ def suite_params(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The plan's parameters for the suite this check belongs to."""
     params: dict[str, Any] = _lab(request).suite_of(request.node).get("params", {})
     return params
+
+
+@pytest.fixture
+def client_run(request: pytest.FixtureRequest, evidence: EvidenceRecorder) -> ClientRun:
+    """The requests the client under test sent during the run's scenarios, and its registration;
+    requests a check cites join its evidence. Outside a client run the check skips."""
+    client = _lab(request).config.get("client")
+    if not client:
+        pytest.skip(NO_CLIENT_RUN)
+    registration = Registration(
+        client["client_id"], tuple(client.get("redirect_uris", ())), tuple(client.get("scopes", ()))
+    )
+    return ClientRun(_journal(client["journal"]), registration, evidence)
+
+
+@functools.cache
+def _journal(path: str) -> list[ClientRequest]:
+    return load_journal(Path(path))
 
 
 @pytest.fixture

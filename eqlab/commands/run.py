@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -9,6 +11,7 @@ import click
 from eqlab import paths
 from eqlab.catalogue import Catalogue
 from eqlab.commands.common import EXIT_LAB_ERROR, catalogue_option, key_option, load_catalogue, reports_source_errors
+from eqlab.commands.store_admin import demo_secrets, embedded_platform
 from eqlab.plan.loader import LoadedPlan, load_plan
 from eqlab.runner.options import RunOptions
 from eqlab.runner.preflight import PreflightError
@@ -56,6 +59,12 @@ def _csv(value: str | None) -> tuple[str, ...]:
 )
 @click.option("--allow-production", is_flag=True, help="allow load and fuzz suites against a production target")
 @click.option("--progress/--no-progress", default=None, help="live progress display (default: on a terminal)")
+@click.option(
+    "--client-command",
+    default=None,
+    help="client plans: the command that drives your client, replacing every scenario's run step "
+    "(the scenario's name is in $EQLAB_SCENARIO)",
+)
 @catalogue_option
 @key_option
 @reports_source_errors(exit_code=EXIT_LAB_ERROR)
@@ -71,6 +80,7 @@ def run(
     allow_production: bool,
     no_preflight: bool,
     progress: bool | None,
+    client_command: str | None,
     catalogue_dir: Path | None,
     key_path: Path | None,
 ) -> None:
@@ -84,16 +94,31 @@ def run(
         raise click.BadParameter("must be an http:// or https:// URL", param_hint="--target")
     catalogue = load_catalogue(catalogue_dir)
     loaded = load_plan(plan_file, catalogue, paths.suites_dir(), allow_production)
-    options = RunOptions(
-        target, _csv(suites), _csv(requirements), keyword, workers, rerun_failed, out, progress,
-        preflight=not no_preflight,
-    )  # fmt: skip
-    outcome = run_or_exit(loaded, catalogue, options, LabKey.load_or_create(key_path))
+    with _platform(loaded, target) as platform_target:
+        options = RunOptions(
+            platform_target, _csv(suites), _csv(requirements), keyword, workers, rerun_failed, out, progress,
+            preflight=not no_preflight, client_command=client_command,
+        )  # fmt: skip
+        outcome = run_or_exit(loaded, catalogue, options, LabKey.load_or_create(key_path))
     print_outcome(outcome)
     if outcome.results.interrupted:
         click.echo(f"\n{outcome.results.interrupted}: this partial run is signed; complete it with")
         click.echo(f"  eqlab run {plan_file} --resume {outcome.run_dir}")
     raise SystemExit(exit_code(outcome))
+
+
+@contextmanager
+def _platform(loaded: LoadedPlan, target: str | None) -> Iterator[str | None]:
+    """The target of the run: ``--target``, else for a client plan on ``platform: {embedded: reference}``
+    the reference implementation started for the run (demo data, the client registered, the demo
+    users' published passwords set), else the plan's own."""
+    plan = loaded.plan
+    if target is not None or plan.platform is None or plan.platform.embedded is None or plan.client is None:
+        yield target
+        return
+    with demo_secrets(), embedded_platform(plan.client, loaded.path.parent) as base_url:
+        click.echo(f"embedded reference platform: {base_url}")
+        yield base_url
 
 
 def run_or_exit(loaded: LoadedPlan, catalogue: Catalogue, options: RunOptions, key: LabKey) -> RunOutcome:

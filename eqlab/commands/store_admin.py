@@ -6,17 +6,21 @@ the commands (ARCHITECTURE.md, layer rules); ``serve`` shares its store helpers.
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import click
 
 from eqlab.auth import AuthConfigError
 from eqlab.auth.keys import public_jwks
 from eqlab.commands.common import FullHelpGroup
+from eqlab.plan.model import ClientUnderTest
 
 
 @contextmanager
@@ -48,6 +52,101 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# The variables testplans/reference.yaml names for the demo accounts' secrets.
+DEMO_PASSWORD_ENV = "EQLAB_DEMO_PASSWORD_{}"
+DEMO_WEBAPP_SECRET_ENV = "EQLAB_DEMO_WEBAPP_SECRET"
+
+
+def demo_secret_values() -> dict[str, str]:
+    """The variables the reference plan names, with the demo accounts' published secrets."""
+    from reference_impl.seed import accounts
+
+    values = {DEMO_PASSWORD_ENV.format(u.username.upper()): u.password for u in accounts.demo_users()}
+    values[DEMO_WEBAPP_SECRET_ENV] = accounts.WEBAPP_SECRET
+    return values
+
+
+@contextmanager
+def demo_secrets() -> Iterator[None]:
+    """The demo accounts' published passwords in the variables the reference plan names, for one run
+    against the embedded demo server only (never for a user's own target); restored afterwards."""
+    values = demo_secret_values()
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@dataclass(frozen=True)
+class ClientRegistration:
+    client_id: str
+    kind: str  # system, confidential or public
+    name: str
+    scopes: str
+    redirect_uris: list[str]
+    jwks: dict[str, Any] | None  # public keys only
+    secret: str | None
+
+
+def register_in_store(url: str, client: ClientRegistration) -> None:
+    """Register ``client`` in the reference implementation's store (migrated first); one clear error
+    when it is already there or its settings are refused."""
+    from sqlalchemy import Connection
+
+    from reference_impl.auth.registry import ClientKind, find_client, register_client
+    from reference_impl.store.database import Database
+    from reference_impl.store.migrations import migrate
+
+    def work(conn: Connection) -> None:
+        if find_client(conn, client.client_id) is not None:
+            raise click.ClickException(f"a client {client.client_id} is already registered")
+        kind = cast("ClientKind", client.kind)  # the three kinds are all that click and the plan let through
+        register_client(
+            conn, client.client_id, kind, client.name, client.scopes, client.redirect_uris, client.jwks, client.secret
+        )
+
+    db = Database(url)
+    try:
+        with store_errors(url):
+            migrate(db)
+            db.run(work, write=True)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def embedded_platform(client: ClientUnderTest, plan_dir: Path) -> Iterator[str]:
+    """The reference implementation on a free loopback port, with a fresh store seeded with the demo
+    data and the client under test registered; yields its FHIR base URL."""
+    from reference_impl.app import create_app
+    from reference_impl.embedded import serve_in_thread
+    from reference_impl.settings import Settings
+
+    jwks = None
+    if client.jwks_file:
+        try:
+            jwks, _ = public_jwks(plan_dir / client.jwks_file)
+        except AuthConfigError as exc:
+            raise click.ClickException(f"client.jwks_file: {exc}") from None
+    secret = os.environ.get(client.secret_env) if client.secret_env else None
+    registration = ClientRegistration(
+        client.client_id, client.kind, client.client_id, client.scope, list(client.redirect_uris), jwks, secret
+    )
+    with tempfile.TemporaryDirectory(prefix="eqlab-platform-") as store:
+        url = f"sqlite:///{Path(store) / 'reference.sqlite3'}"
+        register_in_store(url, registration)
+        with serve_in_thread(create_app(Settings(db_url=url, seed="demo"))) as base_url:
+            yield base_url
+
+
 @click.group(cls=FullHelpGroup)
 def client() -> None:
     """Clients of the reference implementation's authorization server."""
@@ -76,12 +175,7 @@ def register(
     name: str | None,
 ) -> None:
     """Register a client; a confidential client's generated secret is printed once."""
-    from sqlalchemy import Connection
-
-    from reference_impl.auth.registry import ClientKind, find_client, register_client
     from reference_impl.settings import default_db_url
-    from reference_impl.store.database import Database
-    from reference_impl.store.migrations import migrate
 
     jwks = None
     if jwks_file is not None:
@@ -93,22 +187,9 @@ def register(
             click.echo(f"note: {jwks_file} holds a private key; only its public part is registered", err=True)
     secret = secrets.token_urlsafe(32) if kind == "confidential" else None
     url = db_url or default_db_url()
-
-    def work(conn: Connection) -> None:
-        if find_client(conn, client_id) is not None:
-            raise click.ClickException(f"a client {client_id} is already registered")
-        kind_ = cast("ClientKind", kind)  # click.Choice only lets the three kinds through
-        register_client(conn, client_id, kind_, name or client_id, scopes, list(redirect_uris), jwks, secret)
-
-    db = Database(url)
-    try:
-        with store_errors(url):
-            migrate(db)
-            db.run(work, write=True)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()
+    register_in_store(
+        url, ClientRegistration(client_id, kind, name or client_id, scopes, list(redirect_uris), jwks, secret)
+    )
     click.echo(f"registered {kind} client {client_id} (scopes {scopes}) in {safe_url(url)}")
     if secret is not None:
         click.echo(f"client secret (shown once, keep it safe): {secret}")

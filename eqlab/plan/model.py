@@ -13,10 +13,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from eqlab.catalogue import REQUIREMENT_ID, SELECTOR
+from eqlab.clients.scenarios import Scenario
 
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 Environment = Literal["integration", "qualification", "pre-production", "production"]
-SuiteKind = Literal["contract", "fuzz", "load", "ui"]
+SuiteKind = Literal["contract", "fuzz", "load", "ui", "client"]
 Level = Literal["SHALL", "SHOULD", "MAY"]
 
 
@@ -161,6 +162,21 @@ class Suite(Strict):
     path: str | None = Field(None, description="folder or file under suites/ (default: suites/<kind>)")
     timeout: float = Field(60.0, gt=0, le=3600, description="seconds one check may take")
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    scenarios: list[Scenario] = Field(
+        default_factory=list, description="client suites: what the client under test is made to do, in order"
+    )
+
+    @model_validator(mode="after")
+    def _scenarios_for_clients(self) -> Suite:
+        if self.kind == "client" and not self.scenarios:
+            raise ValueError("a client suite needs 'scenarios': what the client under test is made to do")
+        if self.kind != "client" and self.scenarios:
+            raise ValueError(f"only client suites have scenarios, not a {self.kind} suite")
+        names = [s.name for s in self.scenarios]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"scenario names must be unique: {', '.join(repeated)}")
+        return self
 
     @model_validator(mode="after")
     def _known_params(self) -> Suite:
@@ -178,7 +194,53 @@ SUITE_PARAMS: dict[str, set[str]] = {
     "fuzz": {"max_examples", "operations"},
     "load": {"users", "spawn_rate", "duration", "scenario"},
     "ui": {"headless"},
+    "client": set(),
 }
+
+
+class ClientUnderTest(Strict):
+    """The vendor's client, registered on the simulated platform before the first scenario."""
+
+    client_id: str = Field(..., min_length=1)
+    kind: Literal["public", "confidential", "system"]
+    redirect_uris: list[str] = Field(default_factory=list, description="public and confidential clients")
+    scope: str = Field(..., min_length=1, description="the scopes registered for it, space-separated")
+    jwks_file: str | None = Field(
+        None, description="its public key(s) for private_key_jwt (JWK, JWKS or PEM), relative to the plan"
+    )
+    secret_env: str | None = Field(None, pattern=ENV_NAME, description="a confidential client: its secret's variable")
+    users: dict[Annotated[str, Field(pattern=ROLE)], UserAccount] = Field(
+        default_factory=dict, description="the test users its scenarios sign in as (role -> user)"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> ClientUnderTest:
+        if self.kind == "system" and not self.jwks_file:
+            raise ValueError("a system client needs 'jwks_file': the public key of its private_key_jwt assertions")
+        if self.kind == "confidential" and not self.secret_env:
+            raise ValueError("a confidential client needs 'secret_env': the variable holding its secret")
+        if self.kind != "system" and not self.redirect_uris:
+            raise ValueError(f"a {self.kind} client needs 'redirect_uris'")
+        return self
+
+
+class Platform(Strict):
+    """What a client under test talks to: the embedded reference implementation, or a running sandbox."""
+
+    embedded: Literal["reference"] | None = Field(
+        None, description="start it for the run: a fresh store, seeded with the demo data"
+    )
+    url: str | None = Field(None, description="the FHIR base URL of an already running platform")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Platform:
+        if (self.embedded is None) == (self.url is None):
+            raise ValueError("give exactly one of 'embedded: reference' or 'url'")
+        return self
+
+
+# Where an embedded platform's address goes before it is started (the run replaces it).
+EMBEDDED_PLATFORM_PLACEHOLDER = "http://127.0.0.1:0/fhir"
 
 
 class Slos(Strict):
@@ -225,7 +287,9 @@ class Plan(Strict):
     version: str
     description: str | None = None
     environment: Environment
-    target: Target
+    target: Target = Field(..., description="the system under test; for a client plan, set from 'platform'")
+    platform: Platform | None = Field(None, description="client plans: the platform the client talks to")
+    client: ClientUnderTest | None = Field(None, description="client plans: the client under test")
     requirements: RequirementScope = Field(default_factory=RequirementScope)
     suites: list[Suite] = Field(..., min_length=1)
     slos: Slos = Field(default_factory=Slos)
@@ -240,6 +304,32 @@ class Plan(Strict):
         description="the whole run's time budget in seconds: when it is spent the run stops, the checks "
         "that did not finish are not tested and the verdict is at most inconclusive",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_from_platform(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("platform"), dict):
+            if "target" in data:
+                raise ValueError("a client plan's target is its 'platform': remove 'target'")
+            platform = data["platform"]
+            data = {**data, "target": {"base_url": platform.get("url") or EMBEDDED_PLATFORM_PLACEHOLDER}}
+        return data
+
+    @model_validator(mode="after")
+    def _client_plans_are_whole(self) -> Plan:
+        has_client_suite = any(s.kind == "client" for s in self.suites)
+        if has_client_suite and (self.client is None or self.platform is None):
+            raise ValueError("a plan with a client suite needs 'client' (the client under test) and 'platform'")
+        if not has_client_suite and (self.client is not None or self.platform is not None):
+            raise ValueError("'client' and 'platform' belong to plans with a client suite")
+        if self.client is not None:
+            users = set(self.client.users)
+            unknown = sorted(
+                {s.user for suite in self.suites for s in suite.scenarios if s.user and s.user not in users}
+            )
+            if unknown:
+                raise ValueError(f"scenarios sign in as {', '.join(unknown)}, not among client.users")
+        return self
 
     @model_validator(mode="after")
     def _production_needs_consent(self, info: ValidationInfo) -> Plan:

@@ -16,7 +16,7 @@ from eqlab.plan.loader import LoadedPlan, auth_settings
 from eqlab.plan.model import Suite
 from eqlab.runner.interrupt import StopRequest
 
-PYTEST_KINDS = ("contract", "fuzz", "ui")
+PYTEST_KINDS = ("contract", "fuzz", "ui", "client")
 # Load and fuzz traffic only ever goes to loopback unless an operator opts in: a lab must never
 # flood a system by mistake.
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -36,6 +36,7 @@ class RunOptions:
     quiet: bool = False  # no progress output at all (the caller reports)
     preflight: bool = True  # check secrets, the target and a token before any check
     demo: bool = False  # `eqlab demo`: the target is a throw-away embedded platform, the result is no label
+    client_command: str | None = None  # replaces the run step of every client scenario
 
 
 @dataclass
@@ -54,6 +55,7 @@ class RunSetup:
     suites: list[tuple[Suite, Path]] = field(default_factory=list)
     deadline: float = float("inf")  # time.monotonic() when the plan's time budget is spent
     stop: StopRequest = field(default_factory=StopRequest)  # set by SIGINT/SIGTERM during the run
+    client_checks: dict[str, Any] | None = None  # the client run the client checks judge (journal, registration)
 
     def seconds_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -78,6 +80,7 @@ class RunSetup:
                 for s, p in self.suites
                 if s.kind in kinds
             ],
+            **({"client": self.client_checks} if self.client_checks else {}),
         }
 
 

@@ -18,6 +18,7 @@ from eqlab.auth.keys import load_signing_key
 from eqlab.auth.model import AuthConfigError
 from eqlab.evidence.origins import OffOrigin, guarded_client
 from eqlab.plan.loader import LoadedPlan, auth_settings
+from eqlab.plan.model import ClientUnderTest
 
 TIMEOUT_S = 5.0  # per request: a reachable target answers its metadata in well under this
 
@@ -31,16 +32,41 @@ def preflight(loaded: LoadedPlan, base_url: str) -> float:
     started = time.monotonic()
     settings = auth_settings(loaded.plan, loaded.path)
     config = AuthConfig.from_dict(settings) if settings else None
-    if config is not None:
-        _secrets(config)
+    if config is not None or loaded.plan.client is not None:
+        _secrets(config, loaded.plan.client)
     _reach(base_url, loaded.plan.target.allowed_origins)
     if config is not None:
         _one_token(config, base_url, loaded.plan.target.allowed_origins)
     return time.monotonic() - started
 
 
-def _secrets(config: AuthConfig) -> None:
-    """Every variable and file the auth settings name, all the missing ones at once."""
+def _secrets(config: AuthConfig | None, client_under_test: ClientUnderTest | None) -> None:
+    """Every variable and file the auth settings and the client under test name, all the missing ones at once."""
+    wanted: dict[str, str] = {}
+    if config is not None:
+        wanted.update(_auth_secrets(config))
+    if client_under_test is not None:
+        if client_under_test.secret_env:
+            wanted[client_under_test.secret_env] = f"secret of the client under test {client_under_test.client_id}"
+        for role, account in client_under_test.users.items():
+            if account.password_env:
+                wanted[account.password_env] = f"password of the {role} user {account.username} (client scenarios)"
+    missing = [f"  {name} ({what})" for name, what in wanted.items() if not os.environ.get(name)]
+    problems = []
+    if missing:
+        problems.append("\n".join([f"{len(missing)} environment variable(s) the plan names are not set:", *missing]))
+    if config is not None and config.key_file is not None:
+        try:
+            load_signing_key(config.key_file)
+        except AuthConfigError as exc:
+            problems.append(str(exc))
+        except (OSError, ValueError) as exc:
+            problems.append(f"the key file {config.key_file} cannot be used: {exc}")
+    if problems:
+        raise PreflightError("\n".join(problems))
+
+
+def _auth_secrets(config: AuthConfig) -> dict[str, str]:
     wanted: dict[str, str] = {}
     if config.secret_env:
         wanted[config.secret_env] = f"secret of client {config.client_id}"
@@ -50,19 +76,7 @@ def _secrets(config: AuthConfig) -> None:
             wanted[client.secret_env] = f"secret of client {client.client_id}"
     for role, user in config.users.items():
         wanted[user.password_env] = f"password of the {role} user {user.username}"
-    missing = [f"  {name} ({what})" for name, what in wanted.items() if not os.environ.get(name)]
-    problems = []
-    if missing:
-        problems.append("\n".join([f"{len(missing)} environment variable(s) the plan names are not set:", *missing]))
-    if config.key_file is not None:
-        try:
-            load_signing_key(config.key_file)
-        except AuthConfigError as exc:
-            problems.append(str(exc))
-        except (OSError, ValueError) as exc:
-            problems.append(f"the key file {config.key_file} cannot be used: {exc}")
-    if problems:
-        raise PreflightError("\n".join(problems))
+    return wanted
 
 
 def _reach(base_url: str, allowed: list[str]) -> None:

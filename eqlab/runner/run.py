@@ -13,6 +13,7 @@ from eqlab.decision import decide, requirement_results
 from eqlab.plan.loader import LoadedPlan
 from eqlab.reports import write_reports
 from eqlab.results import CatalogueInfo, ItemResult, PlanInfo, RequirementResult, RunResults, SloResult
+from eqlab.runner.client_suites import SCENARIO_ITEM_PREFIX, play_client_suites
 from eqlab.runner.interrupt import StopRequest
 from eqlab.runner.load import judge_slos, run_load_suites
 from eqlab.runner.options import RunOptions, RunSetup, prepare
@@ -59,16 +60,37 @@ def run_plan(
         with RunProgress(options.progress, quiet=options.quiet) as progress:
             if previous is not None and only is not None:
                 progress.note(f"re-running {len(only)} failed, errored or unfinished checks of run {previous.run_id}")
+            client_play = play_client_suites(setup, progress.note)
+            setup.client_checks = client_play.check_config
+            only = _with_client_checks(only, setup)
             suite_run = run_pytest_suites(setup, progress, only) if only is None or only else None
             if any(s.kind == "load" for s, _ in setup.suites) and not stop.requested:
                 progress.note("running the load suite(s)")
             load_run = run_load_suites(setup)
-        items = suite_run.items if suite_run else []
+        items = [*client_play.items, *(suite_run.items if suite_run else [])]
         lab_errors = [*(suite_run.lab_errors if suite_run else []), *load_run.lab_errors]
         if previous is not None and options.rerun_failed is not None:
             items = _carry_forward(previous, options.rerun_failed, setup.run_dir, items)
         slos = judge_slos(loaded.plan.slos, load_run.stats)
         return _conclude(setup, items, slos, lab_errors, key, previous.run_id if previous else None)
+
+
+def _with_client_checks(only: list[str] | None, setup: RunSetup) -> list[str] | None:
+    """A rerun plays every client scenario again (the checks judge the whole client run), so the
+    client checks all run again too: their suites replace their items in ``only``."""
+    if only is None:
+        return None
+    client_paths = [str(path) for suite, path in setup.suites if suite.kind == "client"]
+    if not client_paths:
+        return only
+    kept = [i for i in only if not i.startswith(SCENARIO_ITEM_PREFIX) and not _in_any(i, client_paths, setup)]
+    return [*kept, *client_paths]
+
+
+def _in_any(item_id: str, paths: list[str], setup: RunSetup) -> bool:
+    """Whether a pytest item ID (relative to the suites' parent folder) belongs to one of ``paths``."""
+    item_file = (setup.suites_root.parent / item_id.split("::", maxsplit=1)[0]).resolve()
+    return any(item_file.is_relative_to(Path(p).resolve()) for p in paths)
 
 
 def _to_rerun(previous: RunResults) -> list[str] | None:

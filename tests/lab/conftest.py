@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from eqlab.cli import demo_secrets
+from eqlab.commands.store_admin import demo_secrets
 from reference_impl.app import create_app
 from reference_impl.embedded import serve_in_thread
 from reference_impl.settings import Settings

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from eqlab.catalogue import Catalogue
-from eqlab.cli import demo_secrets, detect
+from eqlab.cli import detect
+from eqlab.commands.store_admin import demo_secrets
 from eqlab.plan.loader import load_plan
 from reference_impl.app import create_app
 from reference_impl.faults import FAULTS
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = "suites/contract"
+CLIENT_SUITE = "suites/client"
 CATALOGUE = ROOT / "suites" / "requirements"
 PLAN = ROOT / "testplans" / "reference.yaml"
 SUITE_TIMEOUT_S = 600
@@ -118,13 +120,14 @@ def _results(junit: Path) -> list[CheckResult]:
 
 @pytest.fixture(scope="session")
 def requirement_map(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    """Node id -> requirement IDs of every check of the contract suite (collected by a child pytest)."""
+    """Node id -> requirement IDs of every check of the contract and client suites (collected by a child pytest)."""
     output = tmp_path_factory.mktemp("collect") / "requirements.json"
     command = [
         sys.executable,
         "-m",
         "pytest",
         SUITE,
+        CLIENT_SUITE,
         "--collect-only",
         "-q",
         "-p",

@@ -1,0 +1,100 @@
+"""The client part of a run: play the scenarios through the recorder, then hand the journal to the checks.
+
+The recorder stands in front of the platform (``setup.base_url``, the embedded reference or a
+sandbox); the client under test is told the recorder's FHIR base. Each scenario becomes an item of
+the results (its steps in the detail, the exchanges that arrived during it as evidence); the
+journal is written to the run folder, and the client suites' checks (a pytest child, like the
+server suites) judge it through the ``client_run`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from eqlab.clients.journal import Journal
+from eqlab.clients.judging import JOURNAL_FILE, save_journal
+from eqlab.clients.proxy import RecordingProxy, serve_on_loopback
+from eqlab.clients.scenarios import ClientSetting, Scenario, ScenarioPlayer, StepResult
+from eqlab.evidence.recorder import EvidenceStore
+from eqlab.plan.model import ClientUnderTest
+from eqlab.results import ItemResult, Outcome, worst
+from eqlab.runner.options import RunSetup
+
+SCENARIO_ITEM_PREFIX = "client-scenario::"
+MAX_EXCHANGES_PER_SCENARIO = 200  # evidence kept per scenario item; the journal keeps the rest for the checks
+
+
+@dataclass
+class ClientPlay:
+    items: list[ItemResult] = field(default_factory=list)
+    check_config: dict[str, Any] | None = None  # what the client checks get as config["client"]
+
+
+def play_client_suites(setup: RunSetup, note: Callable[[str], None] = print) -> ClientPlay:
+    """Play every scenario of the plan's client suites against the client under test."""
+    client = setup.loaded.plan.client
+    scenarios = [s for suite, _ in setup.suites if suite.kind == "client" for s in suite.scenarios]
+    if client is None or not scenarios:
+        return ClientPlay()
+    parts = urlsplit(setup.base_url)
+    journal = Journal()
+    proxy = RecordingProxy(f"{parts.scheme}://{parts.netloc}", journal, EvidenceStore(setup.run_dir))
+    played = ClientPlay()
+    with serve_on_loopback(proxy) as recorder:
+        note(f"the client under test talks to the recorder at {recorder}{parts.path}")
+        for scenario in scenarios:
+            setting = _setting(client, scenario, f"{recorder}{parts.path}")
+            player = ScenarioPlayer(journal, setting, setup.stop, setup.options.client_command, say=note)
+            steps = player.play(scenario)
+            played.items.append(_item(scenario, steps, journal))
+    kept = journal.requests()
+    journal_path = setup.run_dir / JOURNAL_FILE
+    save_journal(kept, journal_path)
+    if journal.received > len(kept) and played.items:
+        flood = f"the client sent {journal.received} requests; the first {len(kept)} are kept and judged"
+        played.items[-1] = played.items[-1].model_copy(update={"notes": [*played.items[-1].notes, flood]})
+    played.check_config = {
+        "journal": str(journal_path),
+        "client_id": client.client_id,
+        "redirect_uris": list(client.redirect_uris),
+        "scopes": client.scope.split(),
+    }
+    return played
+
+
+def _setting(client: ClientUnderTest, scenario: Scenario, fhir_base: str) -> ClientSetting:
+    user = client.users.get(scenario.user) if scenario.user else None
+    return ClientSetting(
+        fhir_base=fhir_base,
+        client_id=client.client_id,
+        redirect_uri=client.redirect_uris[0] if client.redirect_uris else None,
+        username=user.username if user else None,
+        password=os.environ.get(user.password_env) if user and user.password_env else None,
+    )
+
+
+def _item(scenario: Scenario, steps: list[StepResult], journal: Journal) -> ItemResult:
+    outcome: Outcome = worst([s.outcome for s in steps])
+    first_problem = next((s for s in steps if s.outcome != "pass"), None)
+    message = f"step {first_problem.step}: {first_problem.message}" if first_problem else f"{len(steps)} steps passed"
+    detail = "\n".join(
+        f"{s.step}: {s.outcome} ({s.duration_s:.1f} s) {s.message}" + (f"\n  output: {s.output}" if s.output else "")
+        for s in steps
+    )
+    arrived = journal.requests(lambda r: r.scenario == scenario.name)
+    exchanges = [r.exchange for r in arrived[:MAX_EXCHANGES_PER_SCENARIO] if r.exchange is not None]
+    return ItemResult(
+        id=f"{SCENARIO_ITEM_PREFIX}{scenario.name}",
+        name=f"scenario {scenario.name}",
+        suite="client",
+        requirements=list(scenario.requirements),
+        outcome=outcome,
+        message=message,
+        detail=detail,
+        duration_s=round(sum(s.duration_s for s in steps), 3),
+        exchanges=exchanges,
+    )

@@ -1,0 +1,138 @@
+"""``eqlab run`` of a client plan, end to end: the embedded reference implementation is the platform,
+the client under test is a small program (a system client paging through a search), the recorder
+journals what it sends, and the client checks judge it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.runs import ROOT, eqlab_cli, eqlab_run
+
+pytestmark = pytest.mark.slow
+
+KEY = ROOT / "testplans" / "keys" / "demo-system-client.private.jwk"
+
+# A system client: SMART discovery, a private_key_jwt token (ES384), then a search it pages through.
+# PAGES says how: "follow" the next links the server gives, or "build" page URLs of its own (with
+# the page's number where the server's links count items: a URL built by hand that happened to equal
+# the server's link could not be told apart, and is no deviation).
+CLIENT = """\
+import json, os, sys, time, uuid
+import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+base = os.environ["EQLAB_FHIR_BASE"]
+client_id = os.environ["EQLAB_CLIENT_ID"]
+key = ECKey.import_key(json.load(open(sys.argv[1])))
+with httpx.Client(timeout=30) as http:
+    token_url = http.get(base + "/.well-known/smart-configuration").json()["token_endpoint"]
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": token_url, "iat": now, "exp": now + 120,
+              "jti": uuid.uuid4().hex}
+    assertion = jwt.encode({"alg": "ES384", "kid": key.kid}, claims, key, algorithms=["ES384"])
+    token = http.post(token_url, data={
+        "grant_type": "client_credentials", "scope": "system/Patient.rs",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion}).json()["access_token"]
+    headers = {"authorization": f"Bearer {token}", "accept": "application/fhir+json"}
+    page = http.get(base + "/Patient", params={"_count": "2"}, headers=headers).json()
+    for number in range(2):
+        link = next((l["url"] for l in page.get("link", []) if l["relation"] == "next"), None)
+        if link is None:
+            break
+        if sys.argv[2] == "build":
+            link = f"{base}/Patient?_count=2&_offset={number + 1}"
+        page = http.get(link, headers=headers).json()
+print("paged")
+"""
+
+PLAN = """\
+name: A system client paging through a search
+label: paging-client
+version: "1"
+environment: integration
+platform: {{embedded: reference}}
+client:
+  client_id: vendor-system
+  kind: system
+  scope: system/Patient.rs
+  jwks_file: {key}
+requirements:
+  include: ["fhirclient@1", "fhirclient@4", "smartclient@1", "smartclient@7"]
+suites:
+  - kind: client
+    path: client
+    timeout: 30
+    scenarios:
+      - name: paging
+        requirements: ["fhirclient@4"]
+        steps:
+          - say: "Search the patients and read two more pages"
+          - run: "{python} {client} {key} {pages}"
+            timeout_s: 60
+          - expect:
+              - {{method: GET, path: /fhir/Patient, min: 3}}
+"""
+
+
+def client_plan(folder: Path, pages: str) -> str:
+    program = folder / "client.py"
+    program.write_text(CLIENT, encoding="utf-8")
+    return PLAN.format(python=sys.executable, client=program, key=KEY, pages=pages)
+
+
+def test_a_client_that_follows_the_next_links_is_granted(tmp_path: Path) -> None:
+    run = eqlab_run(client_plan(tmp_path, "follow"), tmp_path)
+    results = run.results()
+    outcomes = {item["id"].split("::")[-1]: item["outcome"] for item in results["items"]}
+    assert outcomes["paging"] == "pass", run.printed[-4000:]
+    assert results["decision"]["verdict"] == "granted", run.printed[-4000:]
+    assert run.exit_code == 0
+    assert {r["id"]: r["status"] for r in results["requirements"]} == {
+        "fhirclient@1": "pass",
+        "fhirclient@4": "pass",
+        "smartclient@1": "pass",
+        "smartclient@7": "pass",
+    }
+    journal = (run.run_dir / "client-requests.jsonl").read_text(encoding="utf-8")
+    assert "[SEALED s256=" in journal and '"scenario":"paging"' in journal
+    scenario = next(i for i in results["items"] if i["id"] == "client-scenario::paging")
+    assert any(x["url"].endswith("/auth/token") for x in scenario["exchanges"])
+    assert "embedded reference platform: http://127.0.0.1:" in run.printed
+
+
+def test_a_client_that_builds_its_own_page_urls_is_refused_with_the_request_that_proves_it(tmp_path: Path) -> None:
+    run = eqlab_run(client_plan(tmp_path, "build"), tmp_path)
+    results = run.results()
+    assert results["decision"]["verdict"] == "refused", run.printed[-4000:]
+    failed = next(i for i in results["items"] if i["outcome"] == "fail")
+    assert failed["requirements"] == ["fhirclient@4"]
+    assert "pages fetched with URLs the server never gave (page parameters ['_offset'])" in failed["message"]
+    assert "GET /fhir/Patient (scenario paging)" in failed["message"]
+    assert failed["exchanges"], "the request that proves it is the check's evidence"
+    assert run.exit_code == 1
+
+
+def test_the_client_command_replaces_the_plans_run_steps(tmp_path: Path) -> None:
+    plan = client_plan(tmp_path, "follow")
+    command = f"{sys.executable} {tmp_path / 'client.py'} {KEY} build"
+    run = eqlab_run(plan, tmp_path, "--client-command", command)
+    assert run.results()["decision"]["verdict"] == "refused", run.printed[-4000:]
+
+
+def test_a_client_plan_is_refused_without_its_client_or_with_a_target(tmp_path: Path) -> None:
+    plan = client_plan(tmp_path, "follow")
+    no_client = plan.replace("client:\n  client_id", "other:\n  client_id")
+    path = tmp_path / "plan.yaml"
+    path.write_text(no_client, encoding="utf-8")
+    done = eqlab_cli("plan", "validate", str(path))
+    assert done.exit_code != 0
+    assert "other" in done.printed
+    with_target = plan.replace("platform:", "target: {base_url: 'http://127.0.0.1:1/fhir'}\nplatform:")
+    path.write_text(with_target, encoding="utf-8")
+    done = eqlab_cli("plan", "validate", str(path))
+    assert done.exit_code != 0 and "a client plan's target is its 'platform'" in done.printed
