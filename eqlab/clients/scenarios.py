@@ -5,7 +5,8 @@ scenario and step:
 
 - ``say``: an instruction for a person (printed with the values to use);
 - ``run``: a shell command that drives the client unattended, with ``EQLAB_*`` variables saying
-  where the platform is and which client, user and inputs to use; its exit status and output are kept;
+  where the platform is and which client, user and inputs to use (and ``EQLAB_PYTHON``, the lab's
+  own Python, for the reference client); its exit status and output are kept;
 - ``expect``: requests that must arrive (at least ``min``, at most ``max`` matching ones in the
   scenario) within the step's time;
 - ``respond``: from now on, answer matching requests with this failure ``times`` times, in the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,6 +116,7 @@ class ClientSetting:
 
     def environment(self, scenario: Scenario) -> dict[str, str]:
         values = {
+            "EQLAB_PYTHON": sys.executable,  # the lab's Python, for clients shipped with the project
             "EQLAB_FHIR_BASE": self.fhir_base,
             "EQLAB_CLIENT_ID": self.client_id,
             "EQLAB_SCENARIO": scenario.name,

@@ -56,7 +56,7 @@ def test_a_client_that_does_what_the_step_expects_passes_and_gets_its_settings(
     code = (
         "httpx.get(base + '/metadata', headers={'accept': 'application/fhir+json'})\n"
         f"open({str(seen)!r}, 'w').write(' '.join(os.environ[k] for k in "
-        "('EQLAB_SCENARIO', 'EQLAB_CLIENT_ID', 'EQLAB_USERNAME', 'EQLAB_INPUT_PATIENT')))\n"
+        "('EQLAB_SCENARIO', 'EQLAB_CLIENT_ID', 'EQLAB_USERNAME', 'EQLAB_INPUT_PATIENT', 'EQLAB_PYTHON')))\n"
         "print('signed in with', os.environ['EQLAB_PASSWORD'])"
     )
     played = player.play(
@@ -68,7 +68,7 @@ def test_a_client_that_does_what_the_step_expects_passes_and_gets_its_settings(
         )
     )
     assert [(r.step, r.outcome) for r in played] == [("1 say", "pass"), ("2 run", "pass"), ("3 expect", "pass")]
-    assert seen.read_text() == "read-metadata vendor-app doctor pat-0001"
+    assert seen.read_text() == f"read-metadata vendor-app doctor pat-0001 {sys.executable}"
     assert PASSWORD not in played[1].output and "signed in with [REDACTED]" in played[1].output
     assert [(r.scenario, r.step) for r in player.journal.requests()] == [("read-metadata", "2 run")]
 
