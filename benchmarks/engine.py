@@ -5,6 +5,9 @@
    the overhead per item and the ratio.
 2. M GET requests to a hello-world server with the evidence client (recording, redaction,
    capping) against a plain httpx client; prints the overhead per exchange and the ratio.
+3. M GET requests from a plain client through the client-run recorder (the recording proxy a
+   client under test talks to: forwarding, sealing, journal, evidence) against calling the same
+   server directly; prints the overhead per proxied request and the ratio.
 
     python benchmarks/engine.py [--items 300] [--exchanges 2000]
 """
@@ -26,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.servers import hello_server
 from eqlab.catalogue import Catalogue
+from eqlab.clients.journal import Journal
+from eqlab.clients.proxy import RecordingProxy, serve_on_loopback
 from eqlab.evidence.recorder import EvidenceClient, EvidenceRecorder
 from eqlab.plan.loader import load_plan
 from eqlab.runner.options import RunOptions
@@ -119,6 +124,11 @@ def time_exchanges(base_url: str, count: int, record: bool) -> float:
         return time.perf_counter() - started
 
 
+def time_through_recorder(origin: str, count: int) -> float:
+    with serve_on_loopback(RecordingProxy(origin, Journal())) as recorder:
+        return time_exchanges(recorder, count, record=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1000)
@@ -142,6 +152,14 @@ def main() -> None:
     print(f"  evidence client:       {recorded / args.exchanges * 1e6:7.0f} us per exchange")
     print(f"  overhead per exchange: {(recorded - bare) / args.exchanges * 1e6:7.0f} us")
     print(f"  ratio:                 {recorded / bare:7.2f}")
+    with hello_server() as base:
+        direct = time_exchanges(base, args.exchanges, record=False)
+        proxied = time_through_recorder(base, args.exchanges)
+    print(f"\nclient-run recorder ({args.exchanges} GET requests on loopback, plain client)")
+    print(f"  platform called directly: {direct / args.exchanges * 1e3:6.2f} ms per request")
+    print(f"  through the recorder:     {proxied / args.exchanges * 1e3:6.2f} ms per request")
+    print(f"  overhead per request:     {(proxied - direct) / args.exchanges * 1e3:6.2f} ms")
+    print(f"  ratio:                    {proxied / direct:6.2f}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ def test_engine_benchmark_prints_overhead_per_item_and_per_exchange() -> None:
     output = bench("engine.py")
     assert re.search(r"overhead per item:\s+-?\d+\.\d\d ms", output), output
     assert re.search(r"overhead per exchange:\s+-?\d+ us", output), output
+    assert re.search(r"through the recorder:\s+\d+\.\d\d ms per request", output), output
 
 
 def test_bulk_writer_benchmark_measures_reads_during_a_transaction() -> None:
