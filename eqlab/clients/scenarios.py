@@ -18,12 +18,14 @@ A step that fails ends its scenario: the steps after it are not tested.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -151,6 +153,7 @@ class ScenarioPlayer:
     stop: StopRequest = field(default_factory=StopRequest)
     client_command: str | None = None  # replaces every run step's command (``--client-command``)
     say: Callable[[str], None] = print
+    keyboard: Keyboard | None = None  # a person at the keyboard drives the client: run steps are theirs
 
     def play(self, scenario: Scenario) -> list[StepResult]:
         results: list[StepResult] = []
@@ -178,6 +181,8 @@ class ScenarioPlayer:
             r = step.respond
             self.journal.inject(Injection(r.when, r.status, dict(r.headers), r.body, remaining=r.times))
             return "pass", f"the next {r.times} request(s) {r.when.describe()} get {r.status}", ""
+        if step.run is not None and self.keyboard is not None:
+            return "pass", "left to the person at the keyboard (interactive)", ""
         if step.run is not None:
             return self._run(scenario, self.client_command or step.run, step.timeout_s)
         assert step.expect is not None
@@ -208,17 +213,70 @@ class ScenarioPlayer:
             mine = self.journal.requests(lambda r: r.scenario == scenario.name)
             return [sum(1 for r in mine if e.matches(r)) for e in expected]
 
-        self.journal.wait(lambda: all(n >= e.min for n, e in zip(counts(), expected, strict=True)), timeout_s)
+        progress = _Progress(self.say, expected) if self.keyboard is not None else None
+        answer: list[str] = []
+
+        def finished() -> bool:
+            now = counts()
+            if progress is not None and self.keyboard is not None:
+                progress.show(now)
+                answer.extend(self.keyboard.lines())
+            return bool(answer) or self.stop.requested or all(n >= e.min for n, e in zip(now, expected, strict=True))
+
+        self.journal.wait(finished, timeout_s)
+        if self.stop.requested:
+            return "not-tested", "interrupted", ""
+        if answer and answer[0].strip().lower() == SKIP_ANSWER:
+            return "not-tested", "skipped by the person at the keyboard", ""
         problems = []
         for n, e in zip(counts(), expected, strict=True):
             if n < e.min:
-                problems.append(f"expected {e.min} × {e.describe()} within {timeout_s:g} s, received {n}")
+                within = "before the step was ended at the keyboard" if answer else f"within {timeout_s:g} s"
+                problems.append(f"expected {e.min} × {e.describe()} {within}, received {n}")
             elif e.max is not None and n > e.max:
                 problems.append(f"expected at most {e.max} × {e.describe()}, received {n}")
         if not problems:
             return "pass", "; ".join(f"{n} × {e.describe()}" for n, e in zip(counts(), expected, strict=True)), ""
         seen = self.journal.requests(lambda r: r.scenario == scenario.name)
         return "fail", "; ".join(problems) + f". {_what_came(seen)}", ""
+
+
+SKIP_ANSWER = "s"
+
+
+class Keyboard:
+    """Lines a person types, read by a thread so that waiting for requests never blocks on them."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True, name="eqlab-keyboard").start()
+
+    def _read(self, stream: TextIO) -> None:
+        for line in stream:
+            self._lines.put(line)
+
+    def lines(self) -> list[str]:
+        """What was typed since the last call (each Enter ends a line)."""
+        typed = []
+        while not self._lines.empty():
+            typed.append(self._lines.get_nowait())
+        return typed
+
+
+class _Progress:
+    """The live count of matching requests, shown to the person each time it changes."""
+
+    def __init__(self, say: Callable[[str], None], expected: list[Expected]) -> None:
+        self.say = say
+        self.expected = expected
+        self.shown: list[int] | None = None
+        say(f"waiting for the client's requests (Enter: the step is done; {SKIP_ANSWER} then Enter: skip it)")
+
+    def show(self, counts: list[int]) -> None:
+        if counts == self.shown:
+            return
+        self.shown = counts
+        self.say("  " + "; ".join(f"{n}/{e.min} × {e.describe()}" for n, e in zip(counts, self.expected, strict=True)))
 
 
 def _what_came(requests: list[ClientRequest]) -> str:

@@ -65,6 +65,11 @@ def _csv(value: str | None) -> tuple[str, ...]:
     help="client plans: the command that drives your client, replacing every scenario's run step "
     "(the scenario's name is in $EQLAB_SCENARIO)",
 )
+@click.option(
+    "--interactive",
+    is_flag=True,
+    help="client plans: you drive the client; each instruction is shown, Enter ends a step, s+Enter skips it",
+)
 @catalogue_option
 @key_option
 @reports_source_errors(exit_code=EXIT_LAB_ERROR)
@@ -81,6 +86,7 @@ def run(
     no_preflight: bool,
     progress: bool | None,
     client_command: str | None,
+    interactive: bool,
     catalogue_dir: Path | None,
     key_path: Path | None,
 ) -> None:
@@ -97,7 +103,7 @@ def run(
     with _platform(loaded, target) as platform_target:
         options = RunOptions(
             platform_target, _csv(suites), _csv(requirements), keyword, workers, rerun_failed, out, progress,
-            preflight=not no_preflight, client_command=client_command,
+            preflight=not no_preflight, client_command=client_command, interactive=interactive,
         )  # fmt: skip
         outcome = run_or_exit(loaded, catalogue, options, LabKey.load_or_create(key_path))
     print_outcome(outcome)

@@ -10,6 +10,7 @@ server suites) judge it through the ``client_run`` fixture.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from eqlab.clients.journal import Journal
 from eqlab.clients.judging import JOURNAL_FILE, save_journal
 from eqlab.clients.proxy import RecordingProxy, serve_on_loopback
-from eqlab.clients.scenarios import ClientSetting, Scenario, ScenarioPlayer, StepResult
+from eqlab.clients.scenarios import ClientSetting, Keyboard, Scenario, ScenarioPlayer, StepResult
 from eqlab.evidence.recorder import EvidenceStore
 from eqlab.plan.model import ClientUnderTest
 from eqlab.results import ItemResult, Outcome, worst
@@ -44,11 +45,15 @@ def play_client_suites(setup: RunSetup, note: Callable[[str], None] = print) -> 
     journal = Journal()
     proxy = RecordingProxy(f"{parts.scheme}://{parts.netloc}", journal, EvidenceStore(setup.run_dir))
     played = ClientPlay()
+    keyboard: Keyboard | None = None
     with serve_on_loopback(proxy) as recorder:
         note(f"the client under test talks to the recorder at {recorder}{parts.path}")
         for scenario in scenarios:
             setting = _setting(client, scenario, f"{recorder}{parts.path}")
             player = ScenarioPlayer(journal, setting, setup.stop, setup.options.client_command, say=note)
+            if _person_drives(scenario, setup.options.interactive):
+                keyboard = keyboard or Keyboard(sys.stdin)  # one reader of the terminal for the whole run
+                player.keyboard = keyboard
             steps = player.play(scenario)
             played.items.append(_item(scenario, steps, journal))
     kept = journal.requests()
@@ -64,6 +69,12 @@ def play_client_suites(setup: RunSetup, note: Callable[[str], None] = print) -> 
         "scopes": client.scope.split(),
     }
     return played
+
+
+def _person_drives(scenario: Scenario, interactive: bool) -> bool:
+    """With --interactive, or for a scenario with no run step when a person is at the terminal."""
+    unattended = any(step.run is not None for step in scenario.steps)
+    return interactive or (not unattended and sys.stdin.isatty())
 
 
 def _setting(client: ClientUnderTest, scenario: Scenario, fhir_base: str) -> ClientSetting:

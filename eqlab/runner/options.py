@@ -37,6 +37,7 @@ class RunOptions:
     preflight: bool = True  # check secrets, the target and a token before any check
     demo: bool = False  # `eqlab demo`: the target is a throw-away embedded platform, the result is no label
     client_command: str | None = None  # replaces the run step of every client scenario
+    interactive: bool = False  # a person drives the client: run steps are skipped, expect steps wait for Enter
 
 
 @dataclass

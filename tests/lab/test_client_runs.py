@@ -4,12 +4,17 @@ journals what it sends, and the client checks judge it."""
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.runs import ROOT, eqlab_cli, eqlab_run
+from tests.support.terminal import LabOnTerminal
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +141,69 @@ def test_a_client_plan_is_refused_without_its_client_or_with_a_target(tmp_path: 
     path.write_text(with_target, encoding="utf-8")
     done = eqlab_cli("plan", "validate", str(path))
     assert done.exit_code != 0 and "a client plan's target is its 'platform'" in done.printed
+
+
+INTERACTIVE_PLAN = """\
+name: A client driven by hand
+label: manual-client
+version: "1"
+environment: integration
+platform: {{embedded: reference}}
+client:
+  client_id: vendor-system
+  kind: system
+  scope: system/Patient.rs
+  jwks_file: {key}
+requirements:
+  include: ["fhirclient@1"]
+suites:
+  - kind: client
+    path: client/fhir
+    scenarios:
+      - name: read-metadata
+        requirements: ["fhirclient@1"]
+        steps:
+          - say: "Open the platform's capability statement twice"
+          - expect:
+              - {{method: GET, path: /fhir/metadata, min: 2}}
+            timeout_s: 120
+"""
+
+
+def test_a_person_at_the_keyboard_sees_the_instruction_and_the_count_and_ends_the_step(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(INTERACTIVE_PLAN.format(key=KEY), encoding="utf-8")
+    out = tmp_path / "out"
+    args = [str(plan), "--interactive", "--no-progress", "--out", str(out), "--key", str(tmp_path / "lab.pem")]
+    lab = LabOnTerminal(args, marker=uuid.uuid4().hex)
+    shown = lab.read_until(lambda text: "EQLAB_FHIR_BASE=" in text and "0/2 ×" in text, timeout_s=120)
+    assert "[read-metadata] Open the platform's capability statement twice" in shown, shown[-3000:]
+    base = re.search(r"EQLAB_FHIR_BASE=(\S+)", shown)
+    assert base is not None, shown[-3000:]
+    assert httpx.get(f"{base.group(1)}/metadata", headers={"accept": "application/fhir+json"}, timeout=30).is_success
+    lab.read_until(lambda text: "1/2 ×" in text, timeout_s=30)
+    lab.type("\n")
+    assert lab.wait(timeout_s=120) == 1, lab.text[-3000:]  # refused: the step failed its SHALL requirement
+    (run_dir,) = out.iterdir()
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    scenario = next(i for i in results["items"] if i["id"] == "client-scenario::read-metadata")
+    assert scenario["outcome"] == "fail"
+    ended = "expected 2 × GET /fhir/metadata before the step was ended at the keyboard, received 1"
+    assert ended in scenario["message"]
+
+
+def test_ctrl_c_while_a_person_drives_the_client_keeps_a_signed_partial_run(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(INTERACTIVE_PLAN.format(key=KEY), encoding="utf-8")
+    out = tmp_path / "out"
+    args = [str(plan), "--interactive", "--no-progress", "--out", str(out), "--key", str(tmp_path / "lab.pem")]
+    lab = LabOnTerminal(args, marker=uuid.uuid4().hex)
+    lab.read_until(lambda text: "0/2 ×" in text, timeout_s=120)
+    lab.type_ctrl_c()
+    assert lab.wait(timeout_s=60) == 130, lab.text[-3000:]
+    (run_dir,) = out.iterdir()
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert results["interrupted"].startswith("interrupted by SIGINT")
+    scenario = next(i for i in results["items"] if i["id"] == "client-scenario::read-metadata")
+    assert (scenario["outcome"], scenario["message"]) == ("not-tested", "step 2 expect: interrupted")
+    assert (run_dir / "manifest.sig").is_file()

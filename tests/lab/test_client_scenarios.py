@@ -3,8 +3,10 @@ implementation: the client's commands are small Python programs run as a vendor'
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from pydantic import ValidationError
 
 from eqlab.clients.journal import Journal
 from eqlab.clients.proxy import RecordingProxy, serve_on_loopback
-from eqlab.clients.scenarios import ClientSetting, Scenario, ScenarioPlayer
+from eqlab.clients.scenarios import ClientSetting, Keyboard, Scenario, ScenarioPlayer
 from eqlab.runner.interrupt import StopRequest
 from tests.lab.conftest import DemoReference
 
@@ -173,3 +175,43 @@ def test_a_scenario_names_real_requirement_ids_and_plain_input_names() -> None:
         scenario({"say": "x"}, requirements=["PKCE"])
     with pytest.raises(ValidationError, match="input names"):
         scenario({"say": "x"}, inputs={"the patient": "pat-0001"})
+
+
+class TypedKeys:
+    """What a person types, through a pipe the player's keyboard reads."""
+
+    def __init__(self) -> None:
+        read_end, self._write_end = os.pipe()
+        self.keyboard = Keyboard(os.fdopen(read_end, encoding="utf-8"))
+
+    def type(self, text: str) -> None:
+        os.write(self._write_end, text.encode())
+
+
+def test_a_person_ends_a_step_with_enter_and_the_count_so_far_is_judged(player: ScenarioPlayer) -> None:
+    keys = TypedKeys()
+    player.keyboard = keys.keyboard
+    shown: list[str] = []
+    player.say = shown.append
+    two_reads = {"expect": [{"method": "GET", "path": "/fhir/metadata", "min": 2}], "timeout_s": 30}
+    typist = threading.Timer(1.0, keys.type, args=("\n",))
+    typist.start()
+    began = time.monotonic()
+    played = player.play(scenario({"run": client("httpx.get(base + '/metadata')")}, two_reads))
+    assert time.monotonic() - began < 15, "Enter ended the wait, not the step's 30 s"
+    assert played[0].message == "left to the person at the keyboard (interactive)"
+    assert player.journal.requests() == [], "the run step is the person's, not the lab's"
+    assert played[1].outcome == "fail"
+    assert played[1].message.startswith(
+        "expected 2 × GET /fhir/metadata before the step was ended at the keyboard, received 0."
+    )
+    assert any("Enter: the step is done" in line for line in shown)
+    assert "  0/2 × GET /fhir/metadata" in shown
+
+
+def test_a_person_skips_a_step_and_it_is_not_tested(player: ScenarioPlayer) -> None:
+    keys = TypedKeys()
+    player.keyboard = keys.keyboard
+    keys.type("s\n")
+    played = player.play(scenario({"expect": [{"path": "/fhir/Patient"}], "timeout_s": 30}))
+    assert [(r.outcome, r.message) for r in played] == [("not-tested", "skipped by the person at the keyboard")]
