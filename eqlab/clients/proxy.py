@@ -39,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 MAX_REQUEST_BODY = 11 * 1024 * 1024  # above the platform's own 10 MiB limit, so it still answers 413 itself
 MAX_RESPONSE_BODY = 20 * 1024 * 1024
+MAX_JUDGED_JSON = 1024 * 1024  # a body's JSON kept whole for the checks up to this size
 UPSTREAM_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 30
 # RFC 9110 §7.6.1: connection-specific fields are not forwarded; lengths and encodings are the proxy's own.
@@ -216,12 +217,19 @@ def _as_seen(request: httpx.Request, body: bytes, n: int, scenario: str, step: s
 
 
 def _json_or_none(raw: bytes, content_type: str | None) -> Any:
+    """The JSON body as the checks see it; past ``MAX_JUDGED_JSON`` only what a Bundle says of
+    itself (type, total, links) is kept, so a flood of large bodies cannot fill the journal."""
     if not raw or "json" not in (content_type or "").lower():
         return None
     try:
-        return sealing.json_body(json.loads(raw))
+        document = json.loads(raw)
     except ValueError:
         return None
+    if len(raw) > MAX_JUDGED_JSON:
+        if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
+            return None
+        document = {k: document[k] for k in ("resourceType", "type", "total", "link") if k in document}
+    return sealing.json_body(document)
 
 
 @contextmanager

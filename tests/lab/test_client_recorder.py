@@ -23,7 +23,7 @@ from joserfc.jwk import ECKey
 from eqlab.clients import sealing
 from eqlab.clients.journal import Journal
 from eqlab.clients.matchers import Injection, RequestMatcher
-from eqlab.clients.proxy import MAX_REQUEST_BODY, RecordingProxy, serve_on_loopback
+from eqlab.clients.proxy import MAX_JUDGED_JSON, MAX_REQUEST_BODY, RecordingProxy, serve_on_loopback
 from tests.lab.conftest import DemoReference
 
 
@@ -118,6 +118,16 @@ def test_a_body_over_the_cap_gets_413_without_reaching_the_platform(recorder: st
     answer = httpx.post(f"{recorder}/fhir/Patient", content=b"x" * (MAX_REQUEST_BODY + 1), timeout=60)
     assert answer.status_code == 413 and "recorder" in answer.text
     assert [r.status for r in journal.requests()] == [413]
+
+
+def test_a_large_body_keeps_only_what_a_bundle_says_of_itself(recorder: str, journal: Journal) -> None:
+    filler = "x" * (MAX_JUDGED_JSON + 1)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [{"fullUrl": filler}]}
+    httpx.post(f"{recorder}/fhir", json=bundle, headers={"content-type": "application/fhir+json"}, timeout=60)
+    httpx.post(f"{recorder}/fhir/Patient", json={"resourceType": "Patient", "note": filler}, timeout=60)
+    big_bundle, big_patient = journal.requests()
+    assert big_bundle.json_body == {"resourceType": "Bundle", "type": "transaction"}
+    assert big_patient.json_body is None
 
 
 def test_a_flood_is_counted_but_only_the_first_requests_are_kept(demo_reference: DemoReference) -> None:
