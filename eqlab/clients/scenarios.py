@@ -176,7 +176,7 @@ class ScenarioPlayer:
     def _step(self, scenario: Scenario, step: Step) -> tuple[StepOutcome, str, str]:
         if step.say is not None:
             self.say(self._instruction(scenario, step.say))
-            return "pass", "instruction shown", ""
+            return "pass", f"instruction shown: {step.say}", ""
         if step.respond is not None:
             r = step.respond
             self.journal.inject(Injection(r.when, r.status, dict(r.headers), r.body, remaining=r.times))

@@ -98,6 +98,8 @@ def _item(scenario: Scenario, steps: list[StepResult], journal: Journal) -> Item
     )
     arrived = journal.requests(lambda r: r.scenario == scenario.name)
     exchanges = [r.exchange for r in arrived[:MAX_EXCHANGES_PER_SCENARIO] if r.exchange is not None]
+    injected = [f"{r.exchange.id} ({r.status})" for r in arrived if r.injected and r.exchange is not None]
+    notes = [f"answered by the lab in the platform's place (respond steps): {', '.join(injected)}"] if injected else []
     return ItemResult(
         id=f"{SCENARIO_ITEM_PREFIX}{scenario.name}",
         name=f"scenario {scenario.name}",
@@ -108,4 +110,5 @@ def _item(scenario: Scenario, steps: list[StepResult], journal: Journal) -> Item
         detail=detail,
         duration_s=round(sum(s.duration_s for s in steps), 3),
         exchanges=exchanges,
+        notes=notes,
     )
