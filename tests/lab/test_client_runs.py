@@ -219,3 +219,19 @@ def test_ctrl_c_while_a_person_drives_the_client_keeps_a_signed_partial_run(tmp_
     scenario = next(i for i in results["items"] if i["id"] == "client-scenario::read-metadata")
     assert (scenario["outcome"], scenario["message"]) == ("not-tested", "step 2 expect: interrupted")
     assert (run_dir / "manifest.sig").is_file()
+
+
+def test_rerun_failed_plays_every_scenario_and_client_check_again(tmp_path: Path) -> None:
+    first = eqlab_run(client_plan(tmp_path, "build"), tmp_path)
+    assert first.results()["decision"]["verdict"] == "refused", first.printed[-3000:]
+    fixed = f"{sys.executable} {tmp_path / 'client.py'} {KEY} follow"
+    again = eqlab_cli(
+        "run", str(tmp_path / "plan.yaml"), "--no-progress", "--out", str(tmp_path / "again"),
+        "--key", str(tmp_path / "lab.pem"), "--rerun-failed", str(first.run_dir), "--client-command", fixed,
+    )  # fmt: skip
+    (run_dir,) = (tmp_path / "again").iterdir()
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert results["decision"]["verdict"] == "granted", again.printed[-3000:]
+    assert results["rerun_of"] == first.results()["run_id"]
+    assert all(item["carried_forward_from"] is None for item in results["items"]), "nothing judged on old requests"
+    assert again.exit_code == 0
