@@ -18,6 +18,8 @@ FORBIDDEN = {
     "eqlab": ("reference_impl", "suites"),
     "suites": ("reference_impl",),
     "reference_impl": ("eqlab", "suites"),
+    # An independent program: it talks to a platform over HTTP only, like a vendor's client.
+    "reference_client": ("eqlab", "reference_impl", "suites"),
 }
 LAZY_ONLY = {Path("eqlab/cli.py"), Path("eqlab/commands/store_admin.py")}  # reference_impl inside commands only
 FHIR_MODELS = Path("reference_impl/fhir/models.py")

@@ -1,0 +1,6 @@
+"""The reference client: a small, well-behaved SMART and FHIR client of the platform, with faults.
+
+An independent program (``python -m reference_client <scenario>``) that talks to a platform only
+over HTTP: it proves the lab's client plans grant a correct client, and each switchable fault
+(``reference_client.faults``) proves a client check refuses one wrong behaviour.
+"""

@@ -1,0 +1,46 @@
+"""The client faults: each switches ONE behaviour of the reference client to a wrong one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fault:
+    description: str
+    breaks: str  # the catalogue requirement (suites/requirements/*client.yaml) it violates
+
+
+FAULTS: dict[str, Fault] = {
+    "pkce-plain": Fault("authorization request with code_challenge_method=plain", "smartclient@2"),
+    "verifier-reused": Fault("one constant PKCE verifier for every flow", "smartclient@3"),
+    "state-missing": Fault("authorization request without a state parameter", "smartclient@4"),
+    "redirect-uri-extra-query": Fault("redirect_uri is the registered one plus an extra query", "smartclient@5"),
+    "jti-reused": Fault("every client assertion carries the same jti", "smartclient@7"),
+    "assertion-exp-1h": Fault("client assertions expire an hour after they are made", "smartclient@7"),
+    "refresh-reused": Fault("the second refresh sends the first, already rotated, refresh token", "smartclient@8"),
+    "token-in-query": Fault("access token sent as ?access_token= instead of the Authorization header", "smartclient@9"),
+    "retry-storm-after-401": Fault("after 401 invalid_token, retries with the same token in a loop", "smartclient@10"),
+    "json-content-type": Fault("request bodies sent as Content-Type: application/json", "fhirclient@1"),
+    "no-if-match": Fault("updates sent without If-Match", "fhirclient@2"),
+    "page-urls-built": Fault("pages fetched with hand-built _getpagesoffset URLs, not the next links", "fhirclient@4"),
+    "retry-after-ignored": Fault("after 503/429, retries at once whatever Retry-After says", "fhirclient@5"),
+}
+
+
+class UnknownFault(ValueError):
+    pass
+
+
+def parse_faults(text: str) -> frozenset[str]:
+    """The faults named in a comma-separated list; an unknown name raises ``UnknownFault``."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - FAULTS.keys())
+    if unknown:
+        raise UnknownFault(f"unknown fault: {', '.join(unknown)}")
+    return frozenset(names)
+
+
+def fault_list() -> str:
+    width = max(map(len, FAULTS))
+    return "\n".join(f"{name:<{width}}  {f.description} (breaks {f.breaks})" for name, f in FAULTS.items())
