@@ -3,8 +3,9 @@
 ``manifest.json`` lists each file of the run folder with its hash, plus the plan and catalogue
 hashes, tool version, target, times, verdict and expiry; ``manifest.sig`` is the base64 Ed25519
 signature of the manifest's exact bytes. ``verify`` re-checks all of it and names the first file
-that does not match. The lab key is made on first use (mode 0600); auditors verify with the
-exported public key (``--pubkey``) rather than the copy inside the run folder.
+that does not match. The lab key is made on first use (mode 0600). A signature counts only when it
+is made by a trusted key (the lab's published key or the auditor's list): the copy of the public
+key inside the run folder is never trusted, it only names (by fingerprint) who signed otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +80,23 @@ def fingerprint(public_pem: bytes) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")
 
 
+PEM_PUBLIC_KEY = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
+
+
+def load_trusted_keys(path: Path) -> list[Ed25519PublicKey]:
+    """Every Ed25519 public key (PEM) in ``path``; ValueError naming the file when it holds none or another kind."""
+    blocks = PEM_PUBLIC_KEY.findall(path.read_bytes())
+    if not blocks:
+        raise ValueError(f"{path} holds no PEM public key")
+    keys = []
+    for block in blocks:
+        key = serialization.load_pem_public_key(block)
+        if not isinstance(key, Ed25519PublicKey):
+            raise ValueError(f"{path} holds a public key that is not Ed25519")
+        keys.append(key)
+    return keys
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -110,33 +129,21 @@ class Verification:
     ok: bool
     problems: list[str]
     checked: int
-    key_source: str
+    signer: str | None = None  # fingerprint of the key whose signature holds, trusted or not
+    untrusted: bool = False  # the signature holds, but only for a key nobody trusts
 
 
-def verify_run(run_dir: Path, public_key: Path | None = None) -> Verification:
-    key_path = public_key or run_dir / PUBLIC_KEY_COPY
-    key_source = (
-        str(key_path)
-        if public_key
-        else f"{PUBLIC_KEY_COPY} inside the run folder (pass --pubkey to use the lab's published key)"
-    )
+def verify_run(run_dir: Path, *trusted_key_files: Path) -> Verification:
+    """Check the signature against the trusted keys, then every artefact's hash against the manifest."""
     try:
         body = (run_dir / MANIFEST).read_bytes()
         signature = base64.b64decode((run_dir / SIGNATURE).read_text(encoding="ascii").strip(), validate=True)
-        key = serialization.load_pem_public_key(key_path.read_bytes())
+        trusted = [key for path in trusted_key_files for key in load_trusted_keys(path)]
     except (OSError, ValueError) as exc:
-        return Verification(False, [f"cannot verify: {exc}"], 0, key_source)
-    if not isinstance(key, Ed25519PublicKey):
-        return Verification(False, [f"{key_path} is not an Ed25519 public key"], 0, key_source)
-    try:
-        key.verify(signature, body)
-    except InvalidSignature:
-        return Verification(
-            False,
-            [f"{MANIFEST}: the signature does not match (the manifest or its signature was changed)"],
-            0,
-            key_source,
-        )
+        return Verification(False, [f"cannot verify: {exc}"], 0)
+    signer = next((key for key in trusted if _signed_by(key, signature, body)), None)
+    if signer is None:
+        return _not_trusted(run_dir, signature, body)
     manifest = json.loads(body)
     listed: dict[str, str] = manifest.get("artefacts", {})
     problems = []
@@ -150,4 +157,30 @@ def verify_run(run_dir: Path, public_key: Path | None = None) -> Verification:
     problems += [
         f"{name}: not covered by the signed manifest (added after signing)" for name in sorted(present - listed.keys())
     ]
-    return Verification(not problems, problems, len(listed), key_source)
+    return Verification(not problems, problems, len(listed), fingerprint(_pem(signer)))
+
+
+def _signed_by(key: Ed25519PublicKey, signature: bytes, body: bytes) -> bool:
+    try:
+        key.verify(signature, body)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _not_trusted(run_dir: Path, signature: bytes, body: bytes) -> Verification:
+    """No trusted key made the signature: it was made by another key (named), or the manifest was changed."""
+    try:
+        copy = load_trusted_keys(run_dir / PUBLIC_KEY_COPY)[0]
+    except (OSError, ValueError):
+        copy = None
+    if copy is not None and _signed_by(copy, signature, body):
+        signer = fingerprint(_pem(copy))
+        return Verification(False, [f"signed by an unknown key {signer}"], 0, signer, untrusted=True)
+    return Verification(
+        False, [f"{MANIFEST}: the signature does not match (the manifest or its signature was changed)"], 0
+    )

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from eqlab import paths, yamlsource
-from eqlab.commands.common import catalogue_option, load_catalogue, reports_source_errors
+from eqlab.commands.common import FullHelpGroup, catalogue_option, load_catalogue, reports_source_errors
 from eqlab.plan.loader import load_plan
 from eqlab.plan.model import Plan
 
 
-@click.group()
+@click.group(cls=FullHelpGroup)
 def plan() -> None:
     """Work with test plans (testplans/*.yaml)."""
 
@@ -39,14 +39,15 @@ def validate(files: tuple[Path, ...], allow_production: bool, catalogue_dir: Pat
 
 
 @plan.command("list")
-@click.option(
-    "--dir", "folder", type=click.Path(path_type=Path, file_okay=False), default=None, help="default: testplans/"
-)
-def list_plans(folder: Path | None) -> None:
-    """List the plans in a folder with their label, environment and suites."""
-    folder = folder or paths.testplans_dir()
+@click.argument("locations", nargs=-1, type=click.Path(path_type=Path, exists=True))
+def list_plans(locations: tuple[Path, ...]) -> None:
+    """List plans (folders of *.yaml, or files; default: testplans/) with their label, environment and suites."""
+    searched = locations or (paths.testplans_dir(),)
+    plan_files = [
+        path for location in searched for path in (sorted(location.glob("*.yaml")) if location.is_dir() else [location])
+    ]
     rows = []
-    for path in sorted(folder.glob("*.yaml")):
+    for path in plan_files:
         try:
             document = yamlsource.load(path)
             loaded: Plan = yamlsource.validate(document, Plan, {"allow_production": True})
@@ -55,7 +56,7 @@ def list_plans(folder: Path | None) -> None:
             continue
         rows.append((path.name, loaded.label, loaded.environment, ", ".join(loaded.suite_kinds())))
     if not rows:
-        click.echo(f"no plans in {folder}")
+        click.echo(f"no plans in {', '.join(map(str, searched))}")
     for name, label, environment, suites in rows:
         click.echo(f"{name:32} {label:28} {environment:15} {suites}")
 
