@@ -121,7 +121,7 @@ def key() -> None:
 @key_option
 @click.option("--fingerprint", "show_fingerprint", is_flag=True, help="print the key's SHA256 fingerprint instead")
 def public_key(key_path: Path | None, show_fingerprint: bool) -> None:
-    """Print the lab's public key (PEM) that `eqlab verify` trusts, or with --fingerprint its SHA256 fingerprint."""
+    """Print the lab's public key (PEM) that `eqlab verify` trusts, or with --fingerprint its fingerprint."""
     lab_key = LabKey.load_or_create(key_path)
     if show_fingerprint:
         click.echo(lab_key.fingerprint)
