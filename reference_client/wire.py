@@ -3,6 +3,7 @@ with ``--trace``, writes one JSON line per request sent, secrets redacted."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -14,17 +15,21 @@ import httpx
 
 BODY_EXCERPT_CHARS = 2000
 REDACTED = "[REDACTED]"
-# Form and query fields that are credentials. A client assertion keeps its header and claims (what a
-# reader debugs) and loses its signature, which is what would make it usable.
-SECRET_FIELDS = {"code", "code_verifier", "refresh_token", "password", "access_token", "client_secret", "csrf"}
+# Form and query fields that are credentials. The random ones keep a short digest, enough to see
+# that a value was sent twice (a reused verifier or refresh token) and useless to replay. A client
+# assertion keeps its header and claims (what a reader debugs) and loses its signature.
+RANDOM_SECRETS = {"code", "code_verifier", "refresh_token", "access_token", "csrf"}
+CHOSEN_SECRETS = {"password", "client_secret"}  # perhaps guessable from a digest: nothing kept
 ASSERTION_FIELD = "client_assertion"
 TIMEOUT_S = 30
 
 
 def _redact_pairs(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     def redact(key: str, value: str) -> str:
-        if key in SECRET_FIELDS:
+        if key in CHOSEN_SECRETS:
             return REDACTED
+        if key in RANDOM_SECRETS:
+            return f"[REDACTED sha256:{hashlib.sha256(value.encode()).hexdigest()[:12]}]"
         if key == ASSERTION_FIELD:
             return value.rsplit(".", 1)[0] + "." + REDACTED
         return value
