@@ -41,35 +41,42 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-class _FirstForm(HTMLParser):
-    """The action and fields of a page's first form, as a browser would submit them."""
+class _Page(HTMLParser):
+    """What a browser shows of a sign-in page: its first form (fields as submitted) and its alert."""
 
     def __init__(self) -> None:
         super().__init__()
         self.action: str | None = None
         self.fields: dict[str, str] = {}
-        self._done = False
+        self.alert = ""
+        self._in_form = False
+        self._in_alert = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {key: value or "" for key, value in attrs}
+        if attributes.get("role") == "alert":
+            self._in_alert = True
         if tag == "form" and self.action is None:
-            self.action = attributes.get("action", "")
-        elif tag == "input" and self.action is not None and not self._done and "name" in attributes:
+            self.action, self._in_form = attributes.get("action", ""), True
+        elif tag == "input" and self._in_form and "name" in attributes:
             if attributes.get("type") == "radio" and "checked" not in attributes:
                 return
             self.fields[attributes["name"]] = attributes.get("value", "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
-            self._done = True
+            self._in_form = False
+        self._in_alert = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_alert:
+            self.alert += data
 
 
-def first_form(page: httpx.Response) -> tuple[str, dict[str, str]]:
-    parser = _FirstForm()
-    parser.feed(page.text)
-    if parser.action is None:
-        raise ScenarioFailed(f"expected a login or consent form at {page.url}, got HTTP {page.status_code}")
-    return urljoin(str(page.url), parser.action), parser.fields
+def read_page(page: httpx.Response) -> _Page:
+    parsed = _Page()
+    parsed.feed(page.text)
+    return parsed
 
 
 def load_key(config: Config) -> tuple[Key, str]:
@@ -174,9 +181,13 @@ class Smart:
                     return target
                 page = self.wire.http.get(target, headers={"Accept": "text/html"})
                 continue
+            shown = read_page(page)
+            where = _without_query(str(page.url))
             if page.status_code != 200:
-                raise ScenarioFailed(f"authorization refused: HTTP {page.status_code} at {page.url}")
-            action, fields = first_form(page)
+                raise ScenarioFailed(f"authorization refused: HTTP {page.status_code} at {where}: {shown.alert}")
+            if shown.action is None:
+                raise ScenarioFailed(f"expected a login or consent form at {where}, got none")
+            action, fields = urljoin(str(page.url), shown.action), shown.fields
             if "password" in fields:
                 fields |= {"username": self.config.username, "password": self.config.password}
             else:

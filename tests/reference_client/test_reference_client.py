@@ -118,7 +118,8 @@ def test_redirect_uri_with_an_extra_query_is_sent_and_refused(lab: Lab) -> None:
     registered = lab.portal()["EQLAB_REDIRECT_URI"]
     assert run.to("/auth/authorize", "GET")[0].query["redirect_uri"] == registered + "?from=reference-client"
     assert run.status == 1
-    assert "sign-in failed: authorization refused" in run.output
+    assert "sign-in failed: authorization refused: HTTP 400" in run.output
+    assert "redirect_uri is not registered" in run.output
 
 
 def test_a_reused_jti_is_sent_and_refused(lab: Lab) -> None:
