@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, RSAKey
 
 from reference_client.config import Config
@@ -89,15 +90,17 @@ def load_key(config: Config) -> tuple[Key, str]:
         raise ScenarioFailed(f"cannot read EQLAB_CLIENT_KEY: {exc.strerror}") from None
     try:
         key: Key = JWKRegistry.import_key(json.loads(data)) if data.lstrip().startswith(b"{") else _pem(data)
-    except ValueError as exc:
+    except (ValueError, JoseError) as exc:
         raise ScenarioFailed(f"EQLAB_CLIENT_KEY is not a private EC or RSA key: {exc}") from None
+    if not key.is_private:
+        raise ScenarioFailed("EQLAB_CLIENT_KEY holds a public key: the client signs with its private key")
     return key, "ES384" if isinstance(key, ECKey) else "RS384"
 
 
 def _pem(data: bytes) -> Key:
     try:
         return ECKey.import_key(data)
-    except ValueError:
+    except JoseError:  # not an EC key: perhaps an RSA one
         return RSAKey.import_key(data)
 
 

@@ -276,3 +276,12 @@ def test_retries_after_503_are_bounded(lab: Lab, injector: Injector) -> None:
     assert run.status == 1
     assert "retry-after failed: read Patient/pat-0001: HTTP 503" in run.output
     assert len(run.to("/Patient/pat-0001", "GET")) == 4
+
+
+def test_a_forged_state_stops_the_sign_in_before_the_token_request(lab: Lab, injector: Injector) -> None:
+    back = f"{lab.portal()['EQLAB_REDIRECT_URI']}?code=forged-code&state=forged-state"
+    injector.answer("GET", "/auth/authorize", 303, {"Location": back})
+    run = lab.run("sign-in", lab.portal())
+    assert run.status == 1
+    assert "state is not the one sent" in run.output
+    assert run.token_requests == []
