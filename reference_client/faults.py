@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The client labels' catalogues and the SPEC section whose client side each covers.
+SPEC_SECTIONS = {"smartclient": "SPEC §2", "fhirclient": "SPEC §1"}
+
 
 @dataclass(frozen=True)
 class Fault:
     description: str
     breaks: str  # the catalogue requirement (suites/requirements/*client.yaml) it violates
+
+    @property
+    def rule(self) -> str:
+        return f"{self.breaks}, {SPEC_SECTIONS[self.breaks.split('@')[0]]}"
 
 
 FAULTS: dict[str, Fault] = {
@@ -43,4 +50,4 @@ def parse_faults(text: str) -> frozenset[str]:
 
 def fault_list() -> str:
     width = max(map(len, FAULTS))
-    return "\n".join(f"{name:<{width}}  {f.description} (breaks {f.breaks})" for name, f in FAULTS.items())
+    return "\n".join(f"{name:<{width}}  {f.description} (breaks {f.rule})" for name, f in FAULTS.items())

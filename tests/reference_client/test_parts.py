@@ -9,11 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from reference_client.config import Config, ConfigError
-from reference_client.faults import UnknownFault, parse_faults
+from reference_client.faults import FAULTS, UnknownFault, parse_faults
 from reference_client.fhir import retry_after_seconds
 from reference_client.smart import ScenarioFailed, load_key
 from reference_client.wire import trace_line
@@ -89,3 +90,12 @@ def test_the_trace_redacts_credentials_and_keeps_digests_of_random_ones() -> Non
     assert line.count("%5BREDACTED+sha256%3A") == 2  # form-encoded
     assert "client_assertion=h.p.%5BREDACTED%5D" in line
     assert trace_line(request)["headers"]["authorization"] == "Bearer [REDACTED]"
+
+
+def test_each_fault_breaks_a_client_requirement_of_the_catalogue() -> None:
+    catalogue = {
+        requirement["id"]
+        for name in ("smartclient", "fhirclient")
+        for requirement in yaml.safe_load((REPO / f"suites/requirements/{name}.yaml").read_text())["requirements"]
+    }
+    assert {fault.breaks for fault in FAULTS.values()} <= catalogue

@@ -31,7 +31,8 @@ def test_the_faults_are_listed_with_the_rule_each_breaks() -> None:
     ).stdout
     assert len(FAULTS) >= 13
     for name, fault in FAULTS.items():
-        assert re.search(rf"^{name} +.+\(breaks {fault.breaks}\)$", listing, re.M), name
+        section = "2" if fault.breaks.startswith("smartclient@") else "1"
+        assert re.search(rf"^{name} +.+\(breaks {fault.breaks}, SPEC §{section}\)$", listing, re.M), name
 
 
 def test_an_unknown_fault_is_a_usage_error_naming_the_faults(lab: Lab) -> None:
