@@ -139,8 +139,8 @@ def _problem(document: YamlDocument, model: type[BaseModel], err: Any) -> Proble
     if err["type"] == "extra_forbidden":
         valid = _fields_at(model, location[:-1])
         suggestion = difflib.get_close_matches(str(location[-1]), valid, n=1, cutoff=0.5)
-        message = "unknown key" + (
-            f"; did you mean '{suggestion[0]}'?" if suggestion else f"; valid keys: {', '.join(sorted(valid))}"
+        message = "unknown key " + (
+            f"(did you mean '{suggestion[0]}'?)" if suggestion else f"(valid keys: {', '.join(sorted(valid))})"
         )
     elif err["type"] == "missing":
         message = "this key is required"

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from eqlab.catalogue import REQUIREMENT_ID, SELECTOR
 from eqlab.clients.scenarios import Scenario
@@ -49,11 +49,11 @@ class LoginClient(Strict):
     scope: str | None = Field(None, description="scope users ask for through this client (default: patient scopes)")
     client_secret: str | None = Field(None, description="not allowed: use secret_env")
 
-    @model_validator(mode="after")
-    def _no_inline_secret(self) -> LoginClient:
-        if self.client_secret is not None:
-            raise _inline_secret("client_secret", "secret_env", "EQLAB_LOGIN_CLIENT_SECRET")
-        return self
+    @field_validator("client_secret")
+    @classmethod
+    def _no_inline_secret(cls, value: str | None) -> None:
+        # a field validator, not a model one: it runs (and is reported) whatever else is wrong
+        raise _inline_secret("client_secret", "secret_env", "EQLAB_LOGIN_CLIENT_SECRET")
 
 
 class UserAccount(Strict):
@@ -65,10 +65,14 @@ class UserAccount(Strict):
     login_client: LoginClient | None = Field(None, description="this user's own login client (default: auth's)")
     password: str | None = Field(None, description="not allowed: use password_env")
 
+    @field_validator("password")
+    @classmethod
+    def _no_inline_password(cls, value: str | None, info: ValidationInfo) -> None:
+        username = str(info.data.get("username", "user"))
+        raise _inline_secret("password", "password_env", "EQLAB_PASSWORD_" + username.upper()[:20])
+
     @model_validator(mode="after")
     def _password_by_name(self) -> UserAccount:
-        if self.password is not None:
-            raise _inline_secret("password", "password_env", "EQLAB_PASSWORD_" + self.username.upper()[:20])
         if self.password_env is None:
             raise ValueError("'password_env' is required: the name of the environment variable holding the password")
         return self
@@ -93,14 +97,17 @@ class Auth(Strict):
     client_secret: str | None = Field(None, description="not allowed: use secret_env")
     token: str | None = Field(None, description="not allowed: use secret_env")
 
-    @model_validator(mode="after")
-    def _no_inline_secrets(self) -> Auth:
-        if self.key_file and "-----BEGIN" in self.key_file:
+    @field_validator("key_file")
+    @classmethod
+    def _key_by_path(cls, value: str | None) -> str | None:
+        if value and "-----BEGIN" in value:
             raise ValueError("'key_file' holds a private key inline; save the key in a file and give its path")
-        for name in ("client_secret", "token"):
-            if getattr(self, name) is not None:
-                raise _inline_secret(name, "secret_env", "EQLAB_CLIENT_SECRET")
-        return self
+        return value
+
+    @field_validator("client_secret", "token")
+    @classmethod
+    def _no_inline_secrets(cls, value: str | None, info: ValidationInfo) -> None:
+        raise _inline_secret(str(info.field_name), "secret_env", "EQLAB_CLIENT_SECRET")
 
     @model_validator(mode="after")
     def _complete(self) -> Auth:
@@ -142,19 +149,20 @@ class Target(Strict):
         return values
 
 
+def _selector(value: str) -> str:
+    if not SELECTOR.match(value):
+        raise ValueError(f"'{value}' is not a requirement ID or selector (service@n, service@n-m, service@*)")
+    return value
+
+
+Selector = Annotated[str, AfterValidator(_selector)]  # each entry checked alone: every bad one is named
+
+
 class RequirementScope(Strict):
-    include: list[str] = Field(
+    include: list[Selector] = Field(
         default_factory=lambda: ["*@*"], description="IDs (fhir@3) or selectors (fhir@*, fhir@1-20)"
     )
-    exclude: list[str] = Field(default_factory=list)
-
-    @field_validator("include", "exclude")
-    @classmethod
-    def _selectors(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not SELECTOR.match(value):
-                raise ValueError(f"'{value}' is not a requirement ID or selector (service@n, service@n-m, service@*)")
-        return values
+    exclude: list[Selector] = Field(default_factory=list)
 
 
 class Suite(Strict):
