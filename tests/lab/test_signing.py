@@ -70,9 +70,19 @@ def test_added_and_removed_files_are_found(run_dir: Path, key: LabKey) -> None:
     assert verify_run(run_dir, key.public_path).problems == ["summary.html: missing"]
 
 
-def test_another_labs_key_does_not_verify(run_dir: Path, tmp_path: Path) -> None:
+def test_another_labs_key_does_not_verify(run_dir: Path, tmp_path: Path, key: LabKey) -> None:
     stranger = LabKey.load_or_create(tmp_path / "other" / "lab.pem")
-    assert not verify_run(run_dir, stranger.public_path).ok
+    result = verify_run(run_dir, stranger.public_path)
+    assert not result.ok and result.untrusted
+    assert result.problems == [f"signed by an unknown key {key.fingerprint}"]
+
+
+def test_a_folder_resigned_with_its_own_key_copy_is_not_trusted(run_dir: Path, tmp_path: Path, key: LabKey) -> None:
+    forger = LabKey.load_or_create(tmp_path / "forger" / "lab.pem")
+    sign_run(run_dir, forger, {"run_id": "r1", "verdict": "granted"})  # replaces the key copy too
+    result = verify_run(run_dir, key.public_path)
+    assert result.untrusted and result.signer == forger.fingerprint
+    assert verify_run(run_dir, forger.public_path).ok
 
 
 def test_garbage_signature_is_reported_not_raised(run_dir: Path, key: LabKey) -> None:
