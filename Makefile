@@ -20,15 +20,18 @@ $(VENV)/.test: $(VENV)/.runtime
 	$(PIP) -e '.[test]' $(QUIET_PIP)
 	@touch $@
 
-## demo: run the reference plan against the embedded reference implementation; prints the reports
+## demo: run the reference plan against the embedded reference implementation, then certify the
+## reference client (testplans/smart-client.yaml: the lab plays the platform); prints the reports
 demo: $(VENV)/.runtime
 	$(BIN)/eqlab demo
+	$(BIN)/eqlab run testplans/smart-client.yaml
 
 ## serve: start the reference platform with demo data (Ctrl-C to stop)
 serve: $(VENV)/.runtime
 	$(BIN)/eqlab serve --seed demo
 
-## detection: prove every deliberate defect is caught (each fault against the checks of the requirements it breaks);
+## detection: prove every deliberate defect is caught (each fault against the checks of the requirements it breaks),
+## the reference implementation's faults by the reference plan, the reference client's by the client plans;
 ## `make test` runs the same matrix as parametrised tests
 detection: $(VENV)/.runtime
 	$(BIN)/eqlab detection

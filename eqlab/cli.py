@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from eqlab import paths
 from eqlab.commands.catalogue import catalogue
 from eqlab.commands.common import EXIT_LAB_ERROR, FullHelpGroup, key_option, load_catalogue, reports_source_errors
-from eqlab.commands.detection import Detection, proof_of
+from eqlab.commands.detection import Detection, client_plans_and_faults, detect_client, proof_of
 from eqlab.commands.lab import key, report, verify
 from eqlab.commands.plans import plan
 from eqlab.commands.run import EXIT_INTERRUPTED, exit_code, print_outcome, run, run_or_exit
@@ -205,15 +205,40 @@ def detection(only: str | None, workers: int, out: Path | None, key_path: Path |
         # Each fault breaks SHALL requirements the contract suite checks: their checks must fail and refuse.
         row = detect(frozenset({name}), out, workers, key_path, suites=("contract",), requirements=FAULTS[name].breaks)
         rows.append(row)
-        mark = "caught" if row.caught else "MISSED"
-        click.echo(f"{name:32} {row.verdict:26} {mark:7} failed: {', '.join(row.failed) or '-'}")
-        if row.proof:
-            click.echo(f"{'':32} proof: {row.proof}")
+        _print_row(name, row)
     missed = [r for r in rows if not r.caught]
     caught = len(names) - len([r for r in missed if r.faults])
     click.echo(f"\ndetection: {caught} of {len(names)} faults caught; clean server {rows[0].verdict}")
+    if only is None:
+        missed += _detect_client_faults(out, key_path)
     if missed:
         raise SystemExit(1)
+
+
+def _print_row(name: str, row: Detection) -> None:
+    mark = "caught" if row.caught else "MISSED"
+    click.echo(f"{name:32} {row.verdict:26} {mark:7} failed: {', '.join(row.failed) or '-'}")
+    if row.proof:
+        click.echo(f"{'':32} proof: {row.proof}")
+
+
+def _detect_client_faults(out: Path | None, key_path: Path | None) -> list[Detection]:
+    """The client table: each client plan with the clean reference client (granted), then with each
+    of the reference client's faults that break a requirement of the plan (refused)."""
+    click.echo("\nclient plans, with the reference client (reference_client/)")
+    missed, total, caught = [], 0, 0
+    for client_plan in client_plans_and_faults(load_catalogue(None)):
+        label = client_plan.loaded.plan.label
+        clean = detect_client(client_plan.loaded, None, out, key_path)
+        click.echo(f"{label + ' (clean client)':32} {clean.verdict:26} {'granted expected':10}")
+        missed += [] if clean.caught else [clean]
+        for name in client_plan.faults:
+            row = detect_client(client_plan.loaded, name, out, key_path)
+            total, caught = total + 1, caught + row.caught
+            missed += [] if row.caught else [row]
+            _print_row(f"  {name}", row)
+    click.echo(f"\nclient detection: {caught} of {total} plan x fault runs caught")
+    return missed
 
 
 def _print_demo_accounts(base: str) -> None:

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -154,6 +155,7 @@ class ScenarioPlayer:
     client_command: str | None = None  # replaces every run step's command (``--client-command``)
     say: Callable[[str], None] = print
     keyboard: Keyboard | None = None  # a person at the keyboard drives the client: run steps are theirs
+    workdir: Path | None = None  # where run steps run: the plan's folder, so plans name files next to them
 
     def play(self, scenario: Scenario) -> list[StepResult]:
         results: list[StepResult] = []
@@ -194,7 +196,7 @@ class ScenarioPlayer:
 
     def _run(self, scenario: Scenario, command: str, timeout_s: float) -> tuple[StepOutcome, str, str]:
         environment = {**os.environ, **self.setting.environment(scenario)}
-        done = run_child(["/bin/sh", "-c", command], timeout_s, self.stop, env=environment)
+        done = run_child(["/bin/sh", "-c", command], timeout_s, self.stop, env=environment, cwd=self.workdir)
         output = self._clean((done.stdout + done.stderr)[-OUTPUT_KEPT_CHARS:])
         if done.exit_code is None:
             why = "the run was interrupted" if self.stop.requested else f"did not finish within {timeout_s:g} s"

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
@@ -59,6 +59,9 @@ def headers(values: dict[str, str]) -> dict[str, str]:
         bearer = _BEARER.match(value.strip()) if lowered == "authorization" else None
         if bearer:
             out[lowered] = f"Bearer {seal(bearer.group(2))}"
+        elif lowered in ("location", "content-location") and "?" in value:  # a redirect carries the code
+            address, _, raw_query = value.partition("?")
+            out[lowered] = f"{address}?{urlencode(query(raw_query), safe='[]')}"
         elif lowered in redaction.SECRET_HEADERS:
             out[lowered] = redaction.REDACTED
         else:

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from eqlab import paths
+from eqlab.catalogue import Catalogue
+from eqlab.commands.common import load_catalogue
+from eqlab.commands.store_admin import demo_secrets, embedded_platform
+from eqlab.plan.loader import LoadedPlan, load_plan
 from eqlab.results import RunResults
+from eqlab.runner.client_suites import SCENARIO_ITEM_PREFIX
+from eqlab.runner.options import RunOptions
+from eqlab.runner.run import run_plan
+from eqlab.signing import LabKey
+
+CLIENT_FAULTS_ENV = "EQLAB_CLIENT_FAULTS"  # the reference client's own switch (reference_client/config.py)
 
 
 @dataclass(frozen=True)
@@ -21,17 +35,73 @@ class Detection:
 
     @property
     def caught(self) -> bool:
+        """Clean: granted (with reservations at most). A fault: a requirement it breaks failed, and the
+        verdict shows it (refused for a SHALL requirement; with reservations at least for a SHOULD one)."""
         if not self.faults:
             return self.verdict.startswith("granted")
-        return self.verdict == "refused" and bool(set(self.expected) & set(self.failed))
+        return self.verdict in ("refused", "granted-with-reservations") and bool(set(self.expected) & set(self.failed))
 
 
 def proof_of(results: RunResults, expected: tuple[str, ...]) -> str:
-    """The requirement, check and HTTP exchange that proved the first expected failure."""
-    for item in results.items:
+    """The requirement, check and HTTP exchange that proved the first expected failure (a check's
+    proof before a client scenario's: the check names the very request)."""
+    for item in sorted(results.items, key=lambda i: i.id.startswith(SCENARIO_ITEM_PREFIX)):
         hits = [rid for rid in item.requirements if rid in expected]
         if item.outcome == "fail" and hits:
             exchange = item.exchanges[-1] if item.exchanges else None
             shown = f"{exchange.method} {exchange.url} -> {exchange.status}" if exchange else "no HTTP exchange"
             return f"{hits[0]} by {item.id.split('::')[-1]}: {shown}"
     return ""
+
+
+@dataclass(frozen=True)
+class ClientPlanFaults:
+    """A client plan of testplans/ and the reference client's faults that break a requirement in its scope."""
+
+    loaded: LoadedPlan
+    faults: list[str]
+
+
+def client_plans_and_faults(catalogue: Catalogue) -> list[ClientPlanFaults]:
+    """Every client plan of testplans/ with the faults it must catch (a fault may be caught by several)."""
+    from reference_client.faults import FAULTS  # the reference client is a program of its own: loaded lazily
+
+    found = []
+    for path in sorted(paths.testplans_dir().glob("*.yaml")):
+        loaded = load_plan(path, catalogue, paths.suites_dir())
+        if loaded.plan.client is None:
+            continue
+        scope = set(catalogue.select(loaded.plan.requirements.include, loaded.plan.requirements.exclude))
+        found.append(ClientPlanFaults(loaded, [name for name, fault in FAULTS.items() if fault.breaks in scope]))
+    return found
+
+
+def detect_client(loaded: LoadedPlan, fault: str | None, out: Path | None, key_path: Path | None) -> Detection:
+    """Run a client plan with the reference client (``fault`` switched on, if any) on the embedded platform;
+    a fault is run against the checks of the requirement it breaks."""
+    from reference_client.faults import FAULTS
+
+    assert loaded.plan.client is not None, "only client plans"
+    catalogue = load_catalogue(None)
+    expected = (FAULTS[fault].breaks,) if fault else ()
+    with demo_secrets(), _client_faults(fault), embedded_platform(loaded.plan.client, loaded.path.parent) as base:
+        options = RunOptions(target=base, requirements=expected, out=out, quiet=True)
+        key = LabKey.load_or_create(key_path)
+        outcome = run_plan(loaded, catalogue, options, paths.suites_dir(), paths.reports_out_dir(), key)
+    results = outcome.results
+    failed = [r.id for r in results.requirements if r.status == "fail"]
+    faults = frozenset({fault}) if fault else frozenset()
+    return Detection(faults, expected, results.decision.verdict, failed, proof_of(results, expected), outcome.run_dir)
+
+
+@contextmanager
+def _client_faults(fault: str | None) -> Iterator[None]:
+    saved = os.environ.pop(CLIENT_FAULTS_ENV, None)
+    if fault:
+        os.environ[CLIENT_FAULTS_ENV] = fault
+    try:
+        yield
+    finally:
+        os.environ.pop(CLIENT_FAULTS_ENV, None)
+        if saved is not None:
+            os.environ[CLIENT_FAULTS_ENV] = saved

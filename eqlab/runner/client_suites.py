@@ -38,7 +38,14 @@ class ClientPlay:
 def play_client_suites(setup: RunSetup, note: Callable[[str], None] = print) -> ClientPlay:
     """Play every scenario of the plan's client suites against the client under test."""
     client = setup.loaded.plan.client
-    scenarios = [s for suite, _ in setup.suites if suite.kind == "client" for s in suite.scenarios]
+    in_scope = set(setup.in_scope)
+    scenarios = [
+        s
+        for suite, _ in setup.suites
+        if suite.kind == "client"
+        for s in suite.scenarios
+        if in_scope & set(s.requirements)  # a scenario exercising nothing in scope is not played
+    ]
     if client is None or not scenarios:
         return ClientPlay()
     parts = urlsplit(setup.base_url)
@@ -51,11 +58,13 @@ def play_client_suites(setup: RunSetup, note: Callable[[str], None] = print) -> 
         for scenario in scenarios:
             setting = _setting(client, scenario, f"{recorder}{parts.path}")
             player = ScenarioPlayer(journal, setting, setup.stop, setup.options.client_command, say=note)
+            player.workdir = setup.loaded.path.parent
             if _person_drives(scenario, setup.options.interactive):
                 keyboard = keyboard or Keyboard(sys.stdin)  # one reader of the terminal for the whole run
                 player.keyboard = keyboard
-            steps = player.play(scenario)
-            played.items.append(_item(scenario, steps, journal))
+            item = _item(scenario, player.play(scenario), journal)
+            note(f"{item.outcome.upper():5} scenario {scenario.name}: {item.message}")
+            played.items.append(item)
     kept = journal.requests()
     journal_path = setup.run_dir / JOURNAL_FILE
     save_journal(kept, journal_path)

@@ -7,7 +7,7 @@ is judged on the usual paths (``…/authorize``, ``…/token``).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -42,7 +42,24 @@ def _literal(path: str) -> str:
 
 
 def authorize_requests(run: ClientRun) -> list[ClientRequest]:
-    return run.where(path=endpoint_path(run, "authorize"), keep=lambda r: r.param("response_type") is not None)
+    """The authorization requests the client made: not the platform's own redirects back to the
+    authorization endpoint (after its login page) that the user agent follows."""
+    asked = run.where(path=endpoint_path(run, "authorize"), keep=lambda r: r.param("response_type") is not None)
+    return [r for r in asked if not _follows_a_redirect(run, r)]
+
+
+def _follows_a_redirect(run: ClientRun, request: ClientRequest) -> bool:
+    target = (request.path, sorted(request.query))
+    return any(
+        _target_of(r.response_headers["location"]) == target
+        for r in run.requests
+        if r.scenario == request.scenario and r.n < request.n and "location" in r.response_headers
+    )
+
+
+def _target_of(location: str) -> tuple[str, list[tuple[str, str]]]:
+    parts = urlsplit(location)
+    return parts.path, sorted(parse_qsl(parts.query, keep_blank_values=True))
 
 
 def token_requests(run: ClientRun, grant_type: str | None = None) -> list[ClientRequest]:

@@ -12,6 +12,7 @@ import json
 import secrets
 import socket
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import httpx
@@ -78,6 +79,15 @@ def test_credentials_are_sealed_for_the_checks_and_redacted_in_the_evidence(reco
     assert posted.exchange is not None and posted.exchange.request.body_excerpt is not None
     assert "code_verifier=%5BREDACTED%5D" in posted.exchange.request.body_excerpt
     assert posted.exchange.url == f"{recorder}/auth/token", "the evidence shows the URL the client called"
+
+
+def test_a_redirect_that_carries_an_authorization_code_is_sealed() -> None:
+    code = secrets.token_urlsafe(24)
+    sealed = sealing.headers({"Location": f"http://127.0.0.1:8402/callback?code={code}&state=abc"})
+    assert code not in sealed["location"]
+    address, _, back = sealed["location"].partition("?")
+    assert address == "http://127.0.0.1:8402/callback"
+    assert urllib.parse.parse_qsl(back) == [("code", sealing.seal(code)), ("state", "abc")]
 
 
 def test_the_s256_seal_of_a_verifier_is_its_pkce_challenge() -> None:

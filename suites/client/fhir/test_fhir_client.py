@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,6 +20,7 @@ MAX_RETRIES = 3
 # few milliseconds short of it.
 RETRY_AFTER_TOLERANCE_S = 0.05
 IDEMPOTENT_SCENARIO = "conditional-create"
+PAGE_WORDS = re.compile(r"(?i)page|offset|cursor|skip")
 
 
 def _fhir(client_run: ClientRun, target: Target) -> list[ClientRequest]:
@@ -105,7 +107,8 @@ def test_the_client_follows_next_links_as_given(client_run: ClientRun, target: T
     given: list[tuple[int, str]] = [(r.n, url) for r in requests for url in _next_links(r)]
     if not given:
         nothing_to_judge("search answer with a next link")
-    # Page parameters: those of a next link that the search it answered did not have.
+    # Page parameters: those of a next link that the search it answered did not have, and any
+    # parameter a client could page with by itself (page, offset, cursor...).
     originals = {r.n: {k for k, _ in r.query} for r in requests}
     paging = {
         name
@@ -116,15 +119,18 @@ def test_the_client_follows_next_links_as_given(client_run: ClientRun, target: T
     offered = [
         (n, urlsplit(url).path, sorted(parse_qsl(urlsplit(url).query, keep_blank_values=True))) for n, url in given
     ]
+    paged_paths = {urlsplit(url).path for _, url in given}
     built = [
         r
         for r in requests
         if r.method == "GET"
-        and paging & {k for k, _ in r.query}
+        and r.path in paged_paths
+        and any(k in paging or PAGE_WORDS.search(k) for k, _ in r.query)
         and not any(n < r.n and path == r.path and query == sorted(r.query) for n, path, query in offered)
     ]
+    shown = sorted(paging | {k for r in built for k, _ in r.query if PAGE_WORDS.search(k)})
     assert not built, (
-        f"pages fetched with URLs the server never gave (page parameters {sorted(paging)}): {client_run.cite(*built)}"
+        f"pages fetched with URLs the server never gave (page parameters {shown}): {client_run.cite(*built)}"
     )
 
 
