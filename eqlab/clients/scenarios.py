@@ -12,7 +12,9 @@ scenario and step:
 - ``respond``: from now on, answer matching requests with this failure ``times`` times, in the
   platform's place.
 
-A step that fails ends its scenario: the steps after it are not tested.
+A step that does not pass ends its scenario: the steps after it are not tested. A client command
+that exits non-zero or outlives its time is an error (the scenario could not be completed); an
+expected request that never comes is a failure.
 """
 
 from __future__ import annotations
@@ -198,12 +200,14 @@ class ScenarioPlayer:
         environment = {**os.environ, **self.setting.environment(scenario)}
         done = run_child(["/bin/sh", "-c", command], timeout_s, self.stop, env=environment, cwd=self.workdir)
         output = self._clean((done.stdout + done.stderr)[-OUTPUT_KEPT_CHARS:])
+        # A client that crashes or hangs leaves its scenario unfinished: an error (the checks still
+        # judge what it sent); a request it never sends fails the expect step that waits for it.
         if done.exit_code is None:
             why = "the run was interrupted" if self.stop.requested else f"did not finish within {timeout_s:g} s"
-            return "fail", f"the client command {why} (stopped)", output
+            return "error", f"the client command {why} (stopped)", output
         if done.exit_code != 0:
             last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
-            return "fail", f"the client command exited {done.exit_code}: {last}", output
+            return "error", f"the client command exited {done.exit_code}: {last}", output
         return "pass", "the client command exited 0", output
 
     def _clean(self, output: str) -> str:

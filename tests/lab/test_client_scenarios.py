@@ -101,15 +101,15 @@ def test_a_request_that_never_comes_fails_the_step_naming_what_came_instead(play
     assert played[2].message == "step 2 expect did not pass"
 
 
-def test_a_client_that_exits_non_zero_or_hangs_fails_with_the_reason(player: ScenarioPlayer) -> None:
+def test_a_client_that_exits_non_zero_or_hangs_is_an_error_with_the_reason(player: ScenarioPlayer) -> None:
     crashed = player.play(scenario({"run": client("print('cannot find the token endpoint'); sys.exit(3)")}))
     assert (crashed[0].outcome, crashed[0].message) == (
-        "fail",
+        "error",
         "the client command exited 3: cannot find the token endpoint",
     )
     began = time.monotonic()
     hung = player.play(scenario({"run": client("time.sleep(60)"), "timeout_s": 1}))
-    assert (hung[0].outcome, hung[0].message) == ("fail", "the client command did not finish within 1 s (stopped)")
+    assert (hung[0].outcome, hung[0].message) == ("error", "the client command did not finish within 1 s (stopped)")
     assert time.monotonic() - began < 10
 
 

@@ -1,0 +1,46 @@
+"""Client plans judge a client nobody on this project wrote the OAuth part of: authlib's httpx
+``OAuth2Client`` with its defaults (tests/fixtures/clients/authlib_client.py), through
+``--client-command``. It passes where it follows SPEC, and fails only for its real deviations."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.runs import ROOT, CliOutput, eqlab_cli
+
+pytestmark = pytest.mark.slow
+
+AUTHLIB_CLIENT = ROOT / "tests" / "fixtures" / "clients" / "authlib_client.py"
+SYSTEM_KEY = "EQLAB_CLIENT_KEY=keys/demo-system-client.private.jwk"  # run steps run in testplans/
+
+
+def run_plan(plan: str, command: str, folder: Path) -> tuple[CliOutput, dict[str, str], dict[str, str]]:
+    done = eqlab_cli(
+        "run", f"testplans/{plan}", "--no-progress", "--out", str(folder / "out"), "--key", str(folder / "lab.pem"),
+        "--client-command", command,
+    )  # fmt: skip
+    (run_dir,) = (folder / "out").iterdir()
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    return done, {r["id"]: r["status"] for r in results["requirements"]}, {"verdict": results["decision"]["verdict"]}
+
+
+def test_authlib_as_a_public_smart_app_is_granted(tmp_path: Path) -> None:
+    done, statuses, decision = run_plan("smart-client.yaml", f"{sys.executable} {AUTHLIB_CLIENT}", tmp_path)
+    assert decision["verdict"] == "granted", done.printed[-4000:]
+    assert set(statuses.values()) == {"pass"}
+
+
+def test_authlib_as_a_backend_service_is_refused_for_its_hour_long_client_assertions(tmp_path: Path) -> None:
+    """authlib signs client assertions valid for 3600 s by default (authlib/oauth2/rfc7523/assertion.py:
+    expires_in=3600); SPEC section 2 allows 5 minutes, so the platform refuses its token requests and
+    smartclient@7 fails, naming the requests. Nothing else fails: the requirements its unfinished
+    scenarios could not show are errors, not failures."""
+    command = f"{SYSTEM_KEY} {sys.executable} {AUTHLIB_CLIENT}"
+    done, statuses, decision = run_plan("smart-backend-client.yaml", command, tmp_path)
+    assert decision["verdict"] == "refused", done.printed[-4000:]
+    assert [rid for rid, status in statuses.items() if status == "fail"] == ["smartclient@7"]
+    assert "exp 3600 s after it was issued (at most 300): #2 POST /auth/token" in done.printed
