@@ -7,11 +7,16 @@ from the first triggered rule in this fixed priority order:
 2. security-failed         any requirement of a security service failed      -> refused
 3. slo-breached            any SLO measured outside its threshold            -> refused
 4. lab-error               the run itself broke                              -> inconclusive
-5. shall-unverified        a SHALL requirement errored, was skipped or not tested -> inconclusive
-6. slo-unmeasured          an SLO could not be measured                      -> inconclusive
-7. reservations-exceeded   more SHOULD/MAY failures than the plan allows     -> refused
-8. reservations            SHOULD/MAY failures within the plan's allowance   -> granted-with-reservations
+5. sut-error               a check of any requirement ended in an error      -> inconclusive
+6. shall-unverified        a SHALL requirement errored, was skipped or not tested -> inconclusive
+7. slo-unmeasured          an SLO could not be measured                      -> inconclusive
+8. reservations-exceeded   more SHOULD/MAY failures than the plan allows     -> refused
+9. reservations            SHOULD/MAY failures within the plan's allowance   -> granted-with-reservations
 otherwise                                                                     -> granted
+
+An error is never a failure: a check that could not reach a result (the system did not answer, a
+secret was missing, a client crashed) proves nothing against the system, so it makes the verdict
+inconclusive and is never counted among the failures that reservations allow.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from eqlab.plan.model import DecisionRules, Plan
 from eqlab.results import Decision, ItemResult, RequirementResult, RuleStep, SloResult, Verdict, worst
 
 UNVERIFIED = ("error", "skip", "not-tested")
-RESERVABLE = ("fail", "error")
+RESERVABLE = ("fail",)  # errors are no failures: sut-error makes them inconclusive
 
 
 def requirement_results(
@@ -120,6 +125,10 @@ def _lab_error(x: Inputs) -> Findings:
     return Findings([], "; ".join(x.lab_errors) or None)
 
 
+def _sut_error(x: Inputs) -> Findings:
+    return Findings(x.ids(lambda r: r.status == "error"))
+
+
 def _shall_unverified(x: Inputs) -> Findings:
     return Findings(x.ids(lambda r: r.level == "SHALL" and r.status in UNVERIFIED))
 
@@ -148,6 +157,7 @@ RULES: tuple[tuple[str, str, Verdict, Callable[[Inputs], Findings]], ...] = (
     ("security-failed", "no requirement of a security service fails", "refused", _security_failed),
     ("slo-breached", "every SLO is met", "refused", _slo_breached),
     ("lab-error", "the run completed without lab errors", "inconclusive", _lab_error),
+    ("sut-error", "every check reached a result, none ended in an error", "inconclusive", _sut_error),
     ("shall-unverified", "every SHALL requirement was verified", "inconclusive", _shall_unverified),
     ("slo-unmeasured", "every SLO was measured", "inconclusive", _slo_unmeasured),
     (

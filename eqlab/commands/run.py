@@ -13,6 +13,7 @@ from eqlab.catalogue import Catalogue
 from eqlab.commands.common import EXIT_LAB_ERROR, catalogue_option, key_option, load_catalogue, reports_source_errors
 from eqlab.commands.store_admin import demo_secrets, embedded_platform
 from eqlab.plan.loader import LoadedPlan, load_plan
+from eqlab.reports.views import why
 from eqlab.runner.options import RunOptions
 from eqlab.runner.preflight import PreflightError
 from eqlab.runner.run import RunInterrupted, RunOutcome, run_plan
@@ -164,12 +165,9 @@ def print_outcome(outcome: RunOutcome) -> None:
     click.echo(f"requirements: {summary}")
     for step in decision.reasons:
         if step.outcome == "triggered":
-            subject = (
-                ", ".join(step.requirements[:8]) + (" ..." if len(step.requirements) > 8 else "")
-                if step.requirements
-                else step.detail
-            )
-            click.echo(f"  {step.rule}: {subject}")
+            click.echo(f"  {step.rule}: {step.detail or step.description}")
+            for group in why(results, step):
+                click.echo(f"    {group.sentence}")
     for error in results.lab_errors:
         click.echo(f"  lab error: {error}")
     click.echo(f"\nrun folder: {outcome.run_dir}")

@@ -56,6 +56,7 @@ def render_summary(results: RunResults) -> bytes:
         results=results,
         verdict=views.VERDICTS[results.decision.verdict],
         reasons=views.ordered_reasons(results.decision),
+        why=lambda step: views.why(results, step),
         services=services,
         suites=views.items_by_suite(results),
         carried=views.carried_forward(results),

@@ -69,6 +69,41 @@ def ordered_reasons(decision: Decision) -> list[RuleStep]:
     return sorted(decision.reasons, key=lambda step: step.outcome != "triggered")
 
 
+EXAMPLES_SHOWN = 3  # requirement IDs named with each reason; the rest are counted
+
+
+@dataclass(frozen=True)
+class Why:
+    """One reason a rule triggered, in a sentence: the requirements that share it, a few named."""
+
+    count: int
+    reason: str
+    examples: list[str]
+
+    @property
+    def sentence(self) -> str:
+        more = f" and {self.count - len(self.examples)} more" if self.count > len(self.examples) else ""
+        what = "requirement" if self.count == 1 else "requirements"
+        return f"{self.count} {what} ({', '.join(self.examples)}{more}): {self.reason}"
+
+
+def why(results: RunResults, step: RuleStep) -> list[Why]:
+    """The requirements of a triggered rule grouped by why they are there (their result's reason),
+    largest group first: "46 requirements (auth@1, auth@2, auth@3 and 43 more): variable … is not set"."""
+    by_id = {r.id: r for r in results.requirements}
+    groups: dict[str, list[str]] = {}
+    for rid in step.requirements:
+        recorded = by_id[rid].reason if rid in by_id else None
+        groups.setdefault(_first_line(recorded or "no reason recorded"), []).append(rid)
+    ranked = sorted(groups.items(), key=lambda group: -len(group[1]))
+    return [Why(len(ids), reason, ids[:EXAMPLES_SHOWN]) for reason, ids in ranked]
+
+
+def _first_line(text: str, limit: int = 240) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def reservations(results: RunResults) -> list[RequirementResult]:
     """The requirements a granted-with-reservations verdict was given despite.
 

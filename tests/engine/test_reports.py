@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from eqlab.reports import render_reports_from, results_json, write_reports
+from eqlab.reports import render_reports_from, results_json, views, write_reports
+from eqlab.reports.html import render_summary
 from eqlab.reports.junit import split_id
-from eqlab.results import RunResults
+from eqlab.results import Decision, RunResults
 from tests.engine import builders
 from tests.engine.conftest import Render
 
@@ -356,3 +357,26 @@ def test_files_do_not_depend_on_the_process_hash_seed(tmp_path: Path) -> None:
         assert names == sorted(p.name for p in second.iterdir())
         for name in names:
             assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_top_reasons_say_why_in_one_sentence_per_reason_not_a_list_of_ids() -> None:
+    """46 errors for one missing secret and 2 for a timeout: two sentences, a few IDs named in each."""
+    missing = "could not authenticate: environment variable EQLAB_DEMO_PASSWORD_AUDITOR is not set"
+    errored = [builders.requirement(f"auth@{n}", "SHALL", "error", [], reason=missing) for n in range(1, 47)]
+    slow = [
+        builders.requirement(f"fhir@{n}", "SHALL", "error", [], reason="the system did not answer within 60 s")
+        for n in (1, 2)
+    ]
+    step = builders.step("sut-error", "triggered", [r.id for r in [*errored, *slow]])
+    decision = Decision(label="fhir-core", verdict="inconclusive", reasons=[step])
+    results = builders.run("run-why-0001", [], [*errored, *slow], decision)
+
+    groups = views.why(results, step)
+    assert [g.sentence for g in groups] == [
+        f"46 requirements (auth@1, auth@2, auth@3 and 43 more): {missing}",
+        "2 requirements (fhir@1, fhir@2): the system did not answer within 60 s",
+    ]
+    page = render_summary(results).decode()
+    top = page.split("<h3>Every rule of the decision</h3>")[0]
+    assert top.count("<li>46 requirements") == 1 and "and 43 more" in top and missing in top
+    assert "auth@40" not in top, "the top reasons name a few requirements, not all 46"

@@ -41,7 +41,7 @@ CASES = [
         "refused",
         "shall-failed",
     ),
-    ("a SHALL errored", [SHALL_OK, req("fhir@2", "SHALL", "error")], [], [], "inconclusive", "shall-unverified"),
+    ("a SHALL errored", [SHALL_OK, req("fhir@2", "SHALL", "error")], [], [], "inconclusive", "sut-error"),
     (
         "a SHALL not tested",
         [SHALL_OK, req("fhir@2", "SHALL", "not-tested")],
@@ -65,7 +65,31 @@ CASES = [
         "granted-with-reservations",
         "reservations",
     ),
-    ("a MAY errored", [SHALL_OK, req("fhir@2", "MAY", "error")], [], [], "granted-with-reservations", "reservations"),
+    ("a MAY errored is no reservation", [SHALL_OK, req("fhir@2", "MAY", "error")], [], [], "inconclusive", "sut-error"),
+    (
+        "a SHOULD errored is no failure",
+        [SHALL_OK, req("fhir@2", "SHOULD", "error")],
+        [],
+        [],
+        "inconclusive",
+        "sut-error",
+    ),
+    (
+        "errors never exceed the reservations",
+        [SHALL_OK, *(req(f"fhir@{n}", "SHOULD", "error") for n in range(2, 8)), req("fhir@9", "MAY", "error")],
+        [],
+        [],
+        "inconclusive",
+        "sut-error",
+    ),
+    (
+        "a SHOULD failure and a MAY error",
+        [SHALL_OK, req("fhir@2", "SHOULD", "fail"), req("fhir@3", "MAY", "error")],
+        [],
+        [],
+        "inconclusive",
+        "sut-error",
+    ),
     (
         "a SHOULD not tested is no reservation",
         [SHALL_OK, req("fhir@2", "SHOULD", "not-tested")],
@@ -103,8 +127,22 @@ def test_decision_table(
     assert decision.verdict == verdict, case
     triggered = [step.rule for step in decision.reasons if step.outcome == "triggered"]
     assert (triggered[0] if triggered else None) == deciding_rule
-    assert len(decision.reasons) == 8  # every rule is in the trace
+    assert len(decision.reasons) == 9  # every rule is in the trace
     assert decision.reasons[: len(triggered)] == [s for s in decision.reasons if s.outcome == "triggered"]
+
+
+def test_errored_requirements_are_named_as_errors_never_as_reservations() -> None:
+    results = [
+        SHALL_OK,
+        req("fhir@2", "SHOULD", "fail"),
+        req("fhir@3", "SHOULD", "error"),
+        req("fhir@4", "MAY", "error"),
+    ]
+    decision = decide("fhir-core", results, [], [], DecisionRules(), NOW)
+    steps = {step.rule: step for step in decision.reasons}
+    assert steps["sut-error"].requirements == ["fhir@3", "fhir@4"]
+    assert steps["reservations"].requirements == ["fhir@2"]
+    assert steps["reservations-exceeded"].outcome == "passed"
 
 
 def test_trace_names_the_requirements_that_triggered() -> None:
