@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,6 +19,8 @@ from reference_impl.seed.demo import load_demo
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
 from reference_impl.store.migrations import migrate
+
+GZIP_MINIMUM_BYTES = 1024  # smaller answers are sent as they are, for clients that Accept-Encoding: gzip too
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.fhir = server
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
     endpoint = FhirEndpoint()
     # The authorization server first: /fhir/.well-known/smart-configuration is its, not the FHIR router's.
     app.router.routes += auth_routes()

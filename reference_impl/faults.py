@@ -105,6 +105,11 @@ FAULTS: dict[str, Fault] = {
             ("fhir@40",),
         ),
         Fault("body-limit-ignored", "bodies over 10 MiB are accepted (no 413)", ("fhir@45",)),
+        Fault(
+            "empty-json-arrays",
+            "JSON answers keep empty arrays and objects (a batch response's link: [], searchInclude: [])",
+            ("fhir@50",),
+        ),
         Fault("depth-limit-ignored", "resources nested deeper than 64 levels are accepted", ("fhir@46",)),
         # --- SPEC section 2: identity, authorization, audit ---
         Fault(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from reference_impl.auth.policy import PLATFORM_WRITTEN
 from reference_impl.fhir.context import Context, FhirResponse
 from reference_impl.fhir.dates import now_instant
 from reference_impl.fhir.structure import FHIR_VERSION, structure
+from reference_impl.fhir.subsetting import subset
 
 TYPE_INTERACTIONS = (
     "read",
@@ -28,7 +27,9 @@ SOFTWARE = {"name": "eqlab reference implementation", "version": "0.1.0"}
 
 
 def capabilities(ctx: Context) -> FhirResponse:
-    return FhirResponse(200, orjson.dumps(capability_statement(ctx)))
+    """The CapabilityStatement; ``_summary=true`` gives its summary form (without the large ``rest``)."""
+    summary = dict(ctx.request.query).get("_summary")
+    return FhirResponse(200, subset(capability_statement(ctx), summary, None))
 
 
 def capability_statement(ctx: Context) -> dict[str, Any]:

@@ -90,6 +90,8 @@ async def fhir_endpoint(request: Request) -> Response:
         limit = server.settings.max_body_bytes if not server.faults.on("body-limit-ignored") else 1 << 40
         body = await _read_body(request, limit)
         response = await server.handle(replace(fhir_request, body=body))
+        if isinstance(response.body, dict) and not server.faults.on("empty-json-arrays"):
+            response = replace(response, body=without_empty(response.body))
     except FhirError as exc:
         if server.faults.on("plain-text-errors"):
             return Response(str(exc), exc.status, exc.headers, media_type="text/plain")
@@ -126,6 +128,16 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def without_empty(value: Any) -> Any:
+    """The JSON value with every empty array and object left out (FHIR JSON forbids them), recursively."""
+    if isinstance(value, dict):
+        pruned = {key: without_empty(item) for key, item in value.items()}
+        return {key: item for key, item in pruned.items() if item not in ([], {})}
+    if isinstance(value, list):
+        return [kept for kept in (without_empty(item) for item in value) if kept not in ([], {})]
+    return value
 
 
 def _render(response: FhirResponse, media: str) -> Response:

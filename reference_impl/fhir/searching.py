@@ -193,7 +193,9 @@ def _links(
     return links
 
 
-def make_bundle(kind: str, entries: list[dict[str, Any]], links: list[dict[str, str]], total: int | None) -> bytes:
+def make_bundle(
+    kind: str, entries: list[dict[str, Any]], links: list[dict[str, str]], total: int | None
+) -> dict[str, Any]:
     _, instant = now_instant()
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -206,7 +208,7 @@ def make_bundle(kind: str, entries: list[dict[str, Any]], links: list[dict[str, 
     bundle["link"] = links
     if entries:
         bundle["entry"] = entries
-    return orjson.dumps(bundle)
+    return bundle
 
 
 def history(ctx: Context) -> FhirResponse:
