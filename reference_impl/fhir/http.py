@@ -24,6 +24,9 @@ from reference_impl.fhir.routing import FhirRequest
 
 log = logging.getLogger(__name__)
 FHIR_PREFIX = "/fhir"
+# An oversized body is read and dropped up to this much beyond the limit before the 413 is sent, so clients that
+# send the whole body before reading (urllib, http.client) get the OperationOutcome instead of a connection reset.
+DISCARD_BEYOND_LIMIT_BYTES = 16 * 1024 * 1024
 
 
 class FhirPathConvertor(Convertor[str]):
@@ -119,14 +122,18 @@ class FhirEndpoint:
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     too_large = error(413, f"the body exceeds the limit of {limit} bytes", "too-costly")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared_size = int(declared) if declared is not None and declared.isdigit() else None
+    if declared_size is not None and declared_size > limit + DISCARD_BEYOND_LIMIT_BYTES:
         raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
+        if size > limit + DISCARD_BEYOND_LIMIT_BYTES:
             raise too_large
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise too_large  # read to the end first: a client still sending would see a reset, not the 413
     return b"".join(chunks)
 
 
