@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reference_impl.auth.policy import PLATFORM_WRITTEN
+from reference_impl.auth.service import FHIR_PREFIX, issuer_for
 from reference_impl.fhir.context import Context, FhirResponse
 from reference_impl.fhir.dates import now_instant
 from reference_impl.fhir.structure import FHIR_VERSION, structure
@@ -23,6 +24,8 @@ TYPE_INTERACTIONS = (
 )
 READ_INTERACTIONS = frozenset({"read", "vread", "history-instance", "history-type", "search-type"})
 SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+RESTFUL_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 SOFTWARE = {"name": "eqlab reference implementation", "version": "0.1.0"}
 
 
@@ -30,6 +33,27 @@ def capabilities(ctx: Context) -> FhirResponse:
     """The CapabilityStatement; ``_summary=true`` gives its summary form (without the large ``rest``)."""
     summary = dict(ctx.request.query).get("_summary")
     return FhirResponse(200, subset(capability_statement(ctx), summary, None))
+
+
+def smart_security(fhir_base: str) -> dict[str, Any]:
+    """``rest.security`` as SMART App Launch 1.0 declares it: the service coding and the oauth-uris extension."""
+    issuer = issuer_for(fhir_base.rstrip("/").removesuffix(FHIR_PREFIX))
+    uris = {name: f"{issuer}/{name}" for name in ("authorize", "token", "introspect", "revoke")}
+    return {
+        "extension": [
+            {
+                "url": OAUTH_URIS,
+                "extension": [{"url": name, "valueUri": uri} for name, uri in uris.items()],
+            }
+        ],
+        "service": [
+            {
+                "coding": [{"system": RESTFUL_SECURITY_SERVICE, "code": "SMART-on-FHIR"}],
+                "text": "OAuth2 using SMART-on-FHIR profile",
+            }
+        ],
+        "cors": True,
+    }
 
 
 def capability_statement(ctx: Context) -> dict[str, Any]:
@@ -70,6 +94,7 @@ def capability_statement(ctx: Context) -> dict[str, Any]:
         resources.append({**resources[0], "type": "MedicinalProduct"})  # an R4 type this server does not serve
     rest: dict[str, Any] = {
         "mode": "server",
+        "security": smart_security(ctx.request.base_url),
         "resource": resources,
         "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
     }
