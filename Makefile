@@ -16,9 +16,13 @@ $(VENV)/.runtime: pyproject.toml
 	$(PIP) -e . $(QUIET_PIP)
 	@touch $@
 
-$(VENV)/.test: $(VENV)/.runtime
+$(VENV)/.test: $(VENV)/.runtime node_modules/.package-lock.json
 	$(PIP) -e '.[test]' $(QUIET_PIP)
 	@touch $@
+
+# The JavaScript clients of tests/interop (openid-client), exactly as package-lock.json pins them.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
 
 ## demo: run the reference plan against the embedded reference implementation, then certify the
 ## reference client (testplans/smart-client.yaml: the lab plays the platform); prints the reports

@@ -1,0 +1,49 @@
+"""openid-client 6 (Node) discovers the platform's issuer and builds a PKCE authorization request."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from reference_impl.app import create_app
+from reference_impl.settings import Settings
+from tests.support.servers import sqlite_url, threaded_server
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("openid_discovery.mjs")
+REDIRECT = "http://127.0.0.1:9/callback"
+
+
+@pytest.fixture
+def node() -> str:
+    found = shutil.which("node")
+    if found is None or not (ROOT / "node_modules" / "openid-client").is_dir():
+        pytest.fail("node and openid-client are needed: run `npm ci` (make test does)")
+    return found
+
+
+def test_openid_client_discovers_the_issuer_and_builds_a_pkce_request(node: str, tmp_path: Path) -> None:
+    app = create_app(Settings(db_url=sqlite_url(tmp_path)))
+    with threaded_server(app) as base:
+        issuer = base.removesuffix("/fhir") + "/auth"
+        run = subprocess.run(
+            [node, str(SCRIPT), issuer, "interop-app", REDIRECT],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert found["issuer"] == issuer and found["token_endpoint"] == f"{issuer}/token"
+    assert found["pkce_s256"] is True
+    authorization = urlsplit(found["authorization_url"])
+    assert f"{authorization.scheme}://{authorization.netloc}{authorization.path}" == f"{issuer}/authorize"
+    query = parse_qs(authorization.query)
+    assert query["code_challenge_method"] == ["S256"] and query["redirect_uri"] == [REDIRECT]
