@@ -132,7 +132,8 @@ def demo(out: Path | None, workers: int, progress: bool | None, key_path: Path |
             outcome = run_or_exit(loaded, catalogue_, options, LabKey.load_or_create(key_path))
     print_outcome(outcome)
     click.echo(f"\nopen {outcome.run_dir / 'summary.html'} in a browser")
-    click.echo(f"check its signature with: eqlab verify {outcome.run_dir}")
+    with_key = f" --key {key_path}" if key_path else ""
+    click.echo(f"check its signature with: eqlab verify {outcome.run_dir}{with_key}")
     raise SystemExit(exit_code(outcome))
 
 

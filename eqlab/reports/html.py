@@ -11,8 +11,10 @@ import re
 
 from markupsafe import Markup
 
+from eqlab.clients.judging import JOURNAL_FILE
 from eqlab.reports import charts, templating, views
 from eqlab.results import RunResults
+from eqlab.signing import MANIFEST, PUBLIC_KEY_COPY, SIGNATURE
 
 SUMMARY = "summary.html"
 DETAILED = "detailed.html"
@@ -45,6 +47,23 @@ def artefacts(results: RunResults) -> list[tuple[str, str]]:
     ]
     if views.grants_certificate(results):
         listed.append(("certificate.pdf", "label certificate"))
+    if "client" in results.suites:
+        listed.append((JOURNAL_FILE, "every request the client under test sent (credentials sealed)"))
+    listed += [
+        ("events.jsonl", "the checks' event stream, as the run followed it"),
+        (MANIFEST, "the SHA-256 of every artefact, signed"),
+        (SIGNATURE, "the lab's Ed25519 signature of the manifest (check it with eqlab verify)"),
+        (PUBLIC_KEY_COPY, "a copy of the signing key's public half (trust the lab's published key, not this copy)"),
+    ]
+    if any(
+        message is not None and message.body_file
+        for item in results.items
+        for exchange in item.exchanges
+        for message in (exchange.request, exchange.response)
+    ):
+        listed.append(("evidence/", "large HTTP bodies, as files named by their SHA-256"))
+    if any(r.attestation for r in results.requirements):
+        listed.append(("attestations/", "copies of the attested evidence files"))
     return listed
 
 

@@ -149,9 +149,13 @@ def requirements_by_service(results: RunResults) -> list[Tally]:
 
 
 def items_by_suite(results: RunResults) -> list[Tally]:
+    """Checks per suite and outcome; the load suite's checks are its SLOs (pass, fail, or not tested
+    when they could not be measured)."""
     groups: dict[str, Counter[str]] = {suite: Counter() for suite in results.suites}
     for item in results.items:
         groups.setdefault(item.suite, Counter())[item.outcome] += 1
+    for slo in results.slos:
+        groups.setdefault("load", Counter())[{True: "pass", False: "fail", None: "not-tested"}[slo.passed]] += 1
     return _tallies(groups)
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from eqlab.reports import render_reports_from, results_json, views, write_reports
+from eqlab.reports.certificate import certificate_html
 from eqlab.reports.html import render_summary
 from eqlab.reports.junit import split_id
-from eqlab.results import Decision, RunResults
+from eqlab.results import Decision, RunResults, SloResult
 from tests.engine import builders
 from tests.engine.conftest import Render
 
@@ -380,3 +381,56 @@ def test_top_reasons_say_why_in_one_sentence_per_reason_not_a_list_of_ids() -> N
     top = page.split("<h3>Every rule of the decision</h3>")[0]
     assert top.count("<li>46 requirements") == 1 and "and 43 more" in top and missing in top
     assert "auth@40" not in top, "the top reasons name a few requirements, not all 46"
+
+
+def test_a_demo_run_says_it_is_no_label_and_every_run_names_its_signing_key() -> None:
+    demo = builders.granted_run().model_copy(
+        update={
+            "demo": True,
+            "signing_key": "SHA256:abcDEF123",
+            "decision": builders.granted_run().decision.model_copy(update={"valid_until": None}),
+        }
+    )
+    page = render_summary(demo).decode()
+    assert "DEMO — not a label." in page and "valid until" not in page.split("</section>")[0]
+    assert "<code>SHA256:abcDEF123</code>" in page
+    certificate = certificate_html(demo, "0" * 64)
+    assert "DEMO — not a label" in certificate and "no validity: a demo run" in certificate
+    assert "SHA256:abcDEF123" in certificate
+    plain = render_summary(builders.granted_run()).decode()
+    assert "DEMO" not in plain
+
+
+def test_an_interrupted_run_says_so_and_how_to_complete_it() -> None:
+    results = builders.inconclusive_run().model_copy(update={"interrupted": "interrupted by SIGINT after 12 s"})
+    page = render_summary(results).decode()
+    assert "This run was interrupted by SIGINT after 12 s." in page
+    assert "--resume &lt;this run folder&gt;" in page
+    assert "was interrupted" not in render_summary(builders.inconclusive_run()).decode()
+
+
+def test_the_artefact_list_names_every_file_an_auditor_needs() -> None:
+    page = render_summary(builders.granted_run()).decode()
+    for name in (
+        "detailed.html",
+        "results.json",
+        "events.jsonl",
+        "manifest.json",
+        "manifest.sig",
+        "lab-public-key.pem",
+    ):
+        assert f'href="{name}"' in page, name
+    assert "client-requests.jsonl" not in page
+    client_run = builders.granted_run().model_copy(update={"suites": ["client"]})
+    assert 'href="client-requests.jsonl"' in render_summary(client_run).decode()
+
+
+def test_the_load_suite_counts_its_slos_as_its_checks() -> None:
+    slos = [
+        SloResult(name="p95", threshold=300, measured=120, passed=True, unit="ms"),
+        SloResult(name="p99", threshold=800, measured=900, passed=False, unit="ms"),
+        SloResult(name="error_rate", threshold=0.01, measured=None, passed=None, unit="ratio"),
+    ]
+    results = builders.granted_run().model_copy(update={"suites": ["contract", "load"], "slos": slos})
+    load = next(t for t in views.items_by_suite(results) if t.name == "load")
+    assert (load.get("pass"), load.get("fail"), load.get("not-tested"), load.total) == (1, 1, 1, 3)
