@@ -122,7 +122,7 @@ def text(value: str) -> str:
     if "bearer" in lowered or "basic" in lowered:
         value = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
     if any(name in lowered for name in SECRET_FIELDS):
-        value = _FIELD_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, value)
+        value = _FIELD_IN_TEXT.sub(_field_value, value)
     if "<input" in lowered:
         value = _INPUT.sub(_input, value)
     if "code=" in lowered and ("state=" in lowered or "iss=" in lowered):
@@ -153,6 +153,20 @@ def known(value: str, secrets: Iterable[str]) -> str:
         if len(secret) >= MIN_KNOWN_SECRET_CHARS and secret in value:
             value = value.replace(secret, REDACTED)
     return value
+
+
+# Source code quoted in a traceback: a dotted attribute or a call (`token = tokens.system()`), or the
+# right half of a comparison (`refresh_token == rotated`). Never a credential: opaque tokens are
+# base64url (no dots, no parentheses) and JWTs are redacted before this runs. A bare word stays
+# redacted: it could be a secret made of letters only.
+_CODE = re.compile(r"[A-Za-z_]\w*(\.\w+)+(\(.*)?|[A-Za-z_]\w*\(.*|=.*")
+
+
+def _field_value(match: re.Match[str]) -> str:
+    """``token=…`` in text: the value goes, unless it is unquoted code (a traceback's source line)."""
+    lead, found = match.group(1), match.group(2)
+    quoted = lead.rstrip().endswith(("'", '"'))
+    return lead + (found if not quoted and _CODE.fullmatch(found) else REDACTED)
 
 
 def _input(match: re.Match[str]) -> str:

@@ -148,10 +148,30 @@ def test_json_bodies_default_to_fhir_json() -> None:
     [
         ('WWW-Authenticate: Bearer error="invalid_token", error_description="expired"', 'Bearer error="invalid_token"'),
         ("GET /fhir/Patient?family=Bearer", "family=Bearer"),
+        ('    token = tokens.system(scope="system/*.rs")', "token = tokens.system("),
+        ("    password = secret_from(self.password_env)", "password = secret_from(self.password_env)"),
+        ("E   assert refresh_token == rotated", "refresh_token == rotated"),
     ],
 )
 def test_redaction_keeps_what_is_not_secret(text: str, kept: str) -> None:
     assert kept in redaction.text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token=Zk3vQ9xP2mLw8RtY",
+        'token = "Zk3vQ9xP2mLw8RtY"',
+        "{'access_token': 'Zk3vQ9xP2mLw8RtY'}",
+        "client_secret: Zk3vQ9xP2mLw8RtY",
+        "password=hunter2hunter2",
+        "token=onlylettersinthisone",
+    ],
+)
+def test_a_traceback_loses_secret_values_but_keeps_its_code(text: str) -> None:
+    cleaned = redaction.text(text)
+    assert all(secret not in cleaned for secret in ("Zk3vQ9xP2mLw8RtY", "hunter2hunter2", "onlylettersinthisone"))
+    assert "[REDACTED]" in cleaned
 
 
 def test_integers_beyond_64_bits_are_sent() -> None:
