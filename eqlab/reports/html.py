@@ -21,6 +21,7 @@ DETAILED = "detailed.html"
 # Beyond this many exchanges in one check (a load scenario), the rest are listed one line each:
 # headers and bodies of thousands of requests make a page no one can open, and are in results.json.
 FULL_EXCHANGES = 50
+FULL_EXCHANGES_PASSED = 5  # a passed check's evidence matters less: its first exchanges in full, the rest one line each
 # A body file is a path the lab wrote inside the run folder; anything else is shown as text, never linked.
 _RUN_FILE = re.compile(r"^(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*\Z")
 
@@ -104,7 +105,7 @@ def render_detailed(results: RunResults) -> bytes:
         verdict=views.VERDICTS[results.decision.verdict],
         view=view,
         facets=facets,
-        full_exchanges=FULL_EXCHANGES,
+        full_exchanges=lambda item: FULL_EXCHANGES if item.outcome in ("fail", "error") else FULL_EXCHANGES_PASSED,
         run_file=run_file,
         summary=SUMMARY,
         css=css,

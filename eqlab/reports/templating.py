@@ -110,6 +110,7 @@ def environment() -> Environment:
         status_label=views.status_label,
         status_symbol=views.status_symbol,
         tool=views.tool_text,
+        body_view=lambda message: views.body_view(message.body_excerpt, message.truncated),
     )
     env.globals.update(verdicts=views.VERDICTS)
     return env

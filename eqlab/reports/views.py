@@ -6,6 +6,8 @@ The verdict, each requirement's status and each SLO's result are read, never rec
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -240,3 +242,40 @@ def detailed_view(results: RunResults) -> DetailedView:
         services=sorted({r.service for r in results.requirements}),
         suites=suite_order(results),
     )
+
+
+BODY_SHOWN_CHARS = 1024  # of a body in detailed.html; results.json keeps the whole excerpt, evidence/ the body
+JSON_OPEN_LINES = 12  # a pretty-printed JSON body longer than this starts folded
+
+
+@dataclass(frozen=True)
+class BodyView:
+    """A body as detailed.html shows it: JSON pretty-printed, long ones folded, everything cut short."""
+
+    text: str
+    is_json: bool
+    cut: bool  # only the start is shown
+    lines: int
+
+    @property
+    def folded(self) -> bool:
+        return self.lines > JSON_OPEN_LINES
+
+
+def _pretty_json(document: object) -> str:
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (\ud800) a fuzzed system sent: keep it escaped
+        return json.dumps(document, indent=2)
+    return text
+
+
+def body_view(excerpt: str, truncated: bool) -> BodyView:
+    text, is_json = excerpt, False
+    if not truncated:
+        with contextlib.suppress(ValueError):  # not JSON: shown as it came
+            text, is_json = _pretty_json(json.loads(excerpt)), True
+    cut = len(text) > BODY_SHOWN_CHARS
+    shown = text[:BODY_SHOWN_CHARS] + ("\n…" if cut else "")
+    return BodyView(shown, is_json, cut or truncated, shown.count("\n") + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -267,15 +268,18 @@ def test_detailed_has_filters_that_stay_out_of_the_way_without_javascript(render
 
 
 def test_large_runs_stay_small_and_list_every_exchange(render: Render) -> None:
-    from eqlab.reports.html import FULL_EXCHANGES
+    from eqlab.reports.html import FULL_EXCHANGES_PASSED
 
     results = builders.large_run(3000)
     page = render(results).text("detailed.html")
     exchanges = [x for item in results.items for x in item.exchanges]
     assert len(exchanges) == 3000
     assert all(f"<code>{x.id}</code>" in page for x in exchanges)
-    assert page.count('<details class="exchange">') == FULL_EXCHANGES * len(results.items)
-    assert len(page) < 2_500_000
+    passed = [item for item in results.items if item.outcome == "pass"]
+    assert passed, "the large run has passed checks: their first exchanges only are shown in full"
+    failed_in_full = sum(min(len(i.exchanges), 50) for i in results.items if i.outcome in ("fail", "error"))
+    assert page.count('<details class="exchange">') == FULL_EXCHANGES_PASSED * len(passed) + failed_in_full
+    assert len(page) < 1_500_000
 
 
 # --- determinism and re-rendering -----------------------------------------------------------------
@@ -434,3 +438,17 @@ def test_the_load_suite_counts_its_slos_as_its_checks() -> None:
     results = builders.granted_run().model_copy(update={"suites": ["contract", "load"], "slos": slos})
     load = next(t for t in views.items_by_suite(results) if t.name == "load")
     assert (load.get("pass"), load.get("fail"), load.get("not-tested"), load.total) == (1, 1, 1, 3)
+
+
+def test_json_bodies_are_pretty_printed_folded_when_long_and_cut_short() -> None:
+    short = views.body_view('{"resourceType":"Patient","id":"1"}', truncated=False)
+    assert short.is_json and short.text == '{\n  "resourceType": "Patient",\n  "id": "1"\n}' and not short.folded
+    bundle = json.dumps({"resourceType": "Bundle", "entry": [{"fullUrl": f"urn:uuid:{n}"} for n in range(200)]})
+    long = views.body_view(bundle, truncated=False)
+    assert long.is_json and long.folded and long.cut and long.text.endswith("\n…")
+    assert len(long.text) <= views.BODY_SHOWN_CHARS + 2
+    cut_json = views.body_view('{"resourceType": "Bundle", "entry": [', truncated=True)
+    assert not cut_json.is_json and cut_json.cut, "an excerpt cut short is shown as it came"
+    surrogate = views.body_view('{"name": "\\ud800"}', truncated=False)
+    assert surrogate.is_json and "\\ud800" in surrogate.text
+    surrogate.text.encode("utf-8")  # a report page must stay valid UTF-8
