@@ -59,10 +59,8 @@ with httpx.Client(timeout=30) as http:
 print("paged")
 """
 
-PLAN = """\
-name: A system client paging through a search
-label: paging-client
-version: "1"
+# The client under test of these plans: a system client with the demo key, on the embedded platform.
+SYSTEM_CLIENT = """\
 environment: integration
 platform: {{embedded: reference}}
 client:
@@ -70,6 +68,16 @@ client:
   kind: system
   scope: system/Patient.rs
   jwks_file: {key}
+"""
+
+PLAN = (
+    """\
+name: A system client paging through a search
+label: paging-client
+version: "1"
+"""
+    + SYSTEM_CLIENT
+    + """\
 requirements:
   include: ["fhirclient@1", "fhirclient@4", "fhirclient@5", "smartclient@1", "smartclient@7"]
 suites:
@@ -90,6 +98,7 @@ suites:
           - expect:
               - {{method: GET, path: /fhir/Patient, min: 3}}
 """
+)
 
 
 def client_plan(folder: Path, pages: str) -> str:
@@ -155,17 +164,14 @@ def test_a_client_plan_is_refused_without_its_client_or_with_a_target(tmp_path: 
     assert done.exit_code != 0 and "a client plan's target is its 'platform'" in done.printed
 
 
-INTERACTIVE_PLAN = """\
+INTERACTIVE_PLAN = (
+    """\
 name: A client driven by hand
 label: manual-client
 version: "1"
-environment: integration
-platform: {{embedded: reference}}
-client:
-  client_id: vendor-system
-  kind: system
-  scope: system/Patient.rs
-  jwks_file: {key}
+"""
+    + SYSTEM_CLIENT
+    + """\
 requirements:
   include: ["fhirclient@1"]
 suites:
@@ -180,6 +186,7 @@ suites:
               - {{method: GET, path: /fhir/metadata, min: 2}}
             timeout_s: 120
 """
+)
 
 
 def test_a_person_at_the_keyboard_sees_the_instruction_and_the_count_and_ends_the_step(tmp_path: Path) -> None:
