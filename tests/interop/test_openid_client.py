@@ -1,4 +1,5 @@
-"""openid-client 6 (Node) discovers the platform's issuer and builds a PKCE authorization request."""
+"""openid-client 6 (Node) discovers the platform's issuer, builds a PKCE authorization request and gets
+a client credentials token with private_key_jwt."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.support.servers import sqlite_url, threaded_server
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("openid_discovery.mjs")
 REDIRECT = "http://127.0.0.1:9/callback"
+DEMO_SYSTEM_KEY = ROOT / "testplans" / "keys" / "demo-system-client.private.jwk"  # DEMO ONLY
 
 
 @pytest.fixture
@@ -47,3 +49,21 @@ def test_openid_client_discovers_the_issuer_and_builds_a_pkce_request(node: str,
     assert f"{authorization.scheme}://{authorization.netloc}{authorization.path}" == f"{issuer}/authorize"
     query = parse_qs(authorization.query)
     assert query["code_challenge_method"] == ["S256"] and query["redirect_uri"] == [REDIRECT]
+
+
+def test_openid_client_gets_a_system_token_with_a_private_key_jwt_assertion(node: str, tmp_path: Path) -> None:
+    app = create_app(Settings(db_url=sqlite_url(tmp_path), seed="demo"))
+    with threaded_server(app) as base:
+        issuer = base.removesuffix("/fhir") + "/auth"
+        run = subprocess.run(
+            [node, str(SCRIPT), issuer, "interop-app", REDIRECT, "eqlab-demo-system", str(DEMO_SYSTEM_KEY)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    assert run.returncode == 0, run.stderr
+    token = json.loads(run.stdout)["system_token"]
+    assert token == {"token_type": "bearer", "scope": "system/Patient.rs", "expires_in": token["expires_in"]}
+    assert 0 < token["expires_in"] <= 3600
