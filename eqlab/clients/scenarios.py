@@ -43,6 +43,7 @@ SCENARIO_NAME = r"^[a-z][a-z0-9-]*$"
 DEFAULT_STEP_TIMEOUT_S = 60.0
 OUTPUT_KEPT_CHARS = 4000
 SHOWN_REQUESTS = 8  # a failed expectation lists this many of the requests that did arrive
+SETTLE_S = 1.0  # after the client command exited, for requests still in flight through the recorder
 StepOutcome = Literal["pass", "fail", "error", "not-tested"]
 
 
@@ -158,9 +159,11 @@ class ScenarioPlayer:
     say: Callable[[str], None] = print
     keyboard: Keyboard | None = None  # a person at the keyboard drives the client: run steps are theirs
     workdir: Path | None = None  # where run steps run: the plan's folder, so plans name files next to them
+    _client_ended: bool = field(default=False, init=False)
 
     def play(self, scenario: Scenario) -> list[StepResult]:
         results: list[StepResult] = []
+        self._client_ended = False  # a run step's command exited: what it sent has arrived
         self.journal.clear_injections()
         try:
             for number, step in enumerate(scenario.steps, start=1):
@@ -188,9 +191,13 @@ class ScenarioPlayer:
         if step.run is not None and self.keyboard is not None:
             return "pass", "left to the person at the keyboard (interactive)", ""
         if step.run is not None:
-            return self._run(scenario, self.client_command or step.run, step.timeout_s)
+            ran = self._run(scenario, self.client_command or step.run, step.timeout_s)
+            self._client_ended = True
+            return ran
         assert step.expect is not None
-        return self._expect(scenario, step.expect, step.timeout_s)
+        # Once the client command has exited, its requests have arrived: no use waiting the step's time.
+        wait_s = min(step.timeout_s, SETTLE_S) if self._client_ended else step.timeout_s
+        return self._expect(scenario, step.expect, wait_s)
 
     def _instruction(self, scenario: Scenario, text: str) -> str:
         values = "\n".join(f"  {k}={v}" for k, v in self.setting.shown(scenario).items())
@@ -237,7 +244,10 @@ class ScenarioPlayer:
         problems = []
         for n, e in zip(counts(), expected, strict=True):
             if n < e.min:
-                within = "before the step was ended at the keyboard" if answer else f"within {timeout_s:g} s"
+                if answer:
+                    within = "before the step was ended at the keyboard"
+                else:
+                    within = "before the client command ended" if self._client_ended else f"within {timeout_s:g} s"
                 problems.append(f"expected {e.min} × {e.describe()} {within}, received {n}")
             elif e.max is not None and n > e.max:
                 problems.append(f"expected at most {e.max} × {e.describe()}, received {n}")

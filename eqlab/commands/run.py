@@ -165,7 +165,7 @@ def print_outcome(outcome: RunOutcome) -> None:
     click.echo(f"requirements: {summary}")
     for step in decision.reasons:
         if step.outcome == "triggered":
-            click.echo(f"  {step.rule}: {step.detail or step.description}")
+            click.echo(f"  {step.rule}" + (f": {step.detail}" if step.detail else ""))
             for group in why(results, step):
                 click.echo(f"    {group.sentence}")
     for error in results.lab_errors:

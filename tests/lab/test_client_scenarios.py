@@ -96,7 +96,8 @@ def test_a_request_that_never_comes_fails_the_step_naming_what_came_instead(play
     assert time.monotonic() - began < 20
     assert [r.outcome for r in played] == ["pass", "fail", "not-tested"]
     assert played[1].message == (
-        "expected 1 × GET /fhir/Patient within 1 s, received 0. The scenario's 1 request(s): GET /fhir/metadata -> 200."
+        "expected 1 × GET /fhir/Patient before the client command ended, received 0. "
+        "The scenario's 1 request(s): GET /fhir/metadata -> 200."
     )
     assert played[2].message == "step 2 expect did not pass"
 

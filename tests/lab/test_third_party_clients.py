@@ -1,6 +1,7 @@
-"""Client plans judge a client nobody on this project wrote the OAuth part of: authlib's httpx
-``OAuth2Client`` with its defaults (tests/fixtures/clients/authlib_client.py), through
-``--client-command``. It passes where it follows SPEC, and fails only for its real deviations."""
+"""Client plans judge clients nobody on this project wrote, through ``--client-command``: authlib's
+httpx ``OAuth2Client`` with its defaults for the OAuth flows (tests/fixtures/clients/authlib_client.py)
+and Python ``fhirclient`` for the FHIR calls (tests/fixtures/clients/fhirclient_client.py). Each
+passes where it follows SPEC and fails only for its real deviations (README, "Certifying a client")."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.support.runs import ROOT, CliOutput, eqlab_cli
 pytestmark = pytest.mark.slow
 
 AUTHLIB_CLIENT = ROOT / "tests" / "fixtures" / "clients" / "authlib_client.py"
+FHIRCLIENT_CLIENT = ROOT / "tests" / "fixtures" / "clients" / "fhirclient_client.py"
 SYSTEM_KEY = "EQLAB_CLIENT_KEY=keys/demo-system-client.private.jwk"  # run steps run in testplans/
 
 
@@ -44,3 +46,25 @@ def test_authlib_as_a_backend_service_is_refused_for_its_hour_long_client_assert
     assert decision["verdict"] == "refused", done.printed[-4000:]
     assert [rid for rid, status in statuses.items() if status == "fail"] == ["smartclient@7"]
     assert "exp 3600 s after it was issued (at most 300): #2 POST /auth/token" in done.printed
+
+
+def test_fhirclient_is_refused_for_updates_without_if_match_and_creates_without_if_none_exist(tmp_path: Path) -> None:
+    """fhirclient 4.x sends a PUT without If-Match (``FHIRServer.put_json``) and a create without
+    If-None-Exist (``FHIRAbstractResource.create`` has no condition): fhirclient@2 and @7 fail. It gives
+    up on the injected 412 and 503 (an error of those scenarios, not a failure: it neither retries
+    blindly nor too early: the requirements of those scenarios stay unproven) and sends no X-Request-Id
+    (fhirclient@6 unverified)."""
+    command = f"{SYSTEM_KEY} {sys.executable} {FHIRCLIENT_CLIENT}"
+    done, statuses, decision = run_plan("fhir-client.yaml", command, tmp_path)
+    assert decision["verdict"] == "refused", done.printed[-4000:]
+    assert statuses == {
+        "fhirclient@1": "error",  # its scenario (update) could not be completed
+        "fhirclient@2": "fail",
+        "fhirclient@3": "error",
+        "fhirclient@4": "pass",
+        "fhirclient@5": "error",  # its scenario (retry-after) could not be completed
+        "fhirclient@6": "skip",
+        "fhirclient@7": "fail",
+        "fhirclient@8": "pass",
+    }
+    assert "If-Match (none), read W/" in done.printed
