@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -29,20 +30,19 @@ def node() -> str:
     return found
 
 
+def openid_client(node: str, *args: str) -> dict[str, Any]:
+    """What the Node script printed (one JSON object); it must exit 0."""
+    run = subprocess.run([node, str(SCRIPT), *args], capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    assert run.returncode == 0, run.stderr
+    found: dict[str, Any] = json.loads(run.stdout)
+    return found
+
+
 def test_openid_client_discovers_the_issuer_and_builds_a_pkce_request(node: str, tmp_path: Path) -> None:
     app = create_app(Settings(db_url=sqlite_url(tmp_path)))
     with threaded_server(app) as base:
         issuer = base.removesuffix("/fhir") + "/auth"
-        run = subprocess.run(
-            [node, str(SCRIPT), issuer, "interop-app", REDIRECT],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            check=False,
-        )
-    assert run.returncode == 0, run.stderr
-    found = json.loads(run.stdout)
+        found = openid_client(node, issuer, "interop-app", REDIRECT)
     assert found["issuer"] == issuer and found["token_endpoint"] == f"{issuer}/token"
     assert found["pkce_s256"] is True
     authorization = urlsplit(found["authorization_url"])
@@ -55,15 +55,8 @@ def test_openid_client_gets_a_system_token_with_a_private_key_jwt_assertion(node
     app = create_app(Settings(db_url=sqlite_url(tmp_path), seed="demo"))
     with threaded_server(app) as base:
         issuer = base.removesuffix("/fhir") + "/auth"
-        run = subprocess.run(
-            [node, str(SCRIPT), issuer, "interop-app", REDIRECT, "eqlab-demo-system", str(DEMO_SYSTEM_KEY)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            check=False,
-        )
-    assert run.returncode == 0, run.stderr
-    token = json.loads(run.stdout)["system_token"]
+        token = openid_client(node, issuer, "interop-app", REDIRECT, "eqlab-demo-system", str(DEMO_SYSTEM_KEY))[
+            "system_token"
+        ]
     assert token == {"token_type": "bearer", "scope": "system/Patient.rs", "expires_in": token["expires_in"]}
     assert 0 < token["expires_in"] <= 3600

@@ -189,12 +189,17 @@ suites:
 )
 
 
-def test_a_person_at_the_keyboard_sees_the_instruction_and_the_count_and_ends_the_step(tmp_path: Path) -> None:
+def _interactive_lab(tmp_path: Path) -> tuple[LabOnTerminal, Path]:
+    """``eqlab run --interactive`` of INTERACTIVE_PLAN on a pseudo-terminal; its output folder."""
     plan = tmp_path / "plan.yaml"
     plan.write_text(INTERACTIVE_PLAN.format(key=KEY), encoding="utf-8")
     out = tmp_path / "out"
     args = [str(plan), "--interactive", "--no-progress", "--out", str(out), "--key", str(tmp_path / "lab.pem")]
-    lab = LabOnTerminal(args, marker=uuid.uuid4().hex)
+    return LabOnTerminal(args, marker=uuid.uuid4().hex), out
+
+
+def test_a_person_at_the_keyboard_sees_the_instruction_and_the_count_and_ends_the_step(tmp_path: Path) -> None:
+    lab, out = _interactive_lab(tmp_path)
     shown = lab.read_until(lambda text: "EQLAB_FHIR_BASE=" in text and "0/2 ×" in text, timeout_s=120)
     assert "[read-metadata] Open the platform's capability statement twice" in shown, shown[-3000:]
     base = re.search(r"EQLAB_FHIR_BASE=(\S+)", shown)
@@ -212,11 +217,7 @@ def test_a_person_at_the_keyboard_sees_the_instruction_and_the_count_and_ends_th
 
 
 def test_ctrl_c_while_a_person_drives_the_client_keeps_a_signed_partial_run(tmp_path: Path) -> None:
-    plan = tmp_path / "plan.yaml"
-    plan.write_text(INTERACTIVE_PLAN.format(key=KEY), encoding="utf-8")
-    out = tmp_path / "out"
-    args = [str(plan), "--interactive", "--no-progress", "--out", str(out), "--key", str(tmp_path / "lab.pem")]
-    lab = LabOnTerminal(args, marker=uuid.uuid4().hex)
+    lab, out = _interactive_lab(tmp_path)
     lab.read_until(lambda text: "0/2 ×" in text, timeout_s=120)
     lab.type_ctrl_c()
     assert lab.wait(timeout_s=60) == 130, lab.text[-3000:]
