@@ -51,6 +51,20 @@ def test_each_package_imports_only_what_its_layer_may(package: str) -> None:
     assert not broken, "layer rule broken (ARCHITECTURE.md):\n" + "\n".join(broken)
 
 
+# The suites see the lab only through its public API for checks (ARCHITECTURE.md, "Suites").
+SUITES_API = ("eqlab.checks",)
+
+
+def test_suites_import_only_the_public_api_for_checks() -> None:
+    broken = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sources("suites")
+        for line, module in imports(ast.parse(path.read_text(encoding="utf-8")), top_level_only=False)
+        if module.split(".")[0] == "eqlab" and not module.startswith(SUITES_API)
+    ]
+    assert not broken, "suites import eqlab only through eqlab.checks:\n" + "\n".join(broken)
+
+
 def test_version_specific_fhir_models_are_imported_in_one_module() -> None:
     broken = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"

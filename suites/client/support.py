@@ -11,8 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from eqlab.clients.captured import ClientRequest
-from eqlab.clients.judging import ClientRun
+from eqlab.checks import ClientRequest, ClientRun
 
 DISCOVERY = r".*/\.well-known/(smart-configuration|openid-configuration)"
 ENDPOINT_KEYS = {

@@ -12,7 +12,7 @@ from typing import Any
 import hypothesis
 import pytest
 
-from eqlab.pytest_plugin import SESSION_KEY
+from eqlab.checks import SESSION_KEY
 
 DEFAULT_MAX_EXAMPLES = 25
 

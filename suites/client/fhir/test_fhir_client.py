@@ -9,9 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from eqlab.clients.captured import ClientRequest
-from eqlab.clients.judging import ClientRun
-from eqlab.lab_session import Target
+from eqlab.checks import ClientRequest, ClientRun, Target
 from suites.client.support import fhir_requests, nothing_to_judge
 
 FHIR_JSON = "application/fhir+json"

@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 
-from eqlab.clients.captured import ClientRequest
-from eqlab.clients.judging import ClientRun
-from eqlab.clients.sealing import seal_facts
+from eqlab.checks import ClientRequest, ClientRun, seal_facts
 from suites.client.support import (
     authorize_requests,
     discovery_requests,

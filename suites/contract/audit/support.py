@@ -16,8 +16,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eqlab.auth.lab import LabTokens
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient, LabTokens
 from suites.contract.fhir.support import (
     Resource,
     entries,

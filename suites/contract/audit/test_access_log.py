@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.audit.support import Tokens, describe, queries, references, since, trail, trail_reader
 from suites.contract.fhir.support import create, entries, observation, patient, scope, search, shown
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.audit.support import (
     FAILURES,
     Tokens,

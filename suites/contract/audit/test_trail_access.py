@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.audit.support import Tokens, agents, describe, identifies, references, since, trail, trail_reader
 from suites.contract.auth.support import claims_of
 from suites.contract.fhir.support import JSON_PATCH, Resource, body_of, create, observation, patient, shown

@@ -22,10 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx
 
-from eqlab.auth.forms import consent_form, forms_of, login_form
-from eqlab.auth.lab import LabTokens
-from eqlab.auth.model import TokenSet
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient, LabTokens, TokenSet, consent_form, forms_of, login_form
 from suites.contract.fhir.support import shown
 
 Tokens = LabTokens  # what the ``tokens`` fixture gives

@@ -11,7 +11,7 @@ import secrets
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import (
     PATIENT_SCOPE,
     Tokens,

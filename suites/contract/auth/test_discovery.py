@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import JSON
 from suites.contract.fhir.support import body_of, shown
 

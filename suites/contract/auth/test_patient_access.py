@@ -11,7 +11,7 @@ import re
 import httpx
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import Tokens
 from suites.contract.fhir.support import Resource, create, observation, patient, shown
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import PATIENT_SCOPE, Tokens, location, pkce_pair, redirect_params, sign_in
 from suites.contract.fhir.support import shown
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from eqlab.auth.model import TokenSet
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient, TokenSet
 from suites.contract.auth.support import (
     JSON,
     Tokens,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import Tokens, bearer, challenge
 from suites.contract.fhir.support import Resource, create, observation, patient, scope, shown
 

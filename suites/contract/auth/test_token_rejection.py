@@ -15,7 +15,7 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import (
     Tokens,
     alg_none,

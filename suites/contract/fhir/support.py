@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 
 FHIR_JSON = "application/fhir+json"
 JSON_MEDIA_TYPES = ("application/fhir+json", "application/json")

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.fhir.support import (
     Resource,
     body_of,

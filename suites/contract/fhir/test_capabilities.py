@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 
 SAMPLED_TYPES = ("Patient", "Observation", "Encounter", "Practitioner", "Organization", "DocumentReference")
 

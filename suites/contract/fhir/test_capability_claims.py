@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.fhir.support import body_of, shown
 
 SAMPLED_TYPES = ("Patient", "Observation", "Encounter", "Practitioner", "Organization", "DocumentReference")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.fhir.support import (
     JSON_PATCH,
     body_of,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.fhir.support import (
     FHIR_JSON,
     body_of,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.fhir.support import body_of, bundle_request, create, patient, post_bundle, read, scope, search
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.fhir.support import (
     FHIR_JSON,
     JSON_PATCH,

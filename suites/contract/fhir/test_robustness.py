@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.fhir.support import FHIR_JSON, JSON_PATCH, create, patient, scope, shown
 
 

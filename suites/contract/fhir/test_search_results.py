@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 from suites.contract.fhir.support import (
     SUBSETTED,
     create,

@@ -14,7 +14,7 @@ import schemathesis
 from schemathesis import Case
 from schemathesis.openapi import from_path
 
-from eqlab.evidence.recorder import EvidenceClient
+from eqlab.checks import EvidenceClient
 
 SPEC = Path(__file__).with_name("openapi.yaml")
 

@@ -15,7 +15,7 @@ import uuid
 
 from locust import between, task
 
-from eqlab.runner.load_user import LabHttpUser
+from eqlab.checks.load import LabHttpUser
 
 TOKEN_ENV = "EQLAB_LOAD_ACCESS_TOKEN"  # set by the lab (eqlab.runner.load) in this process's environment
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
