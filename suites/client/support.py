@@ -69,7 +69,7 @@ def token_requests(run: ClientRun, grant_type: str | None = None) -> list[Client
     )
 
 
-def preceding(run: ClientRun, request: ClientRequest, among: list[ClientRequest]) -> ClientRequest | None:
+def preceding(request: ClientRequest, among: list[ClientRequest]) -> ClientRequest | None:
     """The last of ``among`` that arrived before ``request`` in the same scenario."""
     earlier = [r for r in among if r.scenario == request.scenario and r.n < request.n]
     return earlier[-1] if earlier else None

@@ -34,10 +34,11 @@ def test_the_client_discovers_the_endpoints_before_using_them(client_run: Client
     oauth = sorted(authorize_requests(client_run) + token_requests(client_run), key=lambda r: r.n)
     if not oauth:
         nothing_to_judge("authorization or token request")
+    discoveries = discovery_requests(client_run)
     undiscovered = []
     for scenario in client_run.scenarios():
         first = next((r for r in oauth if r.scenario == scenario), None)
-        if first and not any(d.scenario == scenario and d.n < first.n for d in discovery_requests(client_run)):
+        if first and not any(d.scenario == scenario and d.n < first.n for d in discoveries):
             undiscovered.append(first)
     assert not undiscovered, (
         f"the client used the authorization server without SMART discovery first: {client_run.cite(*undiscovered)}"
@@ -63,6 +64,7 @@ def test_each_flow_has_its_own_verifier_matching_its_challenge(client_run: Clien
     redeemed = token_requests(client_run, "authorization_code")
     if not redeemed:
         nothing_to_judge("authorization-code token request")
+    authorizations = authorize_requests(client_run)
     problems: list[tuple[ClientRequest, str]] = []
     for request in redeemed:
         facts = seal_facts(request.param("code_verifier") or "")
@@ -72,7 +74,7 @@ def test_each_flow_has_its_own_verifier_matching_its_challenge(client_run: Clien
         digest, length = facts
         if not 43 <= length <= 128:
             problems.append((request, f"a verifier of {length} characters"))
-        authorization = preceding(client_run, request, authorize_requests(client_run))
+        authorization = preceding(request, authorizations)
         if authorization is not None and authorization.param("code_challenge") != digest:
             problems.append((request, f"a verifier whose S256 is not the challenge of #{authorization.n}"))
     reused = [v for v, n in Counter(r.param("code_verifier") for r in redeemed).items() if v and n > 1]
