@@ -1,8 +1,9 @@
 """The ``eqlab`` command line.
 
 The engine never imports the reference implementation; only the commands that run it or use its
-demo accounts (``serve``, ``demo``, ``detection``, ``token``) import it, lazily, here, and the ones
-that administer its store (``client``, ``platform-keys``) in ``commands/store_admin.py``.
+demo accounts (``serve``, ``demo``, ``token``) import it, lazily, here, the ones that administer its
+store (``client``, ``platform-keys``) in ``commands/store_admin.py``, and ``detection`` in
+``commands/detection.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from click.core import ParameterSource
 from eqlab import paths
 from eqlab.commands.catalogue import catalogue
 from eqlab.commands.common import EXIT_LAB_ERROR, FullHelpGroup, key_option, load_catalogue, reports_source_errors
-from eqlab.commands.detection import Detection, client_plans_and_faults, detect_client, proof_of
+from eqlab.commands.detection import run_matrix
 from eqlab.commands.lab import key, report, verify
 from eqlab.commands.plans import plan
 from eqlab.commands.run import EXIT_INTERRUPTED, exit_code, print_outcome, run, run_or_exit
@@ -34,7 +35,6 @@ from eqlab.commands.store_admin import (
 )
 from eqlab.plan.loader import load_plan
 from eqlab.runner.options import RunOptions
-from eqlab.runner.run import run_plan
 from eqlab.signing import LabKey
 
 
@@ -148,41 +148,6 @@ def demo_secrets_command() -> None:
         click.echo(f"export {name}={shlex.quote(value)}")
 
 
-def detect(
-    faults: frozenset[str],
-    out: Path | None = None,
-    workers: int = 1,
-    key_path: Path | None = None,
-    suites: tuple[str, ...] = (),
-    requirements: tuple[str, ...] = (),
-) -> Detection:
-    """Run testplans/reference.yaml on the reference implementation with ``faults`` on.
-
-    ``suites`` and ``requirements`` (selectors) narrow the run: each fault is run against the checks of
-    the requirements it breaks, so the matrix grows with the faults, not with faults x catalogue.
-    """
-    from reference_impl.app import create_app
-    from reference_impl.embedded import serve_in_thread
-    from reference_impl.faults import FAULTS
-    from reference_impl.settings import Settings
-
-    catalogue_ = load_catalogue(None)
-    loaded = load_plan(paths.testplans_dir() / "reference.yaml", catalogue_, paths.suites_dir())
-    expected = tuple(sorted({rid for name in faults for rid in FAULTS[name].breaks}))
-    with tempfile.TemporaryDirectory(prefix="eqlab-detection-") as store, demo_secrets():
-        db_url = f"sqlite:///{Path(store) / 'reference.sqlite3'}"
-        app = create_app(Settings(db_url=db_url, seed="demo", faults=faults))
-        with serve_in_thread(app) as base_url:
-            options = RunOptions(
-                target=base_url, suites=suites, requirements=requirements, workers=workers, out=out, quiet=True
-            )
-            key_ = LabKey.load_or_create(key_path)
-            outcome = run_plan(loaded, catalogue_, options, paths.suites_dir(), paths.reports_out_dir(), key_)
-    results = outcome.results
-    failed = [r.id for r in results.requirements if r.status == "fail"]
-    return Detection(faults, expected, results.decision.verdict, failed, proof_of(results, expected), outcome.run_dir)
-
-
 @main.command()
 @click.option("--faults", "only", default=None, help="only these faults, comma-separated (default: all, one at a time)")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="parallel checks in each run")
@@ -194,52 +159,8 @@ def detection(only: str | None, workers: int, out: Path | None, key_path: Path |
 
     The clean server runs the whole plan; each fault runs the checks of the requirements it breaks.
     """
-    from reference_impl.faults import FAULTS
-
-    names = [n.strip() for n in (only or "").split(",") if n.strip()] or list(FAULTS)
-    unknown = sorted(set(names) - set(FAULTS))
-    if unknown:
-        raise click.BadParameter(f"unknown fault(s) {', '.join(unknown)}", param_hint="--faults")
-    rows = [detect(frozenset(), out, workers, key_path)]  # the whole plan: the clean server must be granted
-    click.echo(f"{'(none: clean server)':32} {rows[0].verdict:26} {'granted expected':10}")
-    for name in names:
-        # Each fault breaks SHALL requirements the contract suite checks: their checks must fail and refuse.
-        row = detect(frozenset({name}), out, workers, key_path, suites=("contract",), requirements=FAULTS[name].breaks)
-        rows.append(row)
-        _print_row(name, row)
-    missed = [r for r in rows if not r.caught]
-    caught = len(names) - len([r for r in missed if r.faults])
-    click.echo(f"\ndetection: {caught} of {len(names)} faults caught; clean server {rows[0].verdict}")
-    if only is None:
-        missed += _detect_client_faults(out, key_path)
-    if missed:
+    if not run_matrix(only, workers, out, key_path):
         raise SystemExit(1)
-
-
-def _print_row(name: str, row: Detection) -> None:
-    mark = "caught" if row.caught else "MISSED"
-    click.echo(f"{name:32} {row.verdict:26} {mark:7} failed: {', '.join(row.failed) or '-'}")
-    if row.proof:
-        click.echo(f"{'':32} proof: {row.proof}")
-
-
-def _detect_client_faults(out: Path | None, key_path: Path | None) -> list[Detection]:
-    """The client table: each client plan with the clean reference client (granted), then with each
-    of the reference client's faults that break a requirement of the plan (refused)."""
-    click.echo("\nclient plans, with the reference client (reference_client/)")
-    missed, total, caught = [], 0, 0
-    for client_plan in client_plans_and_faults(load_catalogue(None)):
-        label = client_plan.loaded.plan.label
-        clean = detect_client(client_plan.loaded, None, out, key_path)
-        click.echo(f"{label + ' (clean client)':32} {clean.verdict:26} {'granted expected':10}")
-        missed += [] if clean.caught else [clean]
-        for name in client_plan.faults:
-            row = detect_client(client_plan.loaded, name, out, key_path)
-            total, caught = total + 1, caught + row.caught
-            missed += [] if row.caught else [row]
-            _print_row(f"  {name}", row)
-    click.echo(f"\nclient detection: {caught} of {total} plan x fault runs caught")
-    return missed
 
 
 def _print_demo_accounts(base: str) -> None:

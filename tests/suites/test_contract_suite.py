@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from eqlab.catalogue import Catalogue
-from eqlab.cli import detect
+from eqlab.commands.detection import detect
 from eqlab.commands.store_admin import demo_secrets
 from eqlab.plan.loader import load_plan
 from reference_impl.app import create_app

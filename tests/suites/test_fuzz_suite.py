@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eqlab.cli import detect
+from eqlab.commands.detection import detect
 
 pytestmark = pytest.mark.slow
 FUZZ_NAME = "Generated requests never cause a server error, and every error is an OperationOutcome."
