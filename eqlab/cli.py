@@ -71,8 +71,8 @@ def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list
     """Run the reference implementation of the national platform."""
     import uvicorn
 
-    from reference_impl.app import create_app
-    from reference_impl.faults import FAULTS, FaultSwitches
+    from reference_impl.app import FAULTS, create_app
+    from reference_impl.faults import FaultSwitches
     from reference_impl.settings import Settings
 
     if list_faults:

@@ -12,14 +12,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from reference_impl.auth.routes import auth_routes
-from reference_impl.fhir.http import FHIR_PREFIX, FhirEndpoint, RequestIdMiddleware
-from reference_impl.fhir.server import FhirServer
+from reference_impl.faults import declared
+from reference_impl.platform import installed, load_terminology, migrate_platform
+from reference_impl.rest.http import FHIR_PREFIX, FhirEndpoint, RequestIdMiddleware
+from reference_impl.rest.server import FhirServer
 from reference_impl.seed.accounts import seed_demo_accounts
 from reference_impl.seed.demo import load_demo
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
-from reference_impl.store.migrations import migrate
 
+# Every fault the platform can switch on (each module declares its own; all are imported by now).
+FAULTS = declared()
 GZIP_MINIMUM_BYTES = 1024  # smaller answers are sent as they are, for clients that Accept-Encoding: gzip too
 
 
@@ -27,12 +30,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     db = Database(settings.db_url)
     server = FhirServer(settings, db)
+    services = installed(settings)
+    for service in services:
+        service.install(server)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        migrate(db)
+        migrate_platform(db, services)
+        await load_terminology(server, services)
         if settings.seed == "demo":
-            await load_demo(server)
+            await load_demo(server, services)
             await db.run_async(seed_demo_accounts, write=True)  # the demo clients and users (idempotent)
         try:
             yield

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
         1000, ge=1, description="entries of one transaction Bundle (it holds the store's writer while it runs)"
     )
     faults: frozenset[str] = Field(default_factory=frozenset, description="deliberate defects (faults.py)")
+    services: frozenset[str] | None = Field(None, description="the national services to run (default: all)")
     master_key: SecretStr | None = Field(None, description="base64 of 32 bytes; default: master_key_file")
     master_key_file: Path = Field(default_factory=default_master_key_file)
     access_token_seconds: int = Field(3600, ge=30, le=86400)

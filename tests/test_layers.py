@@ -77,6 +77,115 @@ def test_version_specific_fhir_models_are_imported_in_one_module() -> None:
     assert not broken, "\n".join(broken)
 
 
+# reference_impl's rooms, bottom to top: a module imports from its own room and the rooms below, never above.
+REFERENCE_ROOMS: tuple[tuple[str, ...], ...] = (
+    ("settings", "vault", "faults", "naming"),  # what every room may use
+    ("fhir",),  # FHIR knowledge: structures, search parameters, FHIRPath, queries, validation
+    ("store",),
+    ("audit",),
+    ("auth",),
+    ("rest",),  # the REST pipeline
+    ("services",),  # the national services, each registered through its descriptor
+    ("platform",),  # the services installed, the migrations of the whole store
+    ("seed",),
+    ("app", "embedded"),
+)
+
+
+def reference_modules() -> dict[str, Path]:
+    found = {}
+    for path in sources("reference_impl"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def reference_imports(path: Path, known: dict[str, Path]) -> set[str]:
+    """The reference_impl modules ``path`` imports (``from package import module`` names the module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name in known}
+        elif isinstance(node, ast.ImportFrom) and node.module in known and node.level == 0:
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names} & known.keys()
+            found |= submodules or {node.module}
+    return found - {"reference_impl"}
+
+
+def room_rank(module: str) -> int:
+    room = module.split(".")[1]
+    return next(rank for rank, rooms in enumerate(REFERENCE_ROOMS) if room in rooms)
+
+
+def test_every_reference_impl_module_is_in_a_room() -> None:
+    assert not [
+        m
+        for m in reference_modules()
+        if m != "reference_impl" and not any(m.split(".")[1] in rooms for rooms in REFERENCE_ROOMS)
+    ]
+
+
+def test_reference_impl_imports_point_downward() -> None:
+    known = reference_modules()
+    broken = [
+        f"{path.relative_to(ROOT)} ({module.split('.')[1]}) imports {target} ({target.split('.')[1]}): an upward arrow"
+        for module, path in known.items()
+        if module != "reference_impl"
+        for target in sorted(reference_imports(path, known))
+        if room_rank(target) > room_rank(module)
+    ]
+    assert not broken, "\n".join(broken)
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph`` (module -> modules it imports), one path each."""
+    found, done, path = [], set(), []
+
+    def visit(node: str) -> None:
+        if node in path:
+            found.append([*path[path.index(node) :], node])
+            return
+        if node in done:
+            return
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            visit(target)
+        path.pop()
+        done.add(node)
+
+    for node in sorted(graph):
+        visit(node)
+    return found
+
+
+def test_reference_impl_has_no_import_circle() -> None:
+    known = reference_modules()
+    graph = {module: reference_imports(path, known) for module, path in known.items()}
+    assert circles(graph) == []
+
+
+def test_services_register_only_through_their_descriptor() -> None:
+    """Only the descriptor installs a service's parts into the server: a service declares, never registers itself."""
+    descriptor = ROOT / "reference_impl/services/descriptor.py"
+    broken = []
+    for path in sources("reference_impl/services"):
+        if path == descriptor:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("writes", "rules", "operations", "add_operation"):
+                broken.append(f"{path.relative_to(ROOT)}:{node.lineno} reaches into the server ({node.attr})")
+        for line, module in imports(tree, top_level_only=False):
+            if module == "reference_impl.rest.server":
+                broken.append(f"{path.relative_to(ROOT)}:{line} imports the server")
+    assert not broken, "\n".join(broken)
+
+
+def test_the_circle_finder_finds_circles() -> None:
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert circles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
 def test_the_rules_see_the_imports_they_judge() -> None:
     """The checker itself: it finds a lazy import inside a function, and a top-level one."""
     tree = ast.parse("import os\n\ndef serve():\n    from reference_impl.app import create_app\n")

@@ -123,9 +123,8 @@ def detect(
     ``suites`` and ``requirements`` (selectors) narrow the run: each fault is run against the checks of
     the requirements it breaks, so the matrix grows with the faults, not with faults x catalogue.
     """
-    from reference_impl.app import create_app
+    from reference_impl.app import FAULTS, create_app
     from reference_impl.embedded import serve_in_thread
-    from reference_impl.faults import FAULTS
     from reference_impl.settings import Settings
 
     catalogue_ = load_catalogue(None)
@@ -148,7 +147,7 @@ def detect(
 def run_matrix(only: str | None, workers: int, out: Path | None, key_path: Path | None) -> bool:
     """Print the detection table (the clean server on the whole plan, then each fault on the checks of the
     requirements it breaks; then the client table unless ``only`` names faults); True if all were caught."""
-    from reference_impl.faults import FAULTS
+    from reference_impl.app import FAULTS
 
     names = [n.strip() for n in (only or "").split(",") if n.strip()] or list(FAULTS)
     unknown = sorted(set(names) - set(FAULTS))

@@ -36,12 +36,12 @@ def store_errors(url: str) -> Iterator[None]:
 
 
 def migrate_store(url: str) -> None:
+    from reference_impl.platform import migrate_platform
     from reference_impl.store.database import Database
-    from reference_impl.store.migrations import migrate
 
     db = Database(url)
     try:
-        migrate(db)
+        migrate_platform(db)
     finally:
         db.dispose()
 
@@ -100,8 +100,8 @@ def register_in_store(url: str, client: ClientRegistration) -> None:
     from sqlalchemy import Connection
 
     from reference_impl.auth.registry import ClientKind, find_client, register_client
+    from reference_impl.platform import migrate_platform
     from reference_impl.store.database import Database
-    from reference_impl.store.migrations import migrate
 
     def work(conn: Connection) -> None:
         if find_client(conn, client.client_id) is not None:
@@ -114,7 +114,7 @@ def register_in_store(url: str, client: ClientRegistration) -> None:
     db = Database(url)
     try:
         with store_errors(url):
-            migrate(db)
+            migrate_platform(db)
             db.run(work, write=True)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_impl import audit
+from reference_impl.audit import balp as audit
 from reference_impl.auth import codes, pages, sessions, trail
 from reference_impl.auth.authrequest import (
     AuthorizationRequest,
@@ -30,7 +30,7 @@ from reference_impl.auth.clientauth import dummy_hash
 from reference_impl.auth.registry import User, check_secret, find_user
 from reference_impl.auth.service import issuer_for
 from reference_impl.auth.sessions import Session
-from reference_impl.auth.web import Refused, fhir_server, origin, parse_query, read_form
+from reference_impl.auth.web import Refused, origin, parse_query, platform, read_form
 
 PURPOSE_LABELS = {"TREAT": "treatment", "EMERGENCY": "emergency treatment", "PATRQT": "my own request as the patient"}
 MAX_USERNAME_CHARS = 128
@@ -55,13 +55,13 @@ async def _step(request: Request, query: str, username: str | None = None) -> St
         raise AuthorizeRefused(refused.error, refused.description) from None
 
     def work(conn: Connection) -> Step:
-        checked = parse(conn, items, base, fhir_server(request).faults)
+        checked = parse(conn, items, base, platform(request).faults)
         session = sessions.find(conn, raw_session)
         name = username if username is not None else (session.username if session and session.logged_in else None)
         user = find_user(conn, name) if name else None
         return Step(checked, session, user if user is not None and user.active else None)
 
-    return await fhir_server(request).db.run_async(work, write=False)
+    return await platform(request).db.run_async(work, write=False)
 
 
 async def _refuse(request: Request, subtype: str, refused: Refused) -> Response:
@@ -119,7 +119,7 @@ async def authorize(request: Request) -> Response:
         return _consent_page(request, step, session, step.user)
     if session is not None and not session.logged_in:
         return _login_page(request, step, session, None)
-    fresh = await fhir_server(request).db.run_async(lambda conn: sessions.start(conn, sessions.ANONYMOUS), write=True)
+    fresh = await platform(request).db.run_async(lambda conn: sessions.start(conn, sessions.ANONYMOUS), write=True)
     response = _login_page(request, step, fresh, None)
     sessions.set_cookie(response, request, fresh)
     return response
@@ -143,7 +143,7 @@ async def login(request: Request) -> Response:
         failed = Refused("access_denied", why, 401, step.request.client.client_id, username or None)
         await trail.refusal(request, "login", failed)
         return _login_page(request, step, session, WRONG_CREDENTIALS, username)
-    server, client_id = fhir_server(request), step.request.client.client_id
+    server, client_id = platform(request), step.request.client.client_id
 
     def open_session(conn: Connection) -> Session:
         audit.write(conn, server.registry, trail.login_record(request, user.username, client_id))
@@ -193,6 +193,6 @@ async def consent(request: Request) -> Response:
             nonce=checked.nonce,
         )
 
-    code = await fhir_server(request).db.run_async(issue, write=True)
+    code = await platform(request).db.run_async(issue, write=True)
     params = {"code": code, "state": checked.state, "iss": issuer_for(origin(request))}
     return pages.redirect(redirect_to(checked.redirect_uri, params), 303)

@@ -22,7 +22,18 @@ from reference_impl.auth.registry import Client, User, find_client
 from reference_impl.auth.scopes import Scopes, is_valid, within
 from reference_impl.auth.service import audience_for
 from reference_impl.auth.web import Refused, params_from
-from reference_impl.faults import FaultSwitches
+from reference_impl.faults import FaultSwitches, declare
+
+PKCE_PLAIN_ACCEPTED = declare(
+    "pkce-plain-accepted",
+    "the authorization server also accepts code_challenge_method=plain (verifier = challenge)",
+    ("auth@5",),
+)
+REDIRECT_PREFIX_MATCH = declare(
+    "redirect-prefix-match",
+    "a redirect URI is accepted when it starts with a registered one (an open redirector for codes)",
+    ("auth@10",),
+)
 
 MAX_STATE_CHARS = 1024
 MAX_NONCE_CHARS = 256  # the column that keeps it
@@ -69,7 +80,7 @@ def parse(
     redirect_uri = _single(items, "redirect_uri")
     if redirect_uri is None:
         raise AuthorizeRefused("invalid_request", "redirect_uri is required", client_id=client_id)
-    prefixed = faults.on("redirect-prefix-match") and any(redirect_uri.startswith(u) for u in client.redirect_uris)
+    prefixed = faults.on(REDIRECT_PREFIX_MATCH) and any(redirect_uri.startswith(u) for u in client.redirect_uris)
     if redirect_uri not in client.redirect_uris and not prefixed:
         raise AuthorizeRefused(
             "invalid_request",
@@ -96,7 +107,7 @@ def parse(
         raise back("request_not_supported", "request objects are not supported")
     if params.get("response_type") != "code":
         raise back("unsupported_response_type", "response_type must be code")
-    plain = faults.on("pkce-plain-accepted") and params.get("code_challenge_method") == "plain"
+    plain = faults.on(PKCE_PLAIN_ACCEPTED) and params.get("code_challenge_method") == "plain"
     if params.get("code_challenge_method") != "S256" and not plain:
         raise back("invalid_request", "PKCE is required with code_challenge_method=S256 (plain is refused)")
     challenge = params.get("code_challenge")

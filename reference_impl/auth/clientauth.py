@@ -21,7 +21,15 @@ from starlette.requests import Request
 from reference_impl.auth import assertions
 from reference_impl.auth.assertions import ASSERTION_TYPE, VerifiedAssertion, invalid_client
 from reference_impl.auth.registry import Client, check_secret, find_client, hash_secret
-from reference_impl.auth.web import Refused, fhir_server, invalid_request
+from reference_impl.auth.web import Refused, invalid_request, platform
+from reference_impl.faults import declare
+
+ASSERTION_REPLAY_ACCEPTED = declare(
+    "assertion-replay-accepted", "client assertion jti values are not remembered: replays pass", ("auth@16",)
+)
+ASSERTION_LIFETIME_UNCHECKED = declare(
+    "assertion-lifetime-unchecked", "client assertions valid for longer than five minutes are accepted", ("auth@17",)
+)
 
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="eqlab"'}
 
@@ -99,7 +107,7 @@ async def authenticate(request: Request, form: dict[str, str], audiences: tuple[
     def lookup(conn: Connection) -> Client | None:
         return find_client(conn, cid)
 
-    client = await fhir_server(request).db.run_async(lookup, write=False)
+    client = await platform(request).db.run_async(lookup, write=False)
     usable = client is not None and client.active
     if credentials.method == "client_secret_basic":
         stored = client.secret_hash if usable and client and client.auth_method == credentials.method else None
@@ -113,11 +121,11 @@ async def authenticate(request: Request, form: dict[str, str], audiences: tuple[
     if client.auth_method != credentials.method:
         raise invalid_client(f"this client must authenticate with {client.auth_method}", cid)
     verified = None
-    faults = fhir_server(request).faults
+    faults = platform(request).faults
     if credentials.method == "private_key_jwt":
-        unbounded = faults.on("assertion-lifetime-unchecked")
+        unbounded = faults.on(ASSERTION_LIFETIME_UNCHECKED)
         max_ahead = 10**9 if unbounded else assertions.MAX_AHEAD_S
         verified = assertions.verify(credentials.assertion or "", client, audiences, max_ahead_s=max_ahead)
-    if faults.on("assertion-replay-accepted"):
+    if faults.on(ASSERTION_REPLAY_ACCEPTED):
         verified = None  # its jti is never remembered
     return AuthenticatedClient(client, verified)

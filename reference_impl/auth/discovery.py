@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from reference_impl.auth.service import issuer_for
-from reference_impl.auth.web import CORS, auth_service, fhir_server, origin
+from reference_impl.auth.web import CORS, auth_service, origin, platform
 
 GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"]
 AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "none"]
@@ -106,7 +106,7 @@ async def openid_configuration_endpoint(request: Request) -> JSONResponse:
 
 async def jwks_endpoint(request: Request) -> JSONResponse:
     service = auth_service(request)
-    db = fhir_server(request).db
+    db = platform(request).db
     # The JWKS must already hold the key that will sign the next token; make it only when due, so
     # that a JWKS read is a read-only unit of work otherwise.
     if await db.run_async(service.keys.needs_rotation, write=False):

@@ -23,10 +23,10 @@ from reference_impl.auth.web import (
     NO_STORE,
     Refused,
     auth_service,
-    fhir_server,
     json_answer,
     oauth_error,
     origin,
+    platform,
     preflight,
     read_form,
 )
@@ -100,7 +100,7 @@ async def introspect(request: Request) -> Response:
             except Refused as refused:
                 return refused
 
-        answer = await fhir_server(request).db.run_async(work, write=authed.assertion is not None)
+        answer = await platform(request).db.run_async(work, write=authed.assertion is not None)
         if isinstance(answer, Refused):
             raise answer
     except Refused as refused:
@@ -135,7 +135,7 @@ async def revoke(request: Request) -> Response:
                 service.revoke(conn, jti=principal.jti)
             return None
 
-        refused = await fhir_server(request).db.run_async(work, write=True)
+        refused = await platform(request).db.run_async(work, write=True)
         if refused is not None:
             raise refused
     except Refused as refused:
@@ -174,5 +174,5 @@ async def userinfo(request: Request) -> Response:
             claims["patient"] = user.patient_id
         return claims
 
-    answer = await fhir_server(request).db.run_async(work, write=False)
+    answer = await platform(request).db.run_async(work, write=False)
     return answer if isinstance(answer, Response) else json_answer(answer)

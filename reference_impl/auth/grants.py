@@ -9,12 +9,16 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from reference_impl.auth import codes, refresh
+from reference_impl.auth.authrequest import PKCE_PLAIN_ACCEPTED
 from reference_impl.auth.clientauth import AuthenticatedClient
 from reference_impl.auth.issuance import Grant, token_answer
 from reference_impl.auth.registry import User, find_user
 from reference_impl.auth.scopes import Scopes, within
 from reference_impl.auth.service import AuthService
 from reference_impl.auth.web import Refused, invalid_request
+from reference_impl.faults import declare
+
+CODE_REUSABLE = declare("code-reusable", "an authorization code can be redeemed again and again", ("auth@8",))
 
 OFFLINE = "offline_access"
 USER_GRANTS = ("public", "confidential")
@@ -56,8 +60,8 @@ def authorization_code(
             cid,
             form.get("redirect_uri"),
             form.get("code_verifier"),
-            plain_ok=faults.on("pkce-plain-accepted"),
-            reusable=faults.on("code-reusable"),
+            plain_ok=faults.on(PKCE_PLAIN_ACCEPTED),
+            reusable=faults.on(CODE_REUSABLE),
         )
     except codes.CodeReplayed as replay:
         refresh.revoke_family(conn, service, replay.family)

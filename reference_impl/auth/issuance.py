@@ -19,6 +19,11 @@ from reference_impl.auth import refresh
 from reference_impl.auth.keys import ALGORITHM
 from reference_impl.auth.registry import User
 from reference_impl.auth.service import AuthService, issuer_for
+from reference_impl.faults import declare
+
+IUA_CLAIMS_MISSING = declare(
+    "iua-claims-missing", "access tokens of users carry neither person_id nor purpose_of_use", ("auth@21",)
+)
 
 SYSTEM_ROLE = "system"
 
@@ -89,7 +94,7 @@ def token_answer(
     """
     now = now or int(time.time())
     wanted = access_claims(grant)
-    if service.faults.on("iua-claims-missing"):
+    if service.faults.on(IUA_CLAIMS_MISSING):
         wanted = {k: v for k, v in wanted.items() if k not in ("person_id", "purpose_of_use")}
     token, claims = service.issue_access_token(conn, origin, wanted, grant.family)
     answer: dict[str, Any] = {

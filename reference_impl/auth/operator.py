@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from reference_impl.auth.schema import AUTH_MIGRATIONS
 from reference_impl.auth.service import AuthService
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
-from reference_impl.store.migrations import migrate
+from reference_impl.store.migrations import STORE_MIGRATIONS, migrate
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def rotate_signing_key_in_store(settings: Settings, withdraw_previous: bool = Fa
     """For the CLI: rotate in the store of ``settings`` (migrated first, so a new store works too)."""
     db = Database(settings.db_url)
     try:
-        migrate(db)
+        migrate(db, (*STORE_MIGRATIONS, *AUTH_MIGRATIONS))  # what a key rotation needs
         return rotate_signing_key(db, AuthService.from_settings(settings), withdraw_previous)
     finally:
         db.dispose()

@@ -18,7 +18,6 @@ patient cannot probe for other patients (403 for "someone else's" and "nobody's"
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -26,11 +25,35 @@ from typing import Any
 
 from reference_impl.auth.principal import Principal
 from reference_impl.auth.scopes import INTERACTION_LETTERS
-from reference_impl.faults import FaultSwitches
+from reference_impl.faults import FaultSwitches, declare
 from reference_impl.fhir.errors import FhirError, Issue, not_found
 from reference_impl.fhir.query import EVERYTHING, Reach, SeesEverything, Visibility
 from reference_impl.fhir.searchparams import SearchParamRegistry
-from reference_impl.fhir.structure import DEFINITIONS
+from reference_impl.fhir.structure import patient_compartment
+
+SCOPE_NOT_ENFORCED = declare(
+    "scope-not-enforced",
+    "the FHIR API checks the token but ignores its SMART scopes: any valid token may do anything",
+    ("auth@22", "auth@23", "auth@30"),
+)
+PATIENT_COMPARTMENT_LEAK = declare(
+    "patient-compartment-leak",
+    "a patient token is not limited to the patient's compartment: it reads other patients' data",
+    ("auth@31", "audit@9"),
+)
+PATIENT_PROBE_404 = declare(
+    "patient-probe-404",
+    "for a patient token, a record that does not exist answers 404 while another patient's answers 403",
+    ("auth@32",),
+)
+AUDIT_EVENTS_WRITABLE = declare(
+    "audit-events-writable",
+    "clients may create AuditEvents, e.g. a patient's fake entry in another patient's access log",
+    ("audit@13",),
+)
+AUDIT_EVENTS_DELETABLE = declare(
+    "audit-events-deletable", "AuditEvents can be updated, patched and deleted like any resource (no 405)", ("audit@7",)
+)
 
 # Definitional resources anyone may read: they describe the platform, not people.
 PUBLIC_TYPES = frozenset(
@@ -65,11 +88,6 @@ NOT_PERMITTED = "you are not permitted to access this data"
 
 
 @cache
-def patient_compartment() -> dict[str, tuple[str, ...]]:
-    data = json.loads((DEFINITIONS / "compartments.json").read_text(encoding="utf-8"))["Patient"]
-    return {type_name: tuple(params) for type_name, params in data.items()}
-
-
 def bearer_challenge(error: str, description: str) -> str:
     """A ``WWW-Authenticate: Bearer`` challenge (RFC 6750 §3). The description may quote what a
     caller sent (a token's alg, a claim): it is cut to the characters RFC 6750 allows in it,
@@ -159,20 +177,20 @@ class AccessPolicy:
         if (
             type_name in PLATFORM_WRITTEN
             and kind in ("update", "patch", "delete")
-            and not self.faults.on("audit-events-deletable")
+            and not self.faults.on(AUDIT_EVENTS_DELETABLE)
         ):
             raise FhirError(
                 405,
                 [Issue("AuditEvents are append-only: they cannot be changed or deleted", "not-supported")],
                 {"Allow": "GET"},
             )
-        if type_name in PLATFORM_WRITTEN and kind == "create" and not self.faults.on("audit-events-writable"):
+        if type_name in PLATFORM_WRITTEN and kind == "create" and not self.faults.on(AUDIT_EVENTS_WRITABLE):
             # Only the platform records accesses: a client's event could put fake entries in a
             # patient's access log.
             raise forbidden("AuditEvents are written by the platform itself, never by a client", "access_denied")
         context = "patient" if principal.is_patient else "system" if principal.is_system else "user"
         letter = INTERACTION_LETTERS.get(kind)
-        if letter is not None and not self.faults.on("scope-not-enforced"):
+        if letter is not None and not self.faults.on(SCOPE_NOT_ENFORCED):
             wanted = type_name or "*"
             if not principal.scopes.allows(context, wanted, letter):
                 raise forbidden(f"the token's scopes do not grant {kind} on {wanted} ({context} context)")
@@ -180,7 +198,7 @@ class AccessPolicy:
             principal.is_patient or principal.is_system or principal.role == "auditor"
         ):
             raise forbidden("only auditors, systems and the patient concerned may read audit events", "access_denied")
-        if principal.is_patient and not self.faults.on("patient-compartment-leak"):
+        if principal.is_patient and not self.faults.on(PATIENT_COMPARTMENT_LEAK):
             return self._patient_access(principal, kind, type_name)
         return Access(principal)
 
@@ -205,7 +223,7 @@ class AccessPolicy:
         if access.compartment_patient is not None and (
             resource is None or not self.in_compartment(resource, access.compartment_patient)
         ):
-            if resource is None and self.faults.on("patient-probe-404"):
+            if resource is None and self.faults.on(PATIENT_PROBE_404):
                 raise not_found("the resource is not known")
             raise forbidden(NOT_PERMITTED, "access_denied")
         for rule in self.rules:

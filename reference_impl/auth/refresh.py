@@ -20,6 +20,16 @@ from reference_impl.auth.schema import refresh_tokens
 from reference_impl.auth.scopes import Scopes, within
 from reference_impl.auth.service import AuthService
 from reference_impl.auth.web import Refused
+from reference_impl.faults import declare
+
+REFRESH_NOT_ROTATED = declare(
+    "refresh-not-rotated",
+    "a used refresh token stays valid: each refresh issues a new one but never burns the old",
+    ("auth@12", "auth@13"),
+)
+REFRESH_SCOPE_ESCALATION = declare(
+    "refresh-scope-escalation", "a refresh may ask for more scope than the original grant", ("auth@14",)
+)
 
 PREFIX = "rt."  # tells a refresh token from a JWT access token at a glance (introspection, revocation)
 
@@ -116,7 +126,7 @@ def use(
         raise refuse("the refresh token was revoked")
     if row.used_at is None and row.expires_at <= now:
         raise refuse("the refresh token has expired")
-    escalating_allowed = service.faults.on("refresh-scope-escalation")
+    escalating_allowed = service.faults.on(REFRESH_SCOPE_ESCALATION)
     narrowing = requested_scope is not None and row.used_at is None and not escalating_allowed
     if narrowing and not within(Scopes.parse(requested_scope or ""), Scopes.parse(row.scope)):
         raise refuse(f"the requested scope exceeds the grant ({row.scope})", "invalid_scope")
@@ -128,7 +138,7 @@ def use(
             refresh_tokens.c.used_at.is_(None),
             refresh_tokens.c.revoked_at.is_(None),
         )
-        .values(used_at=None if service.faults.on("refresh-not-rotated") else now)
+        .values(used_at=None if service.faults.on(REFRESH_NOT_ROTATED) else now)
     ).rowcount
     if not burnt:
         revoke_family(conn, service, row.family, now)

@@ -6,8 +6,9 @@ ids are stored as hashes; signing keys are wrapped with the master key.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Connection, String, Table, Text
 
+from reference_impl.store.migrations import Migration
 from reference_impl.store.schema import metadata
 
 signing_keys = Table(
@@ -102,3 +103,10 @@ sessions = Table(
 )
 
 AUTH_TABLES = (signing_keys, clients, users, codes, refresh_tokens, issued_tokens, assertion_jtis, sessions)
+
+
+def _create_tables(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(AUTH_TABLES))
+
+
+AUTH_MIGRATIONS = (Migration(2, "authorization server: keys, clients, users, codes, tokens, sessions", _create_tables),)

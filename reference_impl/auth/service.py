@@ -18,8 +18,19 @@ from reference_impl.auth import tokens
 from reference_impl.auth.keys import SigningKeys
 from reference_impl.auth.principal import Principal
 from reference_impl.auth.schema import issued_tokens
-from reference_impl.faults import FaultSwitches
+from reference_impl.faults import FaultSwitches, declare
 from reference_impl.settings import Settings
+
+ALG_NONE_ACCEPTED = declare(
+    "alg-none-accepted",
+    "access tokens with alg none are accepted without a signature (the JWT library's classic misuse)",
+    ("auth@26", "auth@33", "auth@35"),
+)
+REVOCATION_IGNORED = declare(
+    "revocation-ignored",
+    "revoked access tokens are still accepted: validation checks only that the server issued the jti",
+    ("auth@29", "auth@34", "auth@13", "auth@33"),
+)
 
 AUTH_PREFIX = "/auth"
 FHIR_PREFIX = "/fhir"
@@ -77,12 +88,12 @@ class AuthService:
             issuer_for(origin),
             audience_for(origin),
             lambda jti: self.is_revoked(conn, jti),
-            accept_unsigned=self.faults.on("alg-none-accepted"),
+            accept_unsigned=self.faults.on(ALG_NONE_ACCEPTED),
         )
 
     def is_revoked(self, conn: Connection, jti: str) -> bool:
         row = conn.execute(select(issued_tokens.c.revoked_at).where(issued_tokens.c.jti == jti)).first()
-        if self.faults.on("revocation-ignored"):
+        if self.faults.on(REVOCATION_IGNORED):
             return row is None
         return row is None or row.revoked_at is not None  # unknown to this server: not one it issued
 

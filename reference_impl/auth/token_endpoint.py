@@ -17,10 +17,10 @@ from reference_impl.auth.service import issuer_for
 from reference_impl.auth.web import (
     Refused,
     auth_service,
-    fhir_server,
     json_answer,
     oauth_error,
     origin,
+    platform,
     preflight,
     read_form,
 )
@@ -56,7 +56,7 @@ async def token(request: Request) -> Response:
             except Refused as refused:
                 return refused
 
-        answer = await fhir_server(request).db.run_async(work, write=True)
+        answer = await platform(request).db.run_async(work, write=True)
         if isinstance(answer, Refused):
             raise answer
     except Refused as refused:

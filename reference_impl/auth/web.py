@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from reference_impl.auth.service import AuthService
-
-if TYPE_CHECKING:
-    from reference_impl.fhir.server import FhirServer
+from reference_impl.faults import FaultSwitches
+from reference_impl.fhir.searchparams import SearchParamRegistry
+from reference_impl.store.database import Database
 
 FORM_LIMIT_BYTES = 64 * 1024  # the largest legitimate form (a client assertion with a certificate chain) fits
 MAX_FIELDS = 64
@@ -114,9 +114,17 @@ def request_id(request: Request) -> str | None:
     return str(value) if value else None
 
 
-def fhir_server(request: Request) -> FhirServer:
-    server: FhirServer = request.app.state.fhir
-    return server
+class Platform(Protocol):
+    """The parts of the platform the authorization server's endpoints use (the FHIR server holds them)."""
+
+    db: Database
+    registry: SearchParamRegistry
+    faults: FaultSwitches
+
+
+def platform(request: Request) -> Platform:
+    parts: Platform = request.app.state.fhir
+    return parts
 
 
 def auth_service(request: Request) -> AuthService:

@@ -142,3 +142,10 @@ def structure() -> Structure:
 def search_parameter_definitions() -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = _load("search-parameters.json")
     return result
+
+
+@cache
+def patient_compartment() -> dict[str, tuple[str, ...]]:
+    """Per resource type, the search parameters that put a resource in a patient's compartment."""
+    data = json.loads((DEFINITIONS / "compartments.json").read_text(encoding="utf-8"))["Patient"]
+    return {type_name: tuple(params) for type_name, params in data.items()}

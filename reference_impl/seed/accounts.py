@@ -37,10 +37,10 @@ from reference_impl.auth.registry import (
     register_user,
 )
 from reference_impl.auth.schema import clients, users
+from reference_impl.platform import migrate_platform
 from reference_impl.seed.demo import demo_bundle
-from reference_impl.services import matricule
+from reference_impl.services.mpi import matricule
 from reference_impl.store.database import Database
-from reference_impl.store.migrations import migrate
 
 T = TypeVar("T")
 SYSTEM_CLIENT = "eqlab-demo-system"
@@ -165,7 +165,7 @@ def register_test_user(db_url: str, username: str, password: str, role: str, **f
 def _in_store(db_url: str, work: Callable[[Connection], T]) -> T:
     db = Database(db_url)
     try:
-        migrate(db)
+        migrate_platform(db)
         return db.run(work, write=True)
     finally:
         db.dispose()

@@ -7,26 +7,17 @@ It is loaded as one transaction Bundle through the FHIR layer, exactly as a clie
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import orjson
-
-from reference_impl.auth.principal import Principal
-from reference_impl.auth.scopes import Scopes
-from reference_impl.fhir.errors import FhirError
-from reference_impl.fhir.routing import FhirRequest
-from reference_impl.services import matricule
-
-if TYPE_CHECKING:
-    from reference_impl.fhir.server import FhirServer
+from reference_impl.naming import ORGANIZATION_ID, PRACTITIONER_ID
+from reference_impl.platform import is_stored, run_internal
+from reference_impl.rest.server import FhirServer
+from reference_impl.services.descriptor import Service
+from reference_impl.services.mpi import matricule
 
 DEMO_SEED = 20261123
-SEED_BASE = "urn:eqlab:seed"
-# The platform itself loads the demo data: an internal principal, never a token anyone can hold.
-SEEDER = Principal("eqlab-seed", "eqlab-seed", "system", Scopes.parse("system/*.cruds"), jti="internal", expires_at=0)
-PRACTITIONER_SYSTEM = "urn:oid:1.3.182.3.1"
-ORGANIZATION_SYSTEM = "urn:oid:1.3.182.3.2"
 ORGANIZATIONS: list[tuple[str, str, str, str]] = [
     ("chl", "Centre Hospitalier de Luxembourg", "Luxembourg", "1210"),
     ("chdn", "Centre Hospitalier du Nord", "Ettelbruck", "9080"),
@@ -65,7 +56,7 @@ def demo_bundle(patients: int = 40, practitioners: int = 12, seed: int = DEMO_SE
             {
                 "resourceType": "Organization",
                 "id": f"org-{key}",
-                "identifier": [{"system": ORGANIZATION_SYSTEM, "value": key.upper()}],
+                "identifier": [{"system": ORGANIZATION_ID, "value": key.upper()}],
                 "active": True,
                 "name": name,
                 "address": [{"city": city, "postalCode": postal, "country": "LU"}],
@@ -75,15 +66,13 @@ def demo_bundle(patients: int = 40, practitioners: int = 12, seed: int = DEMO_SE
         resources.extend(_practitioner(rng, n))
     for n in range(1, patients + 1):
         resources.extend(_patient_record(rng, n, practitioners))
-    entries = [
-        {
-            "fullUrl": f"{r['resourceType']}/{r['id']}",
-            "resource": r,
-            "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
-        }
-        for r in resources
-    ]
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [_entry(r) for r in resources]}
+
+
+def _entry(resource: dict[str, Any]) -> dict[str, Any]:
+    """A transaction entry storing ``resource`` under its own id (the demo's ids are fixed)."""
+    path = f"{resource['resourceType']}/{resource['id']}"
+    return {"fullUrl": path, "resource": resource, "request": {"method": "PUT", "url": path}}
 
 
 def _practitioner(rng: random.Random, n: int) -> list[dict[str, Any]]:
@@ -93,7 +82,7 @@ def _practitioner(rng: random.Random, n: int) -> list[dict[str, Any]]:
     practitioner = {
         "resourceType": "Practitioner",
         "id": f"prac-{n:03d}",
-        "identifier": [{"system": PRACTITIONER_SYSTEM, "value": f"{100000 + n * 7:06d}"}],
+        "identifier": [{"system": PRACTITIONER_ID, "value": f"{100000 + n * 7:06d}"}],
         "active": True,
         "name": [
             {"family": rng.choice(FAMILY), "given": [rng.choice(GIVEN_F if female else GIVEN_M)], "prefix": ["Dr"]}
@@ -171,14 +160,13 @@ def _patient_record(rng: random.Random, n: int, practitioners: int) -> list[dict
     return [patient, encounter, *observations]
 
 
-async def load_demo(server: FhirServer) -> None:
-    """Load the demo dataset unless it is already there (idempotent across restarts)."""
-    try:
-        await server.handle(FhirRequest("GET", "Organization/org-chl", base_url=SEED_BASE, principal=SEEDER))
+async def load_demo(server: FhirServer, services: Iterable[Service] = ()) -> None:
+    """Load the demo dataset, with the demo data of ``services``, unless it is already there (idempotent
+    across restarts)."""
+    if await is_stored(server, "Organization/org-chl"):
         return
-    except FhirError as exc:
-        if exc.status != 404:
-            raise
-    body = orjson.dumps(demo_bundle())
-    headers = {"content-type": "application/fhir+json"}
-    await server.handle(FhirRequest("POST", "", (), headers, body, SEED_BASE, principal=SEEDER))
+    bundle = demo_bundle()
+    for service in services:
+        if service.demo_data is not None:
+            bundle["entry"] += [_entry(resource) for resource in service.demo_data()]
+    await run_internal(server, bundle)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select, text
 
-from reference_impl.auth import schema as auth_schema
 from reference_impl.fhir.dates import now_instant
 from reference_impl.store import schema
 from reference_impl.store.database import Database
@@ -41,18 +40,17 @@ def _core_store(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
-def _authorization_server(conn: Connection) -> None:
-    schema.metadata.create_all(conn, tables=list(auth_schema.AUTH_TABLES))
-
-
-MIGRATIONS: tuple[Migration, ...] = (
+STORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core FHIR store: resources, history, search index", _core_store),
-    Migration(2, "authorization server: keys, clients, users, codes, tokens, sessions", _authorization_server),
 )
 
 
-def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
-    """Apply pending migrations; returns the versions applied now."""
+def migrate(db: Database, migrations: tuple[Migration, ...]) -> list[int]:
+    """Apply the pending ``migrations`` (the platform's are ``reference_impl.platform.migrations()``);
+    returns the versions applied now."""
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"two migrations share a version: {sorted(v for v in set(versions) if versions.count(v) > 1)}")
 
     def work(conn: Connection) -> list[int]:
         if db.dialect == "postgresql":

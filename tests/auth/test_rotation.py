@@ -10,9 +10,9 @@ from sqlalchemy import Connection
 
 from reference_impl.auth.keys import SigningKeys
 from reference_impl.auth.operator import rotate_signing_key, rotate_signing_key_in_store
+from reference_impl.platform import migrate_platform
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
-from reference_impl.store.migrations import migrate
 from tests.auth.conftest import TEST_MASTER_KEY, AuthLab
 from tests.auth.test_lifecycle import WEBAPP, patient_tokens
 
@@ -59,7 +59,7 @@ def test_a_token_signed_before_a_rotation_validates_until_its_key_leaves_the_jwk
 
 def test_a_retired_key_leaves_the_jwks_one_token_lifetime_after_rotation(sqlite_db_url: str) -> None:
     db = Database(sqlite_db_url)
-    migrate(db)
+    migrate_platform(db)
     keys = SigningKeys(Settings(master_key=TEST_MASTER_KEY).master(), token_lifetime_s=600, rotate_after_s=3600)
     start = int(time.time())
 

@@ -9,10 +9,10 @@ from joserfc.jwk import ECKey
 from sqlalchemy import Connection, select
 
 from reference_impl.auth.registry import check_secret, find_client, find_user, register_client
+from reference_impl.platform import migrate_platform
 from reference_impl.seed import accounts
 from reference_impl.seed.accounts import register_test_client, register_test_user, seed_demo_accounts
 from reference_impl.store.database import Database
-from reference_impl.store.migrations import migrate
 from reference_impl.store.schema import resources
 from tests.auth.conftest import AuthLab, make_app
 from tests.auth.flows import REPO
@@ -116,7 +116,7 @@ def test_redirect_uris_must_be_literal_absolute_uris(sqlite_db_url: str, uri: st
 def test_a_client_needs_valid_scopes(sqlite_db_url: str) -> None:
     db = Database(sqlite_db_url)
     try:
-        migrate(db)
+        migrate_platform(db)
         with pytest.raises(ValueError, match="scope"):
             db.run(lambda conn: register_client(conn, "x", "system", "x", "system/*.rs admin"), write=True)
     finally:

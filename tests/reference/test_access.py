@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
 from reference_impl.auth.policy import forbidden
-from reference_impl.fhir.context import Context, FhirResponse, Operation
+from reference_impl.rest.handler import Context, FhirResponse, Operation
 from reference_impl.settings import Settings
 from tests.reference.helpers import JSON_HEADERS, assert_outcome
 from tests.support.tokens import forge, mint
@@ -358,7 +358,7 @@ def test_a_policy_rule_refuses_with_its_reason_and_the_refusal_is_audited(platfo
 def test_an_operation_runs_behind_the_same_token_check_and_audit(platform: Platform) -> None:
     def summary(ctx: Context) -> FhirResponse:
         assert ctx.interaction.res_id is not None
-        ctx.server.policy.check_resource(ctx.access, "read", {"resourceType": "Patient", "id": ctx.interaction.res_id})
+        ctx.policy.check_resource(ctx.access, "read", {"resourceType": "Patient", "id": ctx.interaction.res_id})
         return FhirResponse(200, {"resourceType": "Parameters", "parameter": [{"name": "ok", "valueBoolean": True}]})
 
     platform.app.state.fhir.add_operation(Operation("eqlab-summary", summary, "Patient", instance=True))

@@ -9,24 +9,25 @@ from sqlalchemy import inspect
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
+from reference_impl.platform import migrate_platform, migrations
 from reference_impl.seed.demo import demo_bundle
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database, normalize_url
-from reference_impl.store.migrations import MIGRATIONS, current_version, migrate
+from reference_impl.store.migrations import current_version
 from tests.support.tokens import mint
 
 
 def test_migrations_apply_once_and_create_every_table(db_url: str) -> None:
     db = Database(db_url)
     try:
-        first, second = migrate(db), migrate(db)
+        first, second = migrate_platform(db), migrate_platform(db)
         with db.transaction(write=False) as conn:
             tables = set(inspect(conn).get_table_names())
         version = current_version(db)
     finally:
         db.dispose()
-    assert first == [m.version for m in MIGRATIONS] and second == []
-    assert version == MIGRATIONS[-1].version
+    assert first == [m.version for m in migrations()] and second == []
+    assert version == migrations()[-1].version
     assert {
         "resources",
         "resource_history",
@@ -42,11 +43,11 @@ def test_concurrent_starts_migrate_once(db_url: str) -> None:
     databases = [Database(db_url) for _ in range(4)]
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
-            results = list(pool.map(migrate, databases))
+            results = list(pool.map(migrate_platform, databases))
     finally:
         for db in databases:
             db.dispose()
-    assert sorted(map(len, results)) == [0, 0, 0, len(MIGRATIONS)]
+    assert sorted(map(len, results)) == [0, 0, 0, len(migrations())]
 
 
 def test_demo_seed_is_loaded_once_and_deterministic(db_url: str) -> None:

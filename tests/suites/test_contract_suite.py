@@ -26,8 +26,7 @@ from eqlab.catalogue import Catalogue
 from eqlab.commands.detection import detect
 from eqlab.commands.store_admin import demo_secrets
 from eqlab.plan.loader import load_plan
-from reference_impl.app import create_app
-from reference_impl.faults import FAULTS
+from reference_impl.app import FAULTS, create_app
 from reference_impl.settings import Settings
 from tests.suites.requirement_map import OUTPUT_ENV
 from tests.support.servers import sqlite_url, threaded_server

@@ -65,14 +65,14 @@ def forge(
 def mint_for_store(db_url: str, origin: str, **claims: Any) -> str:
     """A system token for a server running elsewhere (another process) on the store at ``db_url``."""
     from reference_impl.auth.service import AuthService
+    from reference_impl.platform import migrate_platform
     from reference_impl.settings import Settings
     from reference_impl.store.database import Database
-    from reference_impl.store.migrations import migrate
 
     settings = Settings(db_url=db_url)
     db = Database(db_url)
     try:
-        migrate(db)
+        migrate_platform(db)
         auth = AuthService.from_settings(settings)
         return str(
             db.run(lambda conn: auth.issue_access_token(conn, origin, {**SYSTEM, **claims}, family=None)[0], write=True)

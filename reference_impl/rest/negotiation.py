@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reference_impl.fhir.errors import error
-from reference_impl.fhir.routing import FhirRequest
+from reference_impl.rest.routing import FhirRequest
 
 FHIR_JSON = "application/fhir+json"
 FHIR_JSON_TYPES = frozenset({FHIR_JSON, "application/json", "application/json+fhir"})

@@ -9,17 +9,62 @@ from urllib.parse import parse_qsl
 
 import jsonpatch
 
-from reference_impl.fhir import negotiation
-from reference_impl.fhir.context import Context, FhirResponse
+from reference_impl.faults import declare
 from reference_impl.fhir.dates import http_date, parse_http_date
 from reference_impl.fhir.errors import FhirError, error, information, invalid, not_found
 from reference_impl.fhir.query import SeesEverything
-from reference_impl.fhir.searching import parse_for_caller
 from reference_impl.fhir.subsetting import subset
 from reference_impl.fhir.validation import check_resource, parse_json
+from reference_impl.rest import negotiation
+from reference_impl.rest.handler import Context, FhirResponse
+from reference_impl.rest.searching import parse_for_caller
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource
 from reference_impl.store.search_sql import run_search
+
+NO_META_VERSION = declare("no-meta-version", "read and vread return resources without meta.versionId", ("fhir@14",))
+NO_LOCATION = declare("no-location", "create and update answer without a Location header", ("fhir@16",))
+VERSION_NOT_INCREMENTED = declare(
+    "version-not-incremented",
+    "update overwrites the current version in place: meta.versionId stays the same",
+    ("fhir@6",),
+)
+VREAD_RETURNS_CURRENT = declare(
+    "vread-returns-current", "vread ignores the version and returns the current one", ("fhir@4",)
+)
+IF_MATCH_IGNORED = declare("if-match-ignored", "If-Match is ignored: stale updates and deletes overwrite", ("fhir@17",))
+CONDITIONAL_CREATE_IGNORED = declare(
+    "conditional-create-ignored",
+    "If-None-Exist is ignored: conditional create always creates a duplicate",
+    ("fhir@18",),
+)
+CONDITIONAL_UPDATE_IGNORED = declare(
+    "conditional-update-ignored",
+    "conditional update ignores its matches and always creates a new resource",
+    ("fhir@19",),
+)
+GONE_AS_404 = declare("gone-as-404", "reading a deleted resource answers 404 instead of 410", ("fhir@20",))
+UPDATE_ID_MISMATCH_ACCEPTED = declare(
+    "update-id-mismatch-accepted",
+    "update stores the body under the URL id even when the body names another id or none",
+    ("fhir@22",),
+)
+LENIENT_VALIDATION = declare(
+    "lenient-validation",
+    "resources are stored after only a resourceType check (unknown elements, bad types and codes pass)",
+    ("fhir@23",),
+)
+MEDIA_TYPE_UNCHECKED = declare(
+    "media-type-unchecked", "resource bodies are parsed whatever their Content-Type: never 415", ("fhir@28",)
+)
+DEPTH_LIMIT_IGNORED = declare(
+    "depth-limit-ignored", "resources nested deeper than 64 levels are accepted", ("fhir@46",)
+)
+CONDITIONAL_EXISTENCE_ORACLE = declare(
+    "conditional-existence-oracle",
+    "conditional interactions match other patients' data: 403 when it exists, 404/201 when it does not",
+    ("auth@38",),
+)
 
 
 def new_id() -> str:
@@ -52,7 +97,7 @@ def vread(ctx: Context) -> FhirResponse:
         raise not_found(f"{ctx.type_name}/{ctx.res_id} has no version '{version}'")
     if stored.deleted:
         raise error(410, f"version {version} of {ctx.type_name}/{ctx.res_id} is a deletion", "deleted")
-    if ctx.server.faults.on("vread-returns-current"):
+    if ctx.faults.on(VREAD_RETURNS_CURRENT):
         stored = store.current(ctx.conn, ctx.type_name, ctx.res_id) or stored
     return _with_subsetting(ctx, stored)
 
@@ -62,7 +107,7 @@ def _with_subsetting(ctx: Context, stored: StoredResource) -> FhirResponse:
     body: dict[str, Any] | bytes = stored.content.encode() if stored.content else b""
     if "_summary" in params or "_elements" in params:
         body = subset(stored.parsed(), params.get("_summary"), params.get("_elements"))
-    if ctx.server.faults.on("no-meta-version") and stored.content:
+    if ctx.faults.on(NO_META_VERSION) and stored.content:
         body = stored.parsed()
         body.get("meta", {}).pop("versionId", None)
     return FhirResponse(200, body, _version_headers(stored), stored)
@@ -75,7 +120,7 @@ def _reach(ctx: Context, resource: dict[str, Any] | None) -> None:
     cannot learn whether another patient's data exists.
     """
     if ctx.access.principal is not None:
-        ctx.server.policy.check_resource(ctx.access, str(ctx.interaction.kind), resource)
+        ctx.policy.check_resource(ctx.access, str(ctx.interaction.kind), resource)
 
 
 def _existing(ctx: Context, type_name: str, res_id: str, for_update: bool = False) -> StoredResource:
@@ -84,7 +129,7 @@ def _existing(ctx: Context, type_name: str, res_id: str, for_update: bool = Fals
         _reach(ctx, None)  # refuses: nothing to show is indistinguishable from not yours
     if stored is None:
         raise not_found(f"{type_name}/{res_id} is not known")
-    if stored.deleted and ctx.server.faults.on("gone-as-404"):
+    if stored.deleted and ctx.faults.on(GONE_AS_404):
         raise not_found(f"{type_name}/{res_id} is not known")
     if stored.deleted:
         gone = error(410, f"{type_name}/{res_id} was deleted", "deleted")
@@ -109,12 +154,12 @@ def create(ctx: Context) -> FhirResponse:
     resource = _body_resource(ctx, ctx.type_name)
     _reach(ctx, resource)
     condition = ctx.request.header("if-none-exist")
-    if condition and not ctx.server.faults.on("conditional-create-ignored"):
+    if condition and not ctx.faults.on(CONDITIONAL_CREATE_IGNORED):
         matches = find_matches(ctx, ctx.type_name, condition)
         if len(matches) == 1:
             _reach(ctx, matches[0].parsed())
             return _written(ctx, matches[0], 200)
-    stored = store.save(ctx.conn, ctx.server.registry, resource, ctx.request.assigned_id or new_id(), None, "POST")
+    stored = _save(ctx, resource, ctx.request.assigned_id or new_id(), None, "POST")
     return _written(ctx, stored, 201)
 
 
@@ -122,7 +167,7 @@ def update(ctx: Context) -> FhirResponse:
     resource = _body_resource(ctx, ctx.type_name)
     if ctx.interaction.res_id is None:
         return _conditional_update(ctx, resource)
-    if ctx.server.faults.on("update-id-mismatch-accepted"):
+    if ctx.faults.on(UPDATE_ID_MISMATCH_ACCEPTED):
         return _put(ctx, resource, ctx.res_id)
     body_id = resource.get("id")
     if body_id is None:
@@ -134,7 +179,7 @@ def update(ctx: Context) -> FhirResponse:
 
 def _conditional_update(ctx: Context, resource: dict[str, Any]) -> FhirResponse:
     matches = find_matches(ctx, ctx.type_name, _query_string(ctx))
-    if ctx.server.faults.on("conditional-update-ignored"):
+    if ctx.faults.on(CONDITIONAL_UPDATE_IGNORED):
         matches = []
     body_id = resource.get("id")
     if matches:
@@ -159,8 +204,8 @@ def _put(ctx: Context, resource: dict[str, Any], res_id: str, server_chose_id: b
         # from a free one: a compartment-limited caller creates with POST instead.
         _reach(ctx, None)
     _check_if_match(ctx, current)
-    in_place = ctx.server.faults.on("version-not-incremented")
-    stored = store.save(ctx.conn, ctx.server.registry, resource, res_id, current, "PUT", reuse_version=in_place)
+    in_place = ctx.faults.on(VERSION_NOT_INCREMENTED)
+    stored = _save(ctx, resource, res_id, current, "PUT", reuse_version=in_place)
     created = current is None or current.deleted
     return _written(ctx, stored, 201 if created else 200)
 
@@ -169,7 +214,7 @@ def patch(ctx: Context) -> FhirResponse:
     negotiation.require_body_type(
         ctx.request, negotiation.JSON_PATCH_TYPES, "a JSON Patch (application/json-patch+json)"
     )
-    operations = parse_json(ctx.request.body, ctx.server.settings.max_json_depth)
+    operations = parse_json(ctx.request.body, ctx.settings.max_json_depth)
     if not isinstance(operations, list):
         raise invalid("a JSON Patch document is a JSON array of operations", code="structure")
     current = _existing(ctx, ctx.type_name, ctx.res_id, for_update=True)
@@ -188,7 +233,7 @@ def patch(ctx: Context) -> FhirResponse:
     except FhirError as exc:
         raise FhirError(422, exc.issues) from None
     _reach(ctx, resource)
-    stored = store.save(ctx.conn, ctx.server.registry, resource, ctx.res_id, current, "PATCH")
+    stored = _save(ctx, resource, ctx.res_id, current, "PATCH")
     return _written(ctx, stored, 200)
 
 
@@ -207,6 +252,7 @@ def delete(ctx: Context) -> FhirResponse:
         return FhirResponse(200, information(f"{current.type_name}/{current.id} was already deleted"), stored=current)
     _check_if_match(ctx, current)
     deleted = store.mark_deleted(ctx.conn, current)
+    ctx.writes.after_write(ctx, deleted)
     outcome = information(f"{deleted.type_name}/{deleted.id} deleted (version {deleted.version_id})")
     return FhirResponse(200, outcome, {"ETag": deleted.etag}, deleted)
 
@@ -214,17 +260,32 @@ def delete(ctx: Context) -> FhirResponse:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+def _save(
+    ctx: Context,
+    resource: dict[str, Any],
+    res_id: str,
+    current: StoredResource | None,
+    method: str,
+    reuse_version: bool = False,
+) -> StoredResource:
+    """Store a new version, between the services' checks and their follow-ups (same transaction)."""
+    ctx.writes.before_write(ctx, resource)
+    stored = store.save(ctx.conn, ctx.registry, resource, res_id, current, method, reuse_version=reuse_version)
+    ctx.writes.after_write(ctx, stored)
+    return stored
+
+
 def _body_resource(ctx: Context, type_name: str) -> dict[str, Any]:
     request = ctx.request
     if type_name == "Binary" and negotiation.is_raw_binary_upload(request):
         data = base64.b64encode(request.body).decode()
         return {"resourceType": "Binary", "contentType": negotiation.media_type(request), "data": data}
-    faults = ctx.server.faults
-    if not faults.on("media-type-unchecked"):
+    faults = ctx.faults
+    if not faults.on(MEDIA_TYPE_UNCHECKED):
         negotiation.require_body_type(request, negotiation.FHIR_JSON_TYPES, "FHIR JSON (application/fhir+json)")
-    depth = ctx.server.settings.max_json_depth if not faults.on("depth-limit-ignored") else 1_000_000
+    depth = ctx.settings.max_json_depth if not faults.on(DEPTH_LIMIT_IGNORED) else 1_000_000
     data = parse_json(request.body, depth)
-    if faults.on("lenient-validation") and isinstance(data, dict) and data.get("resourceType") == type_name:
+    if faults.on(LENIENT_VALIDATION) and isinstance(data, dict) and data.get("resourceType") == type_name:
         return data
     return check_resource(data, type_name)
 
@@ -242,7 +303,7 @@ def find_matches(ctx: Context, type_name: str, query: str) -> list[StoredResourc
     if not params:
         raise invalid("the conditional criteria are empty")
     request = parse_for_caller(ctx, type_name, params, strict=True, kind=str(ctx.interaction.kind))
-    if ctx.server.faults.on("conditional-existence-oracle"):
+    if ctx.faults.on(CONDITIONAL_EXISTENCE_ORACLE):
         request.visibility = SeesEverything()
     request.count, request.offset = 2, 0
     store.lock_type(ctx.conn, type_name)
@@ -258,7 +319,7 @@ def _etag_version(value: str) -> str:
 
 def _check_if_match(ctx: Context, current: StoredResource | None) -> None:
     if_match = ctx.request.header("if-match")
-    if if_match is None or ctx.server.faults.on("if-match-ignored"):
+    if if_match is None or ctx.faults.on(IF_MATCH_IGNORED):
         return
     if current is None or current.deleted or _etag_version(if_match) != str(current.version_id):
         have = (
@@ -275,7 +336,7 @@ def _version_headers(stored: StoredResource) -> dict[str, str]:
 
 def _written(ctx: Context, stored: StoredResource, status: int) -> FhirResponse:
     headers = _version_headers(stored)
-    if not ctx.server.faults.on("no-location"):
+    if not ctx.faults.on(NO_LOCATION):
         headers["Location"] = ctx.url(stored.type_name, stored.id, "_history", str(stored.version_id))
     preference = ctx.request.prefer.get("return", "representation")
     body: dict[str, Any] | bytes | None = stored.content.encode() if stored.content else None

@@ -17,16 +17,18 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
-from reference_impl import audit
-from reference_impl.audit import AuditRecord
+from reference_impl.audit import balp as audit
+from reference_impl.audit.access import Attempt, failure_record, success_records, touches_patient_data
+from reference_impl.audit.balp import AuditRecord
+from reference_impl.auth import bearer
 from reference_impl.auth.policy import AccessPolicy
 from reference_impl.auth.service import AuthService
 from reference_impl.faults import FaultSwitches
-from reference_impl.fhir import bundles, capability, crud, guard, searching
-from reference_impl.fhir.context import Context, FhirResponse, Handler, Operation
 from reference_impl.fhir.errors import FhirError, error
-from reference_impl.fhir.routing import FhirRequest, Interaction, Kind, route
-from reference_impl.fhir.searchparams import SearchParamRegistry, registry
+from reference_impl.fhir.searchparams import registry
+from reference_impl.rest import bundles, capability, crud, searching
+from reference_impl.rest.handler import Context, FhirResponse, Handler, Operation, WriteHooks
+from reference_impl.rest.routing import FhirRequest, Interaction, Kind, route
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
 
@@ -34,14 +36,15 @@ T = TypeVar("T")
 
 
 class FhirServer:
-    def __init__(self, settings: Settings, db: Database, search_registry: SearchParamRegistry | None = None) -> None:
+    def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.faults = FaultSwitches(settings.faults)
         self.db = db
-        self.registry = search_registry or registry()
+        self.registry = registry()
         self.auth = AuthService.from_settings(settings)
         self.policy = AccessPolicy(self.registry, faults=self.faults)
         self.operations: dict[tuple[str | None, bool, str], Operation] = {}
+        self.writes = WriteHooks()
         self.handlers: dict[Kind, Handler] = {
             Kind.READ: crud.read,
             Kind.VREAD: crud.vread,
@@ -59,7 +62,9 @@ class FhirServer:
         }
 
     def add_operation(self, operation: Operation) -> None:
-        self.operations[(operation.type_name, operation.instance, operation.name)] = operation
+        if operation.key in self.operations:
+            raise ValueError(f"operation ${operation.name} is installed twice on {operation.type_name or 'the system'}")
+        self.operations[operation.key] = operation
 
     def _find_operation(self, interaction: Interaction) -> Operation:
         key = (interaction.type_name, interaction.res_id is not None, interaction.operation or "")
@@ -68,7 +73,7 @@ class FhirServer:
             raise error(404, f"operation ${interaction.operation} is not supported here", "not-supported")
         return found
 
-    def writes(self, interaction: Interaction) -> bool:
+    def writes_data(self, interaction: Interaction) -> bool:
         if interaction.kind is Kind.OPERATION:
             return self._find_operation(interaction).writes
         return interaction.writes
@@ -96,7 +101,8 @@ class FhirServer:
         """``request`` with the principal its bearer token names (as it is when that is known already)."""
         if request.principal is not None:
             return request
-        return replace(request, principal=guard.authenticate(self, conn, request))
+        principal = bearer.authenticate(self.auth, self.faults, conn, request.header("authorization"), request.base_url)
+        return replace(request, principal=principal)
 
     async def run_audited(
         self,
@@ -127,40 +133,61 @@ class FhirServer:
             raise
 
     def _needs_write(self, interaction: Interaction, request: FhirRequest) -> bool:
-        return self.writes(interaction) or guard.touches_patient_data(interaction, request)
+        return self.writes_data(interaction) or touches_patient_data(attempt(request, interaction))
 
     async def _audit_failure(
         self, request: FhirRequest, interaction: Interaction | None, exc: FhirError, trail: list[AuditRecord]
     ) -> None:
-        if not guard.should_audit_failure(interaction, exc):
+        reasons = "; ".join(issue.diagnostics for issue in exc.issues)
+        record = failure_record(attempt(request, interaction), exc.status, reasons, self.faults)
+        if record is None:
             return
-        if self.faults.on("denials-not-audited") and exc.status in (401, 403):
-            return
-        record = guard.failure_record(request, interaction, exc)
 
         def unit(conn: Connection) -> None:
             audit.write(conn, self.registry, record)
 
         await self.db.run_async(unit, write=True)
 
+    def context(self, conn: Connection, request: FhirRequest, interaction: Interaction) -> Context:
+        """What a handler of ``interaction`` gets: the caller's access as the policy decides it (or a refusal)."""
+        access = self.policy.decide(request.principal, str(interaction.kind), interaction.type_name)
+        return Context(
+            request,
+            interaction,
+            conn,
+            access,
+            self.settings,
+            self.registry,
+            self.policy,
+            self.faults,
+            self.writes,
+            self.operations,
+        )
+
     def execute(
         self, conn: Connection, request: FhirRequest, interaction: Interaction, trail: list[AuditRecord] | None = None
     ) -> FhirResponse:
-        access = self.policy.decide(request.principal, str(interaction.kind), interaction.type_name)
-        ctx = Context(self, request, interaction, conn, access)
-        response = self.handlers[interaction.kind](ctx)
-        unaudited = self.faults.on("reads-not-audited") and interaction.kind in (Kind.READ, Kind.VREAD)
-        if (
-            trail is not None
-            and response.status < 400
-            and not unaudited
-            and guard.touches_patient_data(interaction, request)
-        ):
-            per_patient = not self.faults.on("audit-per-search")
-            records = guard.success_records(conn, request, interaction, response, per_patient)
-            if records[0].patients or guard.touches_patient_data(interaction):  # else: no patient data after all
-                trail.extend(records)
+        response = self.handlers[interaction.kind](self.context(conn, request, interaction))
+        if trail is not None and response.status < 400:
+            stored = response.stored
+            touched = response.touched or (((stored.type_name, stored.id),) if stored else ())
+            trail += success_records(conn, attempt(request, interaction), response.status, touched, self.faults)
         return response
 
     def _operation(self, ctx: Context) -> FhirResponse:
         return self._find_operation(ctx.interaction).handler(ctx)
+
+
+def attempt(request: FhirRequest, interaction: Interaction | None) -> Attempt:
+    """The interaction as the audit sees it."""
+    return Attempt(
+        request.method,
+        request.path,
+        str(interaction.kind) if interaction else None,
+        interaction.type_name if interaction else None,
+        interaction.res_id if interaction else None,
+        request.query,
+        request.principal,
+        request.client_address,
+        request.request_id,
+    )

@@ -10,8 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from reference_impl.auth.policy import NOT_PERMITTED, forbidden
-from reference_impl.fhir import negotiation
-from reference_impl.fhir.context import Context, FhirResponse
+from reference_impl.faults import declare
 from reference_impl.fhir.dates import InvalidDate, now_instant, parse_range
 from reference_impl.fhir.errors import Issue, invalid, not_found
 from reference_impl.fhir.query import (
@@ -24,17 +23,57 @@ from reference_impl.fhir.query import (
     Visibility,
     non_negative_int,
 )
-from reference_impl.fhir.routing import Kind
 from reference_impl.fhir.subsetting import subset
+from reference_impl.rest import negotiation
+from reference_impl.rest.handler import Context, FhirResponse
+from reference_impl.rest.routing import Kind
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource, instant_of
 from reference_impl.store.search_sql import included, run_search
 
+HISTORY_OLDEST_FIRST = declare("history-oldest-first", "history Bundles list versions oldest first", ("fhir@9",))
+POST_SEARCH_IGNORES_BODY = declare(
+    "post-search-ignores-body", "POST _search ignores the form parameters in its body", ("fhir@10",)
+)
+COUNT_IGNORED = declare("count-ignored", "_count is ignored: every page holds the default 50 entries", ("fhir@30",))
+SORT_IGNORED = declare("sort-ignored", "_sort is ignored: results come in storage order", ("fhir@31",))
+INCLUDE_IGNORED = declare("include-ignored", "_include and _revinclude are ignored", ("fhir@32",))
+SUMMARY_COUNT_IGNORED = declare(
+    "summary-count-ignored", "_summary=count returns the matching entries too", ("fhir@33",)
+)
+NO_TOTAL = declare("no-total", "searchset Bundles carry no total", ("fhir@35",))
+NO_NEXT_LINK = declare("no-next-link", "searchset Bundles carry no next link", ("fhir@36",))
+RELATIVE_PAGING_LINKS = declare("relative-paging-links", "paging links are relative, not absolute URLs", ("fhir@36",))
+STRICT_HANDLING_IGNORED = declare(
+    "strict-handling-ignored", "Prefer: handling=strict is ignored: unknown parameters pass", ("fhir@37",)
+)
+UNKNOWN_PARAM_500 = declare(
+    "unknown-param-500",
+    "an unknown search parameter crashes the search (500) instead of being ignored",
+    ("fhir@37", "fhir@49"),
+)
+DATE_PREFIXES_IGNORED = declare(
+    "date-prefixes-ignored", "date search prefixes (gt, lt, ...) are ignored and read as eq", ("fhir@39",)
+)
+STRING_SEARCH_EXACT = declare(
+    "string-search-exact", "string search matches exactly (case- and accent-sensitive, no prefix match)", ("fhir@40",)
+)
+REVINCLUDE_UNFILTERED = declare(
+    "revinclude-unfiltered",
+    "_include and _revinclude return every referenced or referencing resource, whatever the token may read",
+    ("auth@36",),
+)
+CHAIN_IGNORES_COMPARTMENT = declare(
+    "chain-ignores-compartment",
+    "chained parameters and _has look into every patient's data, not only what the token may read",
+    ("auth@37",),
+)
+
 
 def search(ctx: Context) -> FhirResponse:
-    faults = ctx.server.faults
+    faults = ctx.faults
     params = list(ctx.request.query)
-    if ctx.request.method == "POST" and not faults.on("post-search-ignores-body"):
+    if ctx.request.method == "POST" and not faults.on(POST_SEARCH_IGNORES_BODY):
         negotiation.require_body_type(
             ctx.request, frozenset({negotiation.FORM_TYPE}), "form parameters (application/x-www-form-urlencoded)"
         )
@@ -42,27 +81,27 @@ def search(ctx: Context) -> FhirResponse:
             params += parse_qsl(ctx.request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
             raise invalid("the _search form body is not UTF-8") from None
-    strict = ctx.request.prefer.get("handling") == "strict" and not faults.on("strict-handling-ignored")
+    strict = ctx.request.prefer.get("handling") == "strict" and not faults.on(STRICT_HANDLING_IGNORED)
     request = parse_for_caller(ctx, ctx.interaction.type_name, params, strict)
     if faults.active:
         _apply_search_faults(ctx, params, request)
     page = run_search(ctx.conn, request)
-    include_visibility = ctx.access.visibility if not faults.on("revinclude-unfiltered") else SeesEverything()
+    include_visibility = ctx.access.visibility if not faults.on(REVINCLUDE_UNFILTERED) else SeesEverything()
     found = included(ctx.conn, page.matches, request.includes, include_visibility)
-    if ctx.server.policy.rules:  # the services' rules, as for a direct read of each included resource
-        found = [s for s in found if ctx.server.policy.permits(ctx.access, "read", s.parsed())]
+    if ctx.policy.rules:  # the services' rules, as for a direct read of each included resource
+        found = [s for s in found if ctx.policy.permits(ctx.access, "read", s.parsed())]
     entries = [_entry(ctx, stored, request, "match") for stored in page.matches]
     entries += [_entry(ctx, stored, request, "include") for stored in found]
     warnings = _unreadable_includes(request)
     if request.count_capped:
-        maximum = ctx.server.settings.max_page_size
+        maximum = ctx.settings.max_page_size
         warnings.append(Issue(f"_count was reduced to the server maximum {maximum}", "informational", "warning"))
     if warnings:
         outcome = {"resourceType": "OperationOutcome", "issue": [w.to_fhir() for w in warnings]}
         entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     path = ctx.interaction.type_name or ""
     links = _links(ctx, path, request.used, request.count, request.offset, page.total)
-    total = page.total if not faults.on("no-total") else None
+    total = page.total if not faults.on(NO_TOTAL) else None
     touched = tuple((s.type_name, s.id) for s in [*page.matches, *found])
     return FhirResponse(200, make_bundle("searchset", entries, links, total), touched=touched)
 
@@ -127,26 +166,26 @@ def _unreadable_includes(request: SearchRequest) -> list[Issue]:
 
 def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: SearchRequest) -> None:
     """The deliberate search defects (reference_impl/faults.py) that change a parsed request."""
-    faults = ctx.server.faults
-    if faults.on("unknown-param-500") and {n for n, _ in params} - {n for n, _ in request.used}:
+    faults = ctx.faults
+    if faults.on(UNKNOWN_PARAM_500) and {n for n, _ in params} - {n for n, _ in request.used}:
         raise LookupError("no handler for a search parameter")  # a crash, not a FhirError: answered 500
-    if faults.on("count-ignored"):
-        request.count, request.count_capped = ctx.server.settings.default_page_size, False
-    if faults.on("sort-ignored"):
+    if faults.on(COUNT_IGNORED):
+        request.count, request.count_capped = ctx.settings.default_page_size, False
+    if faults.on(SORT_IGNORED):
         request.sort = []
-    if faults.on("include-ignored"):
+    if faults.on(INCLUDE_IGNORED):
         request.includes = []
-    if faults.on("summary-count-ignored") and request.summary == "count":
+    if faults.on(SUMMARY_COUNT_IGNORED) and request.summary == "count":
         request.summary = None
-    if faults.on("chain-ignores-compartment") and request.type_name is not None:
+    if faults.on(CHAIN_IGNORES_COMPARTMENT) and request.type_name is not None:
         request.visibility = _SubQueriesSeeEverything(request.visibility, request.type_name)
     criteria: list[Criterion | HasCriterion] = []
     for given in request.criteria:
         changed = given
         if isinstance(given, Criterion) and given.modifier is None:
-            if given.param.type == "date" and faults.on("date-prefixes-ignored"):
+            if given.param.type == "date" and faults.on(DATE_PREFIXES_IGNORED):
                 changed = replace(given, values=tuple(replace(v, prefix="eq") for v in given.values))
-            if given.param.type == "string" and faults.on("string-search-exact"):
+            if given.param.type == "string" and faults.on(STRING_SEARCH_EXACT):
                 changed = replace(given, modifier="exact")
         criteria.append(changed)
     request.criteria = criteria
@@ -179,7 +218,7 @@ def _links(
 
     def url(at: int) -> str:
         query = urlencode([*base, ("_count", str(count)), ("_offset", str(at))])
-        if ctx.server.faults.on("relative-paging-links"):
+        if ctx.faults.on(RELATIVE_PAGING_LINKS):
             return f"{path}?{query}"
         return ctx.url(path) + "?" + query if path else ctx.request.base_url.rstrip("/") + "?" + query
 
@@ -188,7 +227,7 @@ def _links(
         links.append({"relation": "first", "url": url(0)})
         if offset > 0:
             links.append({"relation": "previous", "url": url(max(0, offset - count))})
-        if offset + count < total and not ctx.server.faults.on("no-next-link"):
+        if offset + count < total and not ctx.faults.on(NO_NEXT_LINK):
             links.append({"relation": "next", "url": url(offset + count)})
     return links
 
@@ -219,13 +258,11 @@ def history(ctx: Context) -> FhirResponse:
         assert type_name is not None and res_id is not None
         current = store.current(ctx.conn, type_name, res_id)
         if ctx.access.compartment_patient is not None:
-            ctx.server.policy.check_resource(
-                ctx.access, str(kind), current.parsed() if current and current.content else None
-            )
+            ctx.policy.check_resource(ctx.access, str(kind), current.parsed() if current and current.content else None)
         if current is None:
             raise not_found(f"{type_name}/{res_id} is not known")
     params = dict(ctx.request.query)
-    settings = ctx.server.settings
+    settings = ctx.settings
     count = (
         min(non_negative_int("_count", params["_count"]), settings.max_page_size)
         if "_count" in params
@@ -237,7 +274,7 @@ def history(ctx: Context) -> FhirResponse:
     hidden = ctx.access.visibility.limited("read") if type_name is None else {}
     page = store.history_page(ctx.conn, type_name, res_id, since, at, count, offset, hidden)
     entries = [_history_entry(ctx, stored, method) for stored, method in page.versions]
-    if ctx.server.faults.on("history-oldest-first"):
+    if ctx.faults.on(HISTORY_OLDEST_FIRST):
         entries.reverse()
     used = [(k, v) for k, v in ctx.request.query if k in ("_since", "_at")]
     path = "/".join(p for p in (type_name, res_id) if p) + ("/_history" if type_name else "_history")

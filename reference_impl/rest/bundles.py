@@ -10,25 +10,39 @@ transaction and reports each entry's own outcome.
 from __future__ import annotations
 
 import http
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from sqlalchemy import Connection
 
-from reference_impl.audit import AuditRecord
-from reference_impl.fhir import negotiation
-from reference_impl.fhir.context import Context, FhirResponse
-from reference_impl.fhir.crud import find_matches, new_id
+from reference_impl.audit.balp import AuditRecord
+from reference_impl.faults import FaultSwitches, declare
 from reference_impl.fhir.errors import FhirError, error, invalid
-from reference_impl.fhir.routing import FhirRequest, Kind, route
-from reference_impl.fhir.searching import make_bundle
 from reference_impl.fhir.validation import check_resource, parse_json
+from reference_impl.rest import negotiation
+from reference_impl.rest.crud import find_matches, new_id
+from reference_impl.rest.handler import Context, FhirResponse
+from reference_impl.rest.routing import FhirRequest, Interaction, Kind, route
+from reference_impl.rest.searching import make_bundle
+from reference_impl.settings import Settings
 from reference_impl.store.resources import instant_of
 
-if TYPE_CHECKING:
-    from reference_impl.fhir.server import FhirServer
+TRANSACTION_NOT_ATOMIC = declare(
+    "transaction-not-atomic",
+    "a transaction runs entry by entry: a failing entry leaves the earlier ones stored",
+    ("fhir@12",),
+)
+REFERENCES_NOT_REWRITTEN = declare(
+    "references-not-rewritten",
+    "urn:uuid references in a transaction are stored as sent, not rewritten to the new ids",
+    ("fhir@13",),
+)
+BATCH_STOPS_AT_FAILURE = declare(
+    "batch-stops-at-failure", "a batch stops at its first failing entry and drops the rest", ("fhir@11",)
+)
 
 # Beyond this many entries a transaction runs off the event loop (it holds the writer for a while).
 LONG_TRANSACTION = 50
@@ -41,6 +55,33 @@ HEADER_FIELDS = {
 }
 
 
+T = TypeVar("T")
+
+
+class Pipeline(Protocol):
+    """What a Bundle needs of the server: each entry goes through the same pipeline as a request."""
+
+    settings: Settings
+    faults: FaultSwitches
+
+    async def handle(self, request: FhirRequest) -> FhirResponse: ...
+
+    def run_audited(
+        self,
+        request: FhirRequest,
+        interaction: Interaction,
+        work: Callable[[Connection, FhirRequest, list[AuditRecord]], T],
+        write: bool,
+        long: bool = False,
+    ) -> Awaitable[T]: ...
+
+    def execute(
+        self, conn: Connection, request: FhirRequest, interaction: Interaction, trail: list[AuditRecord] | None = None
+    ) -> FhirResponse: ...
+
+    def context(self, conn: Connection, request: FhirRequest, interaction: Interaction) -> Context: ...
+
+
 @dataclass
 class Entry:
     index: int
@@ -49,7 +90,7 @@ class Entry:
     resource: dict[str, Any] | None
 
 
-async def process(server: FhirServer, request: FhirRequest) -> FhirResponse:
+async def process(server: Pipeline, request: FhirRequest) -> FhirResponse:
     negotiation.require_body_type(request, negotiation.FHIR_JSON_TYPES, "a FHIR JSON Bundle")
     bundle = parse_json(request.body, server.settings.max_json_depth)
     bundle_type = bundle.get("type") if isinstance(bundle, dict) else None
@@ -63,7 +104,7 @@ async def process(server: FhirServer, request: FhirRequest) -> FhirResponse:
     }
     check_resource(envelope, "Bundle")
     entries = [_entry(request, i, e) for i, e in enumerate(bundle.get("entry") or [])]
-    if bundle_type == "transaction" and server.faults.on("transaction-not-atomic"):
+    if bundle_type == "transaction" and server.faults.on(TRANSACTION_NOT_ATOMIC):
         responses = [await _batch_entry(server, entry) for entry in entries]  # each entry commits on its own
         failed = [r["response"]["status"] for r in responses if not r["response"]["status"].startswith("2")]
         if failed:
@@ -88,7 +129,7 @@ async def process(server: FhirServer, request: FhirRequest) -> FhirResponse:
         responses = []
         for entry in entries:
             responses.append(await _batch_entry(server, entry))
-            if server.faults.on("batch-stops-at-failure") and not responses[-1]["response"]["status"].startswith("2"):
+            if server.faults.on(BATCH_STOPS_AT_FAILURE) and not responses[-1]["response"]["status"].startswith("2"):
                 break
     return FhirResponse(200, make_bundle(f"{bundle_type}-response", responses, [], None))
 
@@ -124,7 +165,7 @@ def _split_url(base_url: str, url: str) -> tuple[str, tuple[tuple[str, str], ...
     return parts.path.lstrip("/"), tuple(parse_qsl(parts.query, keep_blank_values=True))
 
 
-async def _batch_entry(server: FhirServer, entry: Entry) -> dict[str, Any]:
+async def _batch_entry(server: Pipeline, entry: Entry) -> dict[str, Any]:
     try:
         if route(entry.request.method, entry.request.path).kind is Kind.BATCH:
             raise invalid(f"entry {entry.index}: a batch cannot contain another batch or transaction")
@@ -134,12 +175,12 @@ async def _batch_entry(server: FhirServer, entry: Entry) -> dict[str, Any]:
 
 
 def _transaction(
-    server: FhirServer, conn: Connection, entries: list[Entry], trail: list[AuditRecord]
+    server: Pipeline, conn: Connection, entries: list[Entry], trail: list[AuditRecord]
 ) -> list[dict[str, Any]]:
     references = _assign_ids(server, conn, entries)
     results: dict[int, dict[str, Any]] = {}
     for entry in sorted(entries, key=lambda e: PROCESSING_ORDER[e.request.method]):
-        sub = _rewrite(entry, references if not server.faults.on("references-not-rewritten") else {})
+        sub = _rewrite(entry, references if not server.faults.on(REFERENCES_NOT_REWRITTEN) else {})
         try:
             interaction = route(sub.method, sub.path)
             if interaction.kind is Kind.BATCH:
@@ -155,7 +196,7 @@ def _transaction(
     return [results[e.index] for e in entries]
 
 
-def _assign_ids(server: FhirServer, conn: Connection, entries: list[Entry]) -> dict[str, str]:
+def _assign_ids(server: Pipeline, conn: Connection, entries: list[Entry]) -> dict[str, str]:
     """Decide up front which resource each full URL will name, so every reference can be rewritten.
 
     A POST gets a new id; a conditional create or update that matches an existing resource names
@@ -174,8 +215,7 @@ def _assign_ids(server: FhirServer, conn: Connection, entries: list[Entry]) -> d
         if condition:
             interaction = route(sub.method, sub.path)
             try:  # the caller's own view of the matches, as when the entry runs
-                access = server.policy.decide(sub.principal, str(interaction.kind), interaction.type_name)
-                matches = find_matches(Context(server, sub, interaction, conn, access), type_name, condition)
+                matches = find_matches(server.context(conn, sub, interaction), type_name, condition)
             except FhirError:
                 matches = []  # the entry meets the same refusal when it runs, with its index
             if len(matches) == 1:

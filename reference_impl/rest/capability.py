@@ -6,10 +6,15 @@ from typing import Any
 
 from reference_impl.auth.policy import PLATFORM_WRITTEN
 from reference_impl.auth.service import FHIR_PREFIX, issuer_for
-from reference_impl.fhir.context import Context, FhirResponse
+from reference_impl.faults import declare
 from reference_impl.fhir.dates import now_instant
 from reference_impl.fhir.structure import FHIR_VERSION, structure
 from reference_impl.fhir.subsetting import subset
+from reference_impl.rest.handler import Context, FhirResponse
+
+CAPABILITY_OVERCLAIMS = declare(
+    "capability-overclaims", "the CapabilityStatement lists a resource type the server does not serve", ("fhir@2",)
+)
 
 TYPE_INTERACTIONS = (
     "read",
@@ -57,15 +62,15 @@ def smart_security(fhir_base: str) -> dict[str, Any]:
 
 
 def capability_statement(ctx: Context) -> dict[str, Any]:
-    server = ctx.server
+
     revincludes: dict[str, list[str]] = {}
     for source in structure().served_types:
-        for code, p in server.registry.for_type(source).items():
+        for code, p in ctx.registry.for_type(source).items():
             for target in p.targets if p.type == "reference" else ():
                 revincludes.setdefault(target, []).append(f"{source}:{code}")
     resources = []
     for type_name in structure().served_types:
-        params = server.registry.for_type(type_name)
+        params = ctx.registry.for_type(type_name)
         reference_params = sorted(code for code, p in params.items() if p.type == "reference")
         writable = type_name not in PLATFORM_WRITTEN
         entry: dict[str, Any] = {
@@ -86,11 +91,11 @@ def capability_statement(ctx: Context) -> dict[str, Any]:
                 for code, p in sorted(params.items())
             ],
         }
-        operations = [op for op in server.operations.values() if op.type_name == type_name]
+        operations = [op for op in ctx.operations.values() if op.type_name == type_name]
         if operations:
             entry["operation"] = [{"name": op.name, "definition": op.definition} for op in operations]
         resources.append(entry)
-    if server.faults.on("capability-overclaims"):
+    if ctx.faults.on(CAPABILITY_OVERCLAIMS):
         resources.append({**resources[0], "type": "MedicinalProduct"})  # an R4 type this server does not serve
     rest: dict[str, Any] = {
         "mode": "server",
@@ -98,7 +103,7 @@ def capability_statement(ctx: Context) -> dict[str, Any]:
         "resource": resources,
         "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
     }
-    system_operations = [op for op in server.operations.values() if op.type_name is None]
+    system_operations = [op for op in ctx.operations.values() if op.type_name is None]
     if system_operations:
         rest["operation"] = [{"name": op.name, "definition": op.definition} for op in system_operations]
     return {

@@ -17,10 +17,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reference_impl.fhir import negotiation
-from reference_impl.fhir.context import FhirResponse
+from reference_impl.faults import declare
 from reference_impl.fhir.errors import FhirError, Issue, error, operation_outcome
-from reference_impl.fhir.routing import FhirRequest
+from reference_impl.rest import negotiation
+from reference_impl.rest.handler import FhirResponse
+from reference_impl.rest.routing import FhirRequest
+
+NO_ETAG = declare("no-etag", "responses carry no ETag header", ("fhir@15",))
+PLAIN_TEXT_ERRORS = declare(
+    "plain-text-errors", "errors are answered as text/plain diagnostics, not OperationOutcomes", ("fhir@24",)
+)
+WRONG_CONTENT_TYPE = declare(
+    "wrong-content-type", "answers are labelled application/json instead of application/fhir+json", ("fhir@26",)
+)
+ACCEPT_IGNORED = declare("accept-ignored", "the Accept header and _format are ignored: never 406", ("fhir@27",))
+BODY_LIMIT_IGNORED = declare("body-limit-ignored", "bodies over 10 MiB are accepted (no 413)", ("fhir@45",))
+EMPTY_JSON_ARRAYS = declare(
+    "empty-json-arrays",
+    "JSON answers keep empty arrays and objects (a batch response's link: [], searchInclude: [])",
+    ("fhir@50",),
+)
 
 log = logging.getLogger(__name__)
 FHIR_PREFIX = "/fhir"
@@ -86,17 +102,17 @@ async def fhir_endpoint(request: Request) -> Response:
     media = negotiation.FHIR_JSON
     try:
         raw_binary_read = method == "GET" and path.startswith("Binary/") and negotiation.wants_raw_binary(fhir_request)
-        if not raw_binary_read and not server.faults.on("accept-ignored"):
+        if not raw_binary_read and not server.faults.on(ACCEPT_IGNORED):
             media = negotiation.response_type(fhir_request)
-        if server.faults.on("wrong-content-type"):
+        if server.faults.on(WRONG_CONTENT_TYPE):
             media = "application/json"
-        limit = server.settings.max_body_bytes if not server.faults.on("body-limit-ignored") else 1 << 40
+        limit = server.settings.max_body_bytes if not server.faults.on(BODY_LIMIT_IGNORED) else 1 << 40
         body = await _read_body(request, limit)
         response = await server.handle(replace(fhir_request, body=body))
-        if isinstance(response.body, dict) and not server.faults.on("empty-json-arrays"):
+        if isinstance(response.body, dict) and not server.faults.on(EMPTY_JSON_ARRAYS):
             response = replace(response, body=without_empty(response.body))
     except FhirError as exc:
-        if server.faults.on("plain-text-errors"):
+        if server.faults.on(PLAIN_TEXT_ERRORS):
             return Response(str(exc), exc.status, exc.headers, media_type="text/plain")
         return _json(exc.status, exc.outcome, media, exc.headers)
     except Exception:
@@ -105,7 +121,7 @@ async def fhir_endpoint(request: Request) -> Response:
             [Issue("internal server error; the request id identifies it in the log", "exception", "fatal")]
         )
         return _json(500, outcome, media, {})
-    if server.faults.on("no-etag"):
+    if server.faults.on(NO_ETAG):
         response.headers.pop("ETag", None)
     return _render(response, media)
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy import Connection
 
-from reference_impl.auth.principal import Principal
 from reference_impl.fhir.dates import now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
-from reference_impl.services.matricule import SYSTEM as NATIONAL_ID
+from reference_impl.naming import NATIONAL_ID
 from reference_impl.store import resources as store
 
 Action = Literal["C", "R", "U", "D", "E"]
@@ -39,6 +38,27 @@ PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 OBSERVER = "eqlab reference platform"
 
 
+class Agent(Protocol):
+    """Who acted, as an AuditEvent names them (the authorization server's Principal is one)."""
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def jti(self) -> str: ...
+    @property
+    def person_id(self) -> str | None: ...
+    @property
+    def fhir_user(self) -> str | None: ...
+    @property
+    def purpose_of_use(self) -> str | None: ...
+    @property
+    def is_system(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     """What happened, by whom, to what: the input of one AuditEvent."""
@@ -47,7 +67,7 @@ class AuditRecord:
     subtype: str  # a RESTful interaction code (read, search-type...) or an auth step (token, authorize)
     outcome: Outcome
     description: str
-    principal: Principal | None = None
+    principal: Agent | None = None
     client_id: str | None = None  # when there is no valid token, the client that tried (if known)
     username: str | None = None  # when there is no valid token, the user that tried (if known)
     patients: tuple[str, ...] = ()  # "Patient/x" references

@@ -1,0 +1,164 @@
+"""Which accesses to the FHIR API are audited, and the AuditRecords that describe them.
+
+The pipeline (``rest/server.py``) describes each interaction as an ``Attempt`` and asks here: a
+successful access to patient data gets one record per patient whose data it touched (IHE BALP),
+each naming that patient and that patient's resources only, so each lands in that patient's log
+alone; a refused attempt (401, 403) and a failed access to patient data get one record of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode
+
+from sqlalchemy import Connection, select
+
+from reference_impl.audit.balp import FAILED, REFUSED, SUCCESS, Action, Agent, AuditRecord
+from reference_impl.faults import FaultSwitches, declare
+from reference_impl.fhir.structure import patient_compartment
+from reference_impl.store.schema import idx_reference
+
+READS_NOT_AUDITED = declare(
+    "reads-not-audited", "reads of patient data (read, vread) write no AuditEvent", ("audit@1",)
+)
+DENIALS_NOT_AUDITED = declare("denials-not-audited", "refused attempts (401, 403) write no AuditEvent", ("audit@4",))
+AUDIT_PER_SEARCH = declare(
+    "audit-per-search",
+    "a search writes one AuditEvent naming every patient it touched, so each sees the others in the log",
+    ("audit@12",),
+)
+ACTIONS: dict[str, Action] = {
+    "create": "C",
+    "update": "U",
+    "patch": "U",
+    "delete": "D",
+    "read": "R",
+    "vread": "R",
+    "history-instance": "R",
+}
+MAX_ENTITIES = 50  # resources named in one AuditEvent; a search's query entity says what was asked
+SEARCHES = frozenset({"search-type", "search-system", "history-type", "history-system"})
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One interaction as the audit sees it: who asked what, from where."""
+
+    method: str
+    path: str  # below the FHIR base, without leading slash
+    kind: str | None  # the RESTful interaction (read, search-type...); None when the path made no sense
+    type_name: str | None = None
+    res_id: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
+    principal: Agent | None = None
+    network_address: str | None = None
+    request_id: str | None = None
+
+    @property
+    def description(self) -> str:
+        return f"{self.method} /{self.path}"
+
+
+def touches_patient_data(attempt: Attempt, with_request: bool = True) -> bool:
+    """Whether the interaction may reach patient data (and so must be audited); a search of other
+    data may too, through what it includes (``_include``, ``_revinclude``, or a POST form's) —
+    unless ``with_request`` is False: then only the type decides."""
+    if attempt.kind == "capabilities":
+        return False
+    type_name = attempt.type_name
+    if type_name is None or type_name == "Patient" or type_name in patient_compartment():
+        return True
+    if not with_request or attempt.kind != "search-type":
+        return False
+    return attempt.method == "POST" or any(k in ("_include", "_revinclude") for k, _ in attempt.query)
+
+
+def success_records(
+    conn: Connection,
+    attempt: Attempt,
+    status: int,
+    touched: tuple[tuple[str, str], ...],
+    faults: FaultSwitches,
+) -> list[AuditRecord]:
+    """The AuditEvents of a successful access that touched ``touched`` ((type, id) pairs): one per
+    patient whose data it touched, one naming no patient when it touched none but may have (a
+    search of a patient-data type); none when it cannot reach patient data at all."""
+    if not touches_patient_data(attempt):
+        return []
+    if faults.on(READS_NOT_AUDITED) and attempt.kind in ("read", "vread"):
+        return []
+    owners = patients_by_resource(conn, touched)
+    patients = sorted({p for found in owners.values() for p in found})
+    if not patients and not touches_patient_data(attempt, with_request=False):
+        return []  # a search of other data whose includes reached no patient's
+    kind = attempt.kind or "unknown"
+    record = AuditRecord(
+        action=ACTIONS.get(kind, "E"),
+        subtype=kind,
+        outcome=SUCCESS,
+        description=f"{attempt.description} -> {status}",
+        principal=attempt.principal,
+        query=urlencode(list(attempt.query)) if kind in SEARCHES else None,
+        network_address=attempt.network_address,
+        request_id=attempt.request_id,
+    )
+
+    def entities(keys: list[tuple[str, str]]) -> tuple[str, ...]:
+        return tuple(f"{t}/{i}" for t, i in keys if t != "Patient")[:MAX_ENTITIES]
+
+    if not patients:
+        return [replace(record, entities=entities(list(touched)))]
+    if faults.on(AUDIT_PER_SEARCH):
+        return [replace(record, patients=tuple(patients), entities=entities(list(touched)))]
+    return [
+        replace(record, patients=(patient,), entities=entities([k for k in touched if patient in owners.get(k, ())]))
+        for patient in patients
+    ]
+
+
+def failure_record(attempt: Attempt, status: int, reasons: str, faults: FaultSwitches) -> AuditRecord | None:
+    """The AuditEvent of a refused attempt (401, 403) or of a failed access to patient data; None
+    when the failure is neither (a malformed search of directory data, say)."""
+    refused = status in (401, 403)
+    if refused and faults.on(DENIALS_NOT_AUDITED):
+        return None
+    if not refused and (attempt.kind is None or not touches_patient_data(attempt, with_request=False)):
+        return None
+    target = [f"{attempt.type_name}/{attempt.res_id}"] if attempt.type_name and attempt.res_id else []
+    patients = tuple(r for r in target if r.startswith("Patient/"))
+    return AuditRecord(
+        action=ACTIONS.get(attempt.kind or "", "E"),
+        subtype=attempt.kind or "unknown",
+        outcome=REFUSED if status < 500 else FAILED,
+        description=f"{attempt.description} -> {status}: {reasons}",
+        principal=attempt.principal,
+        patients=patients,
+        entities=tuple(r for r in target if r not in patients),
+        query=urlencode(list(attempt.query)) if attempt.query else None,
+        network_address=attempt.network_address,
+        request_id=attempt.request_id,
+    )
+
+
+def patients_by_resource(conn: Connection, touched: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], set[str]]:
+    """For each touched resource, the patients whose compartment holds it (from the search index)."""
+    owners: dict[tuple[str, str], set[str]] = {}
+    compartment = patient_compartment()
+    by_type: dict[str, list[str]] = {}
+    for type_name, res_id in touched:
+        if type_name == "Patient":  # a Patient record is about that patient
+            owners.setdefault((type_name, res_id), set()).add(f"Patient/{res_id}")
+        elif type_name in compartment:
+            by_type.setdefault(type_name, []).append(res_id)
+    ref = idx_reference.c
+    for type_name, ids in by_type.items():
+        query = select(ref.res_id, ref.target_id).where(
+            ref.res_type == type_name,
+            ref.res_id.in_(ids),
+            ref.param.in_(compartment[type_name]),
+            ref.target_type == "Patient",
+        )
+        for res_id, patient_id in conn.execute(query):
+            if patient_id:
+                owners.setdefault((type_name, res_id), set()).add(f"Patient/{patient_id}")
+    return owners
