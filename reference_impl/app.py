@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -13,11 +13,12 @@ from starlette.routing import Route
 
 from reference_impl.auth.routes import auth_routes
 from reference_impl.faults import declared
-from reference_impl.platform import installed, load_terminology, migrate_platform
+from reference_impl.platform import SERVICES, installed, load_terminology, migrate_platform
 from reference_impl.rest.http import FHIR_PREFIX, FhirEndpoint, RequestIdMiddleware
 from reference_impl.rest.server import FhirServer
 from reference_impl.seed.accounts import seed_demo_accounts
 from reference_impl.seed.demo import load_demo
+from reference_impl.services.descriptor import Service
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
 
@@ -26,11 +27,12 @@ FAULTS = declared()
 GZIP_MINIMUM_BYTES = 1024  # smaller answers are sent as they are, for clients that Accept-Encoding: gzip too
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, available: Sequence[Service] = SERVICES) -> FastAPI:
+    """The platform with the services of ``available`` that the settings name (all by default)."""
     settings = settings or Settings()
     db = Database(settings.db_url)
     server = FhirServer(settings, db)
-    services = installed(settings)
+    services = installed(settings, available)
     for service in services:
         service.install(server)
 
