@@ -49,7 +49,7 @@ WEBAPP_CLIENT = "eqlab-demo-webapp"
 WEBAPP_SECRET = "eqlab-demo-webapp-secret"  # DEMO ONLY
 PASSWORD_PREFIX = "eqlab-demo-"  # DEMO ONLY: a demo user's password is this + the username
 SYSTEM_KEY_FILE = "testplans/keys/demo-system-client.private.jwk"
-# The public half of SYSTEM_KEY_FILE (tests/auth/test_seed.py checks they belong together).
+# The public half of SYSTEM_KEY_FILE (tests/reference_impl/auth/test_seed.py checks they belong together).
 SYSTEM_PUBLIC_JWK: dict[str, Any] = {
     "kty": "EC",
     "crv": "P-384",

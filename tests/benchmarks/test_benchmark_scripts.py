@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 FIGURE = re.compile(r"^  .+?\s+[\d,]+/s\s+p50 .+ not 2xx (\d+)", re.MULTILINE)
 TINY = {
     "fhir_core.py": ["--seconds", "0.3", "--connections", "2", "--patients", "20", "--inserts", "20"],
@@ -27,8 +27,8 @@ TINY = {
 
 def bench(script: str) -> str:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *TINY[script]],
-        cwd=ROOT,
+        [sys.executable, str(REPO / "benchmarks" / script), *TINY[script]],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=240,

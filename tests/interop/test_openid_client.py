@@ -14,25 +14,25 @@ import pytest
 
 from reference_impl.app import create_app
 from reference_impl.settings import Settings
+from tests.support.paths import REPO
 from tests.support.servers import sqlite_url, threaded_server
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("openid_discovery.mjs")
 REDIRECT = "http://127.0.0.1:9/callback"
-DEMO_SYSTEM_KEY = ROOT / "testplans" / "keys" / "demo-system-client.private.jwk"  # DEMO ONLY
+DEMO_SYSTEM_KEY = REPO / "testplans" / "keys" / "demo-system-client.private.jwk"  # DEMO ONLY
 
 
 @pytest.fixture
 def node() -> str:
     found = shutil.which("node")
-    if found is None or not (ROOT / "node_modules" / "openid-client").is_dir():
+    if found is None or not (REPO / "node_modules" / "openid-client").is_dir():
         pytest.fail("node and openid-client are needed: run `npm ci` (make test does)")
     return found
 
 
 def openid_client(node: str, *args: str) -> dict[str, Any]:
     """What the Node script printed (one JSON object); it must exit 0."""
-    run = subprocess.run([node, str(SCRIPT), *args], capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    run = subprocess.run([node, str(SCRIPT), *args], capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
     assert run.returncode == 0, run.stderr
     found: dict[str, Any] = json.loads(run.stdout)
     return found

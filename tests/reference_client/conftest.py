@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reference_impl.app import create_app
 from reference_impl.seed import accounts
 from reference_impl.settings import Settings
+from tests.support.paths import REPO
 from tests.support.servers import sqlite_url, threaded_server
 
-REPO = Path(__file__).resolve().parents[2]
 CLIENT_TIMEOUT_S = 60
 
 

@@ -18,8 +18,7 @@ from reference_client.faults import FAULTS, UnknownFault, parse_faults
 from reference_client.fhir import retry_after_seconds
 from reference_client.smart import ScenarioFailed, load_key
 from reference_client.wire import trace_line
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_configuration_comes_from_the_environment_with_inputs_by_name() -> None:

@@ -29,15 +29,15 @@ from eqlab.plan.loader import load_plan
 from reference_impl.app import FAULTS, create_app
 from reference_impl.settings import Settings
 from tests.suites.requirement_map import OUTPUT_ENV
+from tests.support.paths import REPO
 from tests.support.servers import sqlite_url, threaded_server
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 SUITE = "suites/contract"
 CLIENT_SUITE = "suites/client"
-CATALOGUE = ROOT / "suites" / "requirements"
-PLAN = ROOT / "testplans" / "reference.yaml"
+CATALOGUE = REPO / "suites" / "requirements"
+PLAN = REPO / "testplans" / "reference.yaml"
 SUITE_TIMEOUT_S = 600
 
 
@@ -92,7 +92,7 @@ def run_suite(base_url: str, workdir: Path, *selection: str) -> SuiteRun:
     with demo_secrets():
         env = _child_env()
     done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT_S, check=False
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT_S, check=False
     )
     output = done.stdout + done.stderr
     assert junit.exists(), f"the suite run wrote no JUnit XML (exit {done.returncode}):\n{output[-3000:]}"
@@ -136,7 +136,7 @@ def requirement_map(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[
     ]
     done = subprocess.run(
         command,
-        cwd=ROOT,
+        cwd=REPO,
         env={**_child_env(), OUTPUT_ENV: str(output)},
         capture_output=True,
         text=True,
@@ -164,7 +164,7 @@ def test_every_requirement_has_a_check_or_is_attested_by_the_reference_plan(
     missing = sorted(set(catalogue.requirements) - checked - by_attestation, key=catalogue_order)
     assert not missing, f"requirements without a check: {missing}"
     assert all(requirement_map.values()), "every check names its requirements"
-    plan = load_plan(PLAN, catalogue, ROOT / "suites").plan
+    plan = load_plan(PLAN, catalogue, REPO / "suites").plan
     assert by_attestation == {a.requirement for a in plan.attestations}
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def fhir_rest_plan(base: str, label: str, timeout_s: int, time_budget_s: int | None = None) -> str:
@@ -53,7 +53,7 @@ def eqlab_cli(*args: str, env: dict[str, str] | None = None) -> CliOutput:
     """``eqlab ARGS`` in a child process, with ``env`` added to this process's environment."""
     done = subprocess.run(
         [sys.executable, "-m", "eqlab.cli", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **(env or {})},
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False, env={**os.environ, **(env or {})},
     )  # fmt: skip
     return CliOutput(done.returncode, done.stdout + done.stderr)
 

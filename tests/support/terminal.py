@@ -11,7 +11,7 @@ import termios
 import time
 from collections.abc import Callable
 
-from tests.support.runs import ROOT
+from tests.support.paths import REPO
 
 
 def _controlling_terminal() -> None:
@@ -25,7 +25,7 @@ class LabOnTerminal:
         self.master, slave = os.openpty()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "eqlab.cli", "run", *args],
-            cwd=ROOT,
+            cwd=REPO,
             stdin=slave,
             stdout=slave,
             stderr=slave,
