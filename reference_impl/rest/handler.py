@@ -70,7 +70,8 @@ class Context:
 
 
 Handler = Callable[[Context], FhirResponse]
-# Before a create, update or patch is stored: raise a FhirError (422, with the element's expression) to refuse it.
+# Before a create, update or patch is stored: raise a FhirError (422, with the element's expression) to refuse it;
+# it may also add to the resource what the platform assigns (e.g. the patient index's platform id).
 WriteCheck = Callable[[Context, dict[str, Any]], None]
 # After a version is stored (a deletion too: ``stored.deleted``), in the same transaction.
 AfterWrite = Callable[[Context, StoredResource], None]
