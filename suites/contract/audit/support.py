@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eqlab.checks import EvidenceClient, LabTokens
-from suites.contract.fhir.support import (
+from suites.contract.fhir_toolkit import (
     Resource,
     entries,
     last_updated_of,

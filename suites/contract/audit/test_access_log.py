@@ -10,7 +10,7 @@ import pytest
 
 from eqlab.checks import EvidenceClient
 from suites.contract.audit.support import Tokens, describe, queries, references, since, trail, trail_reader
-from suites.contract.fhir.support import create, entries, observation, patient, scope, search, shown
+from suites.contract.fhir_toolkit import create, entries, observation, patient, scope, search, shown
 
 
 @pytest.mark.requirement("audit@12")

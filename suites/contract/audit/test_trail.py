@@ -23,7 +23,7 @@ from suites.contract.audit.support import (
     trail,
     trail_reader,
 )
-from suites.contract.fhir.support import JSON_PATCH, Resource, create, observation, patient, read, scope, search, shown
+from suites.contract.fhir_toolkit import JSON_PATCH, Resource, create, observation, patient, read, scope, search, shown
 
 
 def _data(fhir_client: EvidenceClient, unique: str) -> tuple[str, Resource, str]:

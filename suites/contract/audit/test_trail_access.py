@@ -14,7 +14,7 @@ import pytest
 from eqlab.checks import EvidenceClient
 from suites.contract.audit.support import Tokens, agents, describe, identifies, references, since, trail, trail_reader
 from suites.contract.auth.support import claims_of
-from suites.contract.fhir.support import JSON_PATCH, Resource, body_of, create, observation, patient, shown
+from suites.contract.fhir_toolkit import JSON_PATCH, Resource, body_of, create, observation, patient, shown
 
 
 def _practitioner_read(fhir_client: EvidenceClient, tokens: Tokens, owner: str, unique: str) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from suites.contract.audit.support import (
     trail_reader,
 )
 from suites.contract.auth.support import claims_of
-from suites.contract.fhir.support import Resource, create, observation, patient, shown
+from suites.contract.fhir_toolkit import Resource, create, observation, patient, shown
 
 
 def _read_by(

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 import httpx
 
 from eqlab.checks import EvidenceClient, LabTokens, TokenSet, consent_form, forms_of, login_form
-from suites.contract.fhir.support import shown
+from suites.contract.fhir_toolkit import shown
 
 Tokens = LabTokens  # what the ``tokens`` fixture gives
 JSON = dict[str, Any]

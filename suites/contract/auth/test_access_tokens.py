@@ -16,7 +16,7 @@ from joserfc.jwk import KeySet
 
 from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import JSON, Tokens, claims_of, jwt_parts
-from suites.contract.fhir.support import body_of, read, shown
+from suites.contract.fhir_toolkit import body_of, read, shown
 
 NATIONAL_ID = "urn:oid:1.3.182.4.4"  # SPEC: the national identification number ("matricule")
 LEEWAY_S = 300  # clock difference tolerated between the lab and the platform

@@ -25,7 +25,7 @@ from suites.contract.auth.support import (
     jwt_parts,
     oauth_error,
 )
-from suites.contract.fhir.support import body_of, shown
+from suites.contract.fhir_toolkit import body_of, shown
 
 CLIENT_REFUSED = (400, 401)  # RFC 6749 §5.2: invalid_client is 401, or 400 when no Authorization header was sent
 

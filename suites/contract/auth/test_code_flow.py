@@ -27,7 +27,7 @@ from suites.contract.auth.support import (
     sign_in,
     sign_in_code,
 )
-from suites.contract.fhir.support import body_of, shown
+from suites.contract.fhir_toolkit import body_of, shown
 
 
 @pytest.mark.requirement("auth@4")

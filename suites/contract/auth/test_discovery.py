@@ -9,7 +9,7 @@ import pytest
 
 from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import JSON
-from suites.contract.fhir.support import body_of, shown
+from suites.contract.fhir_toolkit import body_of, shown
 
 ACCEPT_JSON = {"Accept": "application/json"}
 ENDPOINTS = (

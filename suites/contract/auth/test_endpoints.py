@@ -21,7 +21,7 @@ from suites.contract.auth.support import (
     claims_of,
     refresh,
 )
-from suites.contract.fhir.support import body_of, shown
+from suites.contract.fhir_toolkit import body_of, shown
 
 
 def _introspect(auth_client: EvidenceClient, tokens: Tokens, token: str) -> JSON:

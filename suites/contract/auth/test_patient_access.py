@@ -13,7 +13,7 @@ import pytest
 
 from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import Tokens
-from suites.contract.fhir.support import Resource, create, observation, patient, shown
+from suites.contract.fhir_toolkit import Resource, create, observation, patient, shown
 
 
 def _someone_else(fhir_client: EvidenceClient, unique: str) -> tuple[Resource, Resource]:

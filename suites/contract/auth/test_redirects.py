@@ -13,7 +13,7 @@ import pytest
 
 from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import PATIENT_SCOPE, Tokens, location, pkce_pair, redirect_params, sign_in
-from suites.contract.fhir.support import shown
+from suites.contract.fhir_toolkit import shown
 
 ATTACKER = "eqlab-attacker.example"
 

@@ -18,7 +18,7 @@ from suites.contract.auth.support import (
     patient_grant,
     refresh,
 )
-from suites.contract.fhir.support import body_of, shown
+from suites.contract.fhir_toolkit import body_of, shown
 
 
 def _rotated(auth_client: EvidenceClient, tokens: Tokens, grant: TokenSet) -> JSON:

@@ -11,7 +11,7 @@ import pytest
 
 from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import Tokens, bearer, challenge
-from suites.contract.fhir.support import Resource, create, observation, patient, scope, shown
+from suites.contract.fhir_toolkit import Resource, create, observation, patient, scope, shown
 
 # (what, method, path) -> the letter of the scope it needs
 Attempt = tuple[str, str, str]

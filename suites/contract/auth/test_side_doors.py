@@ -13,7 +13,7 @@ import pytest
 
 from eqlab.checks import EvidenceClient
 from suites.contract.auth.support import Tokens
-from suites.contract.fhir.support import (
+from suites.contract.fhir_toolkit import (
     Resource,
     body_of,
     create,

@@ -28,7 +28,7 @@ from suites.contract.auth.support import (
     flipped_signature,
     hs256_with,
 )
-from suites.contract.fhir.support import body_of, create, patient, shown
+from suites.contract.fhir_toolkit import body_of, create, patient, shown
 
 
 def _target(fhir_client: EvidenceClient, unique: str) -> str:

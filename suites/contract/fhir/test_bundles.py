@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import (
+from suites.contract.fhir_toolkit import (
     Resource,
     body_of,
     bundle_request,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import body_of, shown
+from suites.contract.fhir_toolkit import body_of, shown
 
 SAMPLED_TYPES = ("Patient", "Observation", "Encounter", "Practitioner", "Organization", "DocumentReference")
 TYPE_INTERACTIONS = (

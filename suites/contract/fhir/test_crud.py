@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import (
+from suites.contract.fhir_toolkit import (
     JSON_PATCH,
     body_of,
     bundle_request,

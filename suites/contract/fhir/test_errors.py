@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import (
+from suites.contract.fhir_toolkit import (
     FHIR_JSON,
     body_of,
     bundle_request,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import body_of, bundle_request, create, patient, post_bundle, read, scope, search
+from suites.contract.fhir_toolkit import body_of, bundle_request, create, patient, post_bundle, read, scope, search
 
 
 def empty_paths(value: Any, path: str = "$") -> list[str]:

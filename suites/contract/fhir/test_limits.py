@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import (
+from suites.contract.fhir_toolkit import (
     FHIR_JSON,
     JSON_PATCH,
     bundle_request,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import (
+from suites.contract.fhir_toolkit import (
     FHIR_JSON,
     JSON_MEDIA_TYPES,
     body_of,

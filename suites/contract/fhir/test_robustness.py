@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import FHIR_JSON, JSON_PATCH, create, patient, scope, shown
+from suites.contract.fhir_toolkit import FHIR_JSON, JSON_PATCH, create, patient, scope, shown
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import SYSTEM, create, ids, observation, patient, quantity, scope, search
+from suites.contract.fhir_toolkit import SYSTEM, create, ids, observation, patient, quantity, scope, search
 
 PEOPLE = "schmit: female, active, 1975-03; schmitz: male, no active, 1975-09; weber: no gender, inactive, 1980"
 Query = list[tuple[str, str]]

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import (
+from suites.contract.fhir_toolkit import (
     Resource,
     body_of,
     bundle_request,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from eqlab.checks import EvidenceClient
-from suites.contract.fhir.support import SYSTEM, create, ids, observation, patient, quantity, scope, search
+from suites.contract.fhir_toolkit import SYSTEM, create, ids, observation, patient, quantity, scope, search
 
 BIRTH_DATES = {"maddy": "1975-01-01", "maggy": "1975-01-02", "anne": "1980-05-17", "luc": "2001-12-31"}
 DATE_CASES = [
