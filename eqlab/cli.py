@@ -213,9 +213,9 @@ def token(
     testplans/keys/demo-system-client.private.jwk); with --user, a demo user's token (authorization
     code + PKCE, with the user's published demo password). Try it against `eqlab serve --seed demo`.
     """
-    from eqlab.auth import AuthError
-    from eqlab.auth.config import DEFAULT_SYSTEM_SCOPE, DEFAULT_USER_SCOPE
     from eqlab.commands.tokens import SignIn, system_token, user_token
+    from eqlab.oauth_client import AuthError
+    from eqlab.oauth_client.config import DEFAULT_SYSTEM_SCOPE, DEFAULT_USER_SCOPE
     from reference_impl.seed import accounts
 
     try:

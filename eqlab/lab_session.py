@@ -18,12 +18,12 @@ import httpx
 import pytest
 
 from eqlab import yamlsource
-from eqlab.auth.config import AuthConfig
-from eqlab.auth.lab import LabTokens
 from eqlab.catalogue import Catalogue
 from eqlab.evidence import redaction
 from eqlab.evidence.origins import OriginGuard, allowed_origins
 from eqlab.evidence.recorder import EvidenceRecorder, EvidenceStore
+from eqlab.oauth_client.config import AuthConfig
+from eqlab.oauth_client.lab import LabTokens
 from eqlab.plan.loader import auth_settings
 from eqlab.plan.model import Plan
 

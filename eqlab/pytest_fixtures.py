@@ -6,7 +6,7 @@
 ``tokens``           session-wide token source: ``smart``, ``system(scope)``, ``user(role, scope,
                      purpose)`` -> TokenSet, ``client_for("system" | role)``, ``roles``; also
                      ``authorize``/``redeem``/``refresh`` and ``client_assertion`` for checks of the
-                     flows themselves (see ``eqlab.auth.lab.LabTokens``)
+                     flows themselves (see ``eqlab.oauth_client.lab.LabTokens``)
 ``client_run``       in a client run: the requests the client under test sent (``eqlab.clients.judging``)
 ``target``, ``evidence``, ``suite_params``, ``unique``
 
@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from eqlab.auth.lab import LabTokens, origin_of
 from eqlab.clients.captured import ClientRequest
 from eqlab.clients.judging import ClientRun, Registration, load_journal
 from eqlab.evidence.recorder import EvidenceClient, EvidenceRecorder
 from eqlab.lab_session import RECORDER_KEY, SESSION_KEY, LabSession, Target
+from eqlab.oauth_client.lab import LabTokens, origin_of
 
 NO_AUTH = "the plan's target has no auth settings (target.auth): the lab cannot log in"
 NO_CLIENT_RUN = "not a client run: these checks judge what a client sent during a client plan's scenarios"

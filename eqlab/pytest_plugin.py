@@ -22,12 +22,12 @@ import httpx
 import pytest
 
 from eqlab import pytest_fixtures as fixtures
-from eqlab.auth.model import AuthError
 from eqlab.catalogue import Catalogue
 from eqlab.evidence import redaction
 from eqlab.evidence.origins import OffOrigin
 from eqlab.evidence.recorder import EvidenceRecorder, EvidenceStore, ResponseTooLarge
 from eqlab.lab_session import NODEID_KEY, RECORDER_KEY, SESSION_KEY, LabSession, Target, settings_from_options
+from eqlab.oauth_client.model import AuthError
 from eqlab.results import ItemResult, Outcome
 
 MARKER = "requirement"

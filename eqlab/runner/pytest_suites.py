@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from eqlab.auth.config import AuthConfig
 from eqlab.evidence import redaction
+from eqlab.oauth_client.config import AuthConfig
 from eqlab.results import ItemResult, Outcome
 from eqlab.runner.interrupt import GRACE_S, StopRequest, start_child, stop_child
 from eqlab.runner.options import PYTEST_KINDS, RunSetup
