@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.loadgen import Request, cycling_gets, run
 from benchmarks.servers import DEMO_SYSTEM_CLIENT, DEMO_SYSTEM_KEY, demo_system_headers, reference_server
-from eqlab.auth.keys import ASSERTION_TYPE, client_assertion, load_signing_key
+from eqlab.oauth_client.client_key import ASSERTION_TYPE, client_assertion, load_signing_key
 
 VALUE_SET = {
     "resourceType": "ValueSet",

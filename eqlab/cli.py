@@ -8,6 +8,7 @@ store (``client``, ``platform-keys``) in ``commands/store_admin.py``, and ``dete
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import sys
@@ -150,16 +151,23 @@ def demo_secrets_command() -> None:
 
 @main.command()
 @click.option("--faults", "only", default=None, help="only these faults, comma-separated (default: all, one at a time)")
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="parallel checks in each run")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help=f"runs at once, each a process with its own server (default: the number of CPUs, {os.cpu_count() or 1} here)",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="parallel checks in each run")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None, help="parent folder of the runs")
 @key_option
 @reports_source_errors(exit_code=EXIT_LAB_ERROR)
-def detection(only: str | None, workers: int, out: Path | None, key_path: Path | None) -> None:
+def detection(only: str | None, jobs: int | None, workers: int, out: Path | None, key_path: Path | None) -> None:
     """Prove the checks catch each deliberate defect: the clean reference is granted, every fault refused.
 
-    The clean server runs the whole plan; each fault runs the checks of the requirements it breaks.
+    The clean server runs the whole plan; each fault runs the checks of the requirements it breaks;
+    the runs go --jobs at a time, and the table keeps its order.
     """
-    if not run_matrix(only, workers, out, key_path):
+    if not run_matrix(only, workers, jobs or os.cpu_count() or 1, out, key_path):
         raise SystemExit(1)
 
 
@@ -213,9 +221,9 @@ def token(
     testplans/keys/demo-system-client.private.jwk); with --user, a demo user's token (authorization
     code + PKCE, with the user's published demo password). Try it against `eqlab serve --seed demo`.
     """
-    from eqlab.auth import AuthError
-    from eqlab.auth.config import DEFAULT_SYSTEM_SCOPE, DEFAULT_USER_SCOPE
     from eqlab.commands.tokens import SignIn, system_token, user_token
+    from eqlab.oauth_client import AuthError
+    from eqlab.oauth_client.config import DEFAULT_SYSTEM_SCOPE, DEFAULT_USER_SCOPE
     from reference_impl.seed import accounts
 
     try:

@@ -65,6 +65,24 @@ def test_suites_import_only_the_public_api_for_checks() -> None:
     assert not broken, "suites import eqlab only through eqlab.checks:\n" + "\n".join(broken)
 
 
+# The lab meets its pytest plugin (which runs in a child process) through their contract alone: the
+# run configuration it writes and the events it reads, two modules that import no pytest.
+PLUGIN_CONTRACT = ("eqlab.pytest_plugin.events", "eqlab.pytest_plugin.run_config")
+
+
+def test_the_lab_meets_its_pytest_plugin_only_through_their_contract() -> None:
+    lab = [path for folder in ("eqlab/runner", "eqlab/commands") for path in sources(folder)]
+    contract = [ROOT / (name.replace(".", "/") + ".py") for name in PLUGIN_CONTRACT]
+    broken = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in lab + contract
+        for line, module in imports(ast.parse(path.read_text(encoding="utf-8")), top_level_only=False)
+        if (module.startswith("eqlab.pytest_plugin") and module not in PLUGIN_CONTRACT)
+        or (path in contract and module.split(".")[0] == "pytest")
+    ]
+    assert not broken, "the runner and the plugin share only their contract modules:\n" + "\n".join(broken)
+
+
 def test_version_specific_fhir_models_are_imported_in_one_module() -> None:
     broken = [
         f"{path.relative_to(ROOT)}:{line} imports {module}"

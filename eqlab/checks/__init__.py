@@ -13,14 +13,14 @@ tests/test_layers.py), so the engine can change behind it without breaking a sui
 Load scenarios import ``eqlab.checks.load`` instead (locust is heavy: contract checks never load it).
 """
 
-from eqlab.auth.forms import consent_form, forms_of, login_form
-from eqlab.auth.lab import LabTokens
-from eqlab.auth.model import TokenSet
 from eqlab.clients.captured import ClientRequest
 from eqlab.clients.judging import ClientRun
 from eqlab.clients.sealing import seal_facts
 from eqlab.evidence.recorder import EvidenceClient
-from eqlab.lab_session import SESSION_KEY, Target
+from eqlab.oauth_client.forms import consent_form, forms_of, login_form
+from eqlab.oauth_client.lab import LabTokens
+from eqlab.oauth_client.model import TokenSet
+from eqlab.pytest_plugin.session import SESSION_KEY, Target
 
 __all__ = [
     "SESSION_KEY",

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import click
 
 from eqlab import paths
 from eqlab.commands.common import FullHelpGroup, catalogue_option, load_catalogue, reports_source_errors
+from eqlab.pytest_plugin.events import EVENTS_FILE, Collected, CollectedItem, UnreadableEvent, read_event
+from eqlab.pytest_plugin.run_config import RunConfig, TargetSettings, write_run_config
 
 
 @click.group(cls=FullHelpGroup)
@@ -46,10 +46,10 @@ def show(requirement_id: str, catalogue_dir: Path | None) -> None:
     click.echo(f"  source: {requirement.source}")
     if requirement.why_attested:
         click.echo(f"  verified by attestation: {requirement.why_attested}")
-    checks = [item for item in collect_checks() if requirement_id in item["requirements"]]
+    checks = [item for item in collect_checks() if requirement_id in item.requirements]
     click.echo(f"  checks ({len(checks)}):" if checks else "  checks: none")
     for item in checks:
-        click.echo(f"    {item['id']}")
+        click.echo(f"    {item.id}")
 
 
 @catalogue.command()
@@ -60,7 +60,7 @@ def coverage(catalogue_dir: Path | None) -> None:
     loaded = load_catalogue(catalogue_dir)
     counts: dict[str, int] = dict.fromkeys(loaded.requirements, 0)
     for item in collect_checks():
-        for rid in item["requirements"]:
+        for rid in item.requirements:
             if rid in counts:
                 counts[rid] += 1
     attested = [rid for rid in counts if loaded.get(rid).verification == "attestation"]
@@ -76,20 +76,18 @@ def coverage(catalogue_dir: Path | None) -> None:
     )
 
 
-def collect_checks() -> list[dict[str, Any]]:
+def collect_checks() -> list[CollectedItem]:
     """Every check under suites/ with its requirement IDs (collected by pytest, nothing run)."""
     suites = paths.suites_dir()
     with tempfile.TemporaryDirectory(prefix="eqlab-collect-") as tmp:
         config = Path(tmp) / "config.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "run_dir": tmp,
-                    "target": {"base_url": "http://collect.invalid"},
-                    "catalogue": str(suites / "requirements"),
-                }
+        write_run_config(
+            RunConfig(
+                run_dir=Path(tmp),
+                target=TargetSettings(base_url="http://collect.invalid"),
+                catalogue=suites / "requirements",
             ),
-            encoding="utf-8",
+            config,
         )
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\naddopts =\n", encoding="utf-8")
@@ -110,17 +108,13 @@ def collect_checks() -> list[dict[str, Any]]:
             str(config),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
-        events = (
-            [
-                json.loads(line)
-                for line in (Path(tmp) / "events.jsonl").read_text(encoding="utf-8").splitlines()
-                if line.strip()
-            ]
-            if (Path(tmp) / "events.jsonl").exists()
-            else []
-        )
-        collected = next((e["items"] for e in events if e["event"] == "collected"), None)
+        events_file = Path(tmp) / EVENTS_FILE
+        lines = events_file.read_text(encoding="utf-8").splitlines() if events_file.exists() else []
+        try:
+            events = [read_event(line) for line in lines if line.strip()]
+        except UnreadableEvent as exc:
+            raise click.ClickException(f"could not collect the checks: an event line is unreadable ({exc})") from None
+        collected = next((e.items for e in events if isinstance(e, Collected)), None)
         if collected is None:
             raise click.ClickException(f"could not collect the checks:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-        items: list[dict[str, Any]] = collected
-        return items
+        return collected

@@ -1,13 +1,28 @@
-"""What ``eqlab detection`` reports for one run of the reference plan against a deliberately broken server."""
+"""``eqlab detection``: the matrix proving the checks catch every deliberate defect.
+
+The clean reference implementation runs the whole reference plan (it must be granted); each of its
+faults runs the checks of the requirements it breaks (it must be caught); each client plan runs with
+the clean reference client, then with each of the client's faults in its scope. Every run is a process
+of its own (own server, port, store and run folder), ``--jobs`` at a time: the matrix takes its
+slowest runs' time over the machine's cores, and a run that crashes is a row, not the end of the table.
+"""
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import os
+import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 import click
 
@@ -18,11 +33,32 @@ from eqlab.commands.store_admin import demo_secrets, embedded_platform
 from eqlab.plan.loader import LoadedPlan, load_plan
 from eqlab.results import RunResults
 from eqlab.runner.client_suites import SCENARIO_ITEM_PREFIX
+from eqlab.runner.interrupt import GRACE_S
 from eqlab.runner.options import RunOptions
 from eqlab.runner.run import run_plan
 from eqlab.signing import LabKey
 
 CLIENT_FAULTS_ENV = "EQLAB_CLIENT_FAULTS"  # the reference client's own switch (reference_client/config.py)
+STORE_FILE = "reference.sqlite3"
+# A stopped run ends its checks (GRACE_S), then its server (GRACE_S), and concludes its partial run.
+STOP_WAIT_S = 3 * GRACE_S + 10
+
+
+class ReferenceFault(Protocol):
+    """What the matrix needs of a fault of the reference implementation."""
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def breaks(self) -> tuple[str, ...]: ...  # requirement IDs
+
+
+def reference_faults() -> Mapping[str, ReferenceFault]:
+    """The reference implementation's deliberate defects by name: the one place the lab asks for them."""
+    from reference_impl.app import FAULTS
+
+    return FAULTS
 
 
 @dataclass(frozen=True)
@@ -43,6 +79,18 @@ class Detection:
         if not self.faults:
             return self.verdict.startswith("granted")
         return self.verdict in ("refused", "granted-with-reservations") and bool(set(self.expected) & set(self.failed))
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """A run that ended without a verdict: it raised, or its process died. Its row is missed."""
+
+    reason: str
+    verdict: ClassVar[str] = "error"
+    caught: ClassVar[bool] = False
+
+
+Row = Detection | FailedRun
 
 
 def proof_of(results: RunResults, expected: tuple[str, ...]) -> str:
@@ -85,12 +133,11 @@ def detect_client(loaded: LoadedPlan, fault: str | None, out: Path | None, key_p
     from reference_client.faults import FAULTS
 
     assert loaded.plan.client is not None, "only client plans"
-    catalogue = load_catalogue(None)
     expected = (FAULTS[fault].breaks,) if fault else ()
     with demo_secrets(), _client_faults(fault), embedded_platform(loaded.plan.client, loaded.path.parent) as base:
         options = RunOptions(target=base, requirements=expected, out=out, quiet=True)
         key = LabKey.load_or_create(key_path)
-        outcome = run_plan(loaded, catalogue, options, paths.suites_dir(), paths.reports_out_dir(), key)
+        outcome = run_plan(loaded, _catalogue(), options, paths.suites_dir(), paths.reports_out_dir(), key)
     results = outcome.results
     failed = [r.id for r in results.requirements if r.status == "fail"]
     faults = frozenset({fault}) if fault else frozenset()
@@ -110,6 +157,16 @@ def _client_faults(fault: str | None) -> Iterator[None]:
             os.environ[CLIENT_FAULTS_ENV] = saved
 
 
+@functools.cache
+def _catalogue() -> Catalogue:
+    return load_catalogue(None)
+
+
+@functools.cache
+def _reference_plan() -> LoadedPlan:
+    return load_plan(paths.testplans_dir() / "reference.yaml", _catalogue(), paths.suites_dir())
+
+
 def detect(
     faults: frozenset[str],
     out: Path | None = None,
@@ -117,78 +174,199 @@ def detect(
     key_path: Path | None = None,
     suites: tuple[str, ...] = (),
     requirements: tuple[str, ...] = (),
+    seeded_store: Path | None = None,
 ) -> Detection:
     """Run testplans/reference.yaml on the reference implementation with ``faults`` on.
 
     ``suites`` and ``requirements`` (selectors) narrow the run: each fault is run against the checks of
-    the requirements it breaks, so the matrix grows with the faults, not with faults x catalogue.
+    the requirements it breaks, so the matrix grows with the faults, not with faults x catalogue. The
+    server's store starts as a copy of ``seeded_store`` (made by ``seed_store``), else empty and seeded.
     """
-    from reference_impl.app import FAULTS, create_app
+    from reference_impl.app import create_app
     from reference_impl.embedded import serve_in_thread
     from reference_impl.settings import Settings
 
-    catalogue_ = load_catalogue(None)
-    loaded = load_plan(paths.testplans_dir() / "reference.yaml", catalogue_, paths.suites_dir())
-    expected = tuple(sorted({rid for name in faults for rid in FAULTS[name].breaks}))
+    expected = tuple(sorted({rid for name in faults for rid in reference_faults()[name].breaks}))
     with tempfile.TemporaryDirectory(prefix="eqlab-detection-") as store, demo_secrets():
-        db_url = f"sqlite:///{Path(store) / 'reference.sqlite3'}"
-        app = create_app(Settings(db_url=db_url, seed="demo", faults=faults))
+        if seeded_store:
+            shutil.copyfile(seeded_store, Path(store) / STORE_FILE)
+        app = create_app(Settings(db_url=f"sqlite:///{Path(store) / STORE_FILE}", seed="demo", faults=faults))
         with serve_in_thread(app) as base_url:
             options = RunOptions(
                 target=base_url, suites=suites, requirements=requirements, workers=workers, out=out, quiet=True
             )
             key_ = LabKey.load_or_create(key_path)
-            outcome = run_plan(loaded, catalogue_, options, paths.suites_dir(), paths.reports_out_dir(), key_)
+            outcome = run_plan(
+                _reference_plan(), _catalogue(), options, paths.suites_dir(), paths.reports_out_dir(), key_
+            )
     results = outcome.results
     failed = [r.id for r in results.requirements if r.status == "fail"]
     return Detection(faults, expected, results.decision.verdict, failed, proof_of(results, expected), outcome.run_dir)
 
 
-def run_matrix(only: str | None, workers: int, out: Path | None, key_path: Path | None) -> bool:
+def seed_store(folder: Path) -> Path:
+    """A store of the reference implementation with the demo data, for runs to start from a copy (seeding
+    once instead of once per run); its server has stopped, so the file is complete on its own."""
+    from reference_impl.app import create_app
+    from reference_impl.embedded import serve_in_thread
+    from reference_impl.settings import Settings
+
+    store = folder / STORE_FILE
+    with serve_in_thread(create_app(Settings(db_url=f"sqlite:///{store}", seed="demo"))):
+        pass  # starting it migrated and seeded the store
+    return store
+
+
+def run_matrix(only: str | None, workers: int, jobs: int, out: Path | None, key_path: Path | None) -> bool:
     """Print the detection table (the clean server on the whole plan, then each fault on the checks of the
     requirements it breaks; then the client table unless ``only`` names faults); True if all were caught."""
-    from reference_impl.app import FAULTS
-
-    names = [n.strip() for n in (only or "").split(",") if n.strip()] or list(FAULTS)
-    unknown = sorted(set(names) - set(FAULTS))
+    faults = reference_faults()
+    names = [n.strip() for n in (only or "").split(",") if n.strip()] or list(faults)
+    unknown = sorted(set(names) - set(faults))
     if unknown:
         raise click.BadParameter(f"unknown fault(s) {', '.join(unknown)}", param_hint="--faults")
-    rows = [detect(frozenset(), out, workers, key_path)]  # the whole plan: the clean server must be granted
-    click.echo(f"{'(none: clean server)':32} {rows[0].verdict:26} {'granted expected':10}")
-    for name in names:
+    LabKey.load_or_create(key_path)  # made once here, not by racing runs
+    client_plans = client_plans_and_faults(_catalogue()) if only is None else []
+    with tempfile.TemporaryDirectory(prefix="eqlab-detection-") as folder:
+        seeded = seed_store(Path(folder))
+        runs: list[Callable[[], Detection]] = [
+            functools.partial(detect, frozenset(), out, workers, key_path, seeded_store=seeded)
+        ]  # the whole plan: the clean server must be granted
         # Each fault breaks SHALL requirements the contract suite checks: their checks must fail and refuse.
-        row = detect(frozenset({name}), out, workers, key_path, suites=("contract",), requirements=FAULTS[name].breaks)
-        rows.append(row)
-        _print_row(name, row)
-    missed = [r for r in rows if not r.caught]
-    caught = len(names) - len([r for r in missed if r.faults])
-    click.echo(f"\ndetection: {caught} of {len(names)} faults caught; clean server {rows[0].verdict}")
-    if only is None:
-        missed += _detect_client_faults(out, key_path)
+        runs += [
+            functools.partial(
+                detect, frozenset({name}), out, workers, key_path, ("contract",), faults[name].breaks, seeded
+            )
+            for name in names
+        ]
+        for client_plan in client_plans:
+            runs += [functools.partial(detect_client, client_plan.loaded, None, out, key_path)]
+            runs += [
+                functools.partial(detect_client, client_plan.loaded, name, out, key_path) for name in client_plan.faults
+            ]
+        with closing(in_parallel(runs, jobs)) as rows:
+            missed = _reference_table(names, rows)
+            if client_plans:
+                missed += _client_table(client_plans, rows)
     return not missed
 
 
-def _print_row(name: str, row: Detection) -> None:
-    mark = "caught" if row.caught else "MISSED"
-    click.echo(f"{name:32} {row.verdict:26} {mark:7} failed: {', '.join(row.failed) or '-'}")
-    if row.proof:
-        click.echo(f"{'':32} proof: {row.proof}")
+def _reference_table(names: list[str], rows: Iterator[Row]) -> list[Row]:
+    clean = next(rows)
+    _print_clean("(none: clean server)", clean)
+    fault_rows = []
+    for name in names:
+        fault_rows.append(next(rows))
+        _print_row(name, fault_rows[-1])
+    caught = sum(row.caught for row in fault_rows)
+    click.echo(f"\ndetection: {caught} of {len(names)} faults caught; clean server {clean.verdict}")
+    return [row for row in (clean, *fault_rows) if not row.caught]
 
 
-def _detect_client_faults(out: Path | None, key_path: Path | None) -> list[Detection]:
-    """The client table: each client plan with the clean reference client (granted), then with each
-    of the reference client's faults that break a requirement of the plan (refused)."""
+def _client_table(client_plans: list[ClientPlanFaults], rows: Iterator[Row]) -> list[Row]:
+    """Each client plan with the clean reference client (granted), then with each of the reference
+    client's faults that break a requirement of the plan (refused)."""
     click.echo("\nclient plans, with the reference client (reference_client/)")
     missed, total, caught = [], 0, 0
-    for client_plan in client_plans_and_faults(load_catalogue(None)):
-        label = client_plan.loaded.plan.label
-        clean = detect_client(client_plan.loaded, None, out, key_path)
-        click.echo(f"{label + ' (clean client)':32} {clean.verdict:26} {'granted expected':10}")
+    for client_plan in client_plans:
+        clean = next(rows)
+        _print_clean(client_plan.loaded.plan.label + " (clean client)", clean)
         missed += [] if clean.caught else [clean]
         for name in client_plan.faults:
-            row = detect_client(client_plan.loaded, name, out, key_path)
+            row = next(rows)
             total, caught = total + 1, caught + row.caught
             missed += [] if row.caught else [row]
             _print_row(f"  {name}", row)
     click.echo(f"\nclient detection: {caught} of {total} plan x fault runs caught")
     return missed
+
+
+def _print_clean(label: str, row: Row) -> None:
+    click.echo(f"{label:32} {row.verdict:26} {'granted expected':10}")
+    if isinstance(row, FailedRun):
+        click.echo(f"{'':32} {row.reason}")
+
+
+def _print_row(name: str, row: Row) -> None:
+    mark = "caught" if row.caught else "MISSED"
+    if isinstance(row, FailedRun):
+        click.echo(f"{name:32} {row.verdict:26} {mark:7} {row.reason}")
+        return
+    click.echo(f"{name:32} {row.verdict:26} {mark:7} failed: {', '.join(row.failed) or '-'}")
+    if row.proof:
+        click.echo(f"{'':32} proof: {row.proof}")
+
+
+def in_parallel(runs: Sequence[Callable[[], Detection]], jobs: int) -> Generator[Row, None, None]:
+    """Each run in a process of its own, ``jobs`` at a time, started in order; yields their rows in that
+    order, each as soon as it and the ones before it are done. Closed early (Ctrl-C), it stops the runs
+    under way and waits for them to conclude."""
+    # Forked, not spawned: a run starts in milliseconds with the catalogue and plans already loaded.
+    context = multiprocessing.get_context("fork")
+    waiting = deque(enumerate(runs))
+    running: dict[int, _RunProcess] = {}
+    done: dict[int, Row] = {}
+    try:
+        for index in range(len(runs)):
+            while index not in done:
+                while waiting and len(running) < jobs:
+                    number, run = waiting.popleft()
+                    running[number] = _RunProcess(context, run)
+                wait([waitable for child in running.values() for waitable in child.waitables()])
+                for number, child in list(running.items()):
+                    row = child.finished()
+                    if row is not None:
+                        done[number] = row
+                        del running[number]
+            yield done.pop(index)
+    finally:
+        for child in running.values():
+            child.process.terminate()
+        for child in running.values():
+            child.process.join(STOP_WAIT_S)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join()
+
+
+class _RunProcess:
+    """One run in a forked process; its row comes back through a pipe."""
+
+    def __init__(self, context: multiprocessing.context.ForkContext, run: Callable[[], Detection]) -> None:
+        self.receiver, sender = context.Pipe(duplex=False)
+        self.process: BaseProcess = context.Process(target=_run_in_child, args=(run, sender), daemon=True)
+        self.process.start()
+        sender.close()
+        self.row: Row | None = None
+
+    def waitables(self) -> list[Connection | int]:
+        return [self.process.sentinel] if self.receiver.closed else [self.process.sentinel, self.receiver]
+
+    def finished(self) -> Row | None:
+        """The row once the process has ended; a process that ended without one is a failed run."""
+        ended = self.process.exitcode is not None  # before reading: a row sent just before the end is read
+        if not self.receiver.closed and self.receiver.poll():
+            with suppress(EOFError):  # the process ended without sending its row
+                self.row = self.receiver.recv()
+            self.receiver.close()
+        if not ended:
+            return None
+        self.process.join()
+        if self.row is None:
+            return FailedRun(f"the run's process ended (exit code {self.process.exitcode}) without a verdict")
+        return self.row
+
+
+def _run_in_child(run: Callable[[], Detection], results: Connection) -> None:
+    """A run's process, in a session of its own: a terminal's Ctrl-C reaches the matrix alone, which stops
+    each run with one SIGTERM (a stop request during its checks, an interrupt before or after them)."""
+    os.setsid()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    row: Row
+    try:
+        row = run()
+    except KeyboardInterrupt:
+        row = FailedRun("interrupted")
+    except Exception as exc:  # a run that raises is its row's error, never the end of the matrix
+        row = FailedRun(f"{type(exc).__name__}: {exc}")
+    results.send(row)

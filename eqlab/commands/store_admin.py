@@ -17,9 +17,9 @@ from typing import Any, cast
 
 import click
 
-from eqlab.auth import AuthConfigError
-from eqlab.auth.keys import public_jwks
 from eqlab.commands.common import FullHelpGroup
+from eqlab.oauth_client import AuthConfigError
+from eqlab.oauth_client.client_key import public_jwks
 from eqlab.plan.model import ClientUnderTest
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eqlab.auth import oauth
-from eqlab.auth.browser import BrowserFlow
-from eqlab.auth.keys import load_signing_key
-from eqlab.auth.model import AuthError
-from eqlab.auth.oauth import ClientAuth
 from eqlab.evidence.origins import guarded_client
+from eqlab.oauth_client import oauth
+from eqlab.oauth_client.browser import BrowserFlow
+from eqlab.oauth_client.client_key import load_signing_key
+from eqlab.oauth_client.model import AuthError
+from eqlab.oauth_client.oauth import ClientAuth
 
 TIMEOUT_S = 30.0
 

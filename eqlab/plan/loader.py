@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, get_args
 
 from eqlab import yamlsource
-from eqlab.auth.keys import load_signing_key
-from eqlab.auth.model import AuthConfigError
 from eqlab.catalogue import REQUIREMENT_ID, SELECTOR, Catalogue, selector_matches
+from eqlab.oauth_client.client_key import load_signing_key
+from eqlab.oauth_client.model import AuthConfigError
 from eqlab.plan.model import Plan, SuiteKind
 
 

@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 from eqlab.clients.journal import Journal
@@ -22,6 +21,7 @@ from eqlab.clients.proxy import RecordingProxy, serve_on_loopback
 from eqlab.clients.scenarios import ClientSetting, Keyboard, Scenario, ScenarioPlayer, StepResult
 from eqlab.evidence.recorder import EvidenceStore
 from eqlab.plan.model import ClientUnderTest
+from eqlab.pytest_plugin.run_config import ClientRunSettings
 from eqlab.results import ItemResult, Outcome, worst
 from eqlab.runner.options import RunSetup
 
@@ -32,7 +32,7 @@ MAX_EXCHANGES_PER_SCENARIO = 200  # evidence kept per scenario item; the journal
 @dataclass
 class ClientPlay:
     items: list[ItemResult] = field(default_factory=list)
-    check_config: dict[str, Any] | None = None  # what the client checks get as config["client"]
+    check_config: ClientRunSettings | None = None  # what the client checks judge (the run configuration's client)
 
 
 def play_client_suites(setup: RunSetup, note: Callable[[str], None] = print) -> ClientPlay:
@@ -71,12 +71,12 @@ def play_client_suites(setup: RunSetup, note: Callable[[str], None] = print) -> 
     if journal.received > len(kept) and played.items:
         flood = f"the client sent {journal.received} requests; the first {len(kept)} are kept and judged"
         played.items[-1] = played.items[-1].model_copy(update={"notes": [*played.items[-1].notes, flood]})
-    played.check_config = {
-        "journal": str(journal_path),
-        "client_id": client.client_id,
-        "redirect_uris": list(client.redirect_uris),
-        "scopes": client.scope.split(),
-    }
+    played.check_config = ClientRunSettings(
+        journal=journal_path,
+        client_id=client.client_id,
+        redirect_uris=list(client.redirect_uris),
+        scopes=client.scope.split(),
+    )
     return played
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eqlab.auth import AuthConfig, AuthError, TokenProvider, plain_http
 from eqlab.evidence import redaction
 from eqlab.evidence.origins import OffOrigin
+from eqlab.oauth_client import AuthConfig, AuthError, TokenProvider, plain_http
 from eqlab.plan.model import Slos
 from eqlab.results import SloResult
 from eqlab.runner.interrupt import run_child

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from eqlab.catalogue import SELECTOR, Catalogue, selector_matches
 from eqlab.plan.loader import LoadedPlan, auth_settings
 from eqlab.plan.model import Suite
+from eqlab.pytest_plugin.run_config import ClientRunSettings, RunConfig, SuiteSettings, TargetSettings
 from eqlab.runner.interrupt import StopRequest
 
 PYTEST_KINDS = ("contract", "fuzz", "ui", "client")
@@ -56,7 +57,7 @@ class RunSetup:
     suites: list[tuple[Suite, Path]] = field(default_factory=list)
     deadline: float = float("inf")  # time.monotonic() when the plan's time budget is spent
     stop: StopRequest = field(default_factory=StopRequest)  # set by SIGINT/SIGTERM during the run
-    client_checks: dict[str, Any] | None = None  # the client run the client checks judge (journal, registration)
+    client_checks: ClientRunSettings | None = None  # the client run the client checks judge (journal, registration)
 
     def seconds_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -64,25 +65,26 @@ class RunSetup:
     def auth_settings(self) -> dict[str, Any]:
         return auth_settings(self.loaded.plan, self.loaded.path)
 
-    def plugin_config(self, kinds: tuple[str, ...]) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "run_dir": str(self.run_dir),
-            "catalogue": str(self.suites_root / "requirements"),
-            "requirements": self.in_scope,
-            "environment": self.loaded.plan.environment,
-            "target": {
-                "base_url": self.base_url,
-                "auth": self.auth_settings(),
-                "allowed_origins": self.loaded.plan.target.allowed_origins,
-            },
-            "suites": [
-                {"kind": s.kind, "paths": [str(p)], "timeout": s.timeout, "params": s.params}
+    def run_config(self, kinds: tuple[str, ...]) -> RunConfig:
+        """What the child pytest running the suites of ``kinds`` is told."""
+        return RunConfig(
+            run_id=self.run_id,
+            run_dir=self.run_dir,
+            catalogue=self.suites_root / "requirements",
+            requirements=self.in_scope,
+            environment=self.loaded.plan.environment,
+            target=TargetSettings(
+                base_url=self.base_url,
+                auth=self.auth_settings(),
+                allowed_origins=self.loaded.plan.target.allowed_origins,
+            ),
+            suites=[
+                SuiteSettings(kind=s.kind, paths=[p], timeout=s.timeout, params=s.params)
                 for s, p in self.suites
                 if s.kind in kinds
             ],
-            **({"client": self.client_checks} if self.client_checks else {}),
-        }
+            client=self.client_checks,
+        )
 
 
 def new_run_id(label: str, now: datetime) -> str:

@@ -13,10 +13,10 @@ import time
 
 import httpx
 
-from eqlab.auth import AuthConfig, AuthError, TokenProvider, plain_http
-from eqlab.auth.keys import load_signing_key
-from eqlab.auth.model import AuthConfigError
 from eqlab.evidence.origins import OffOrigin, guarded_client
+from eqlab.oauth_client import AuthConfig, AuthError, TokenProvider, plain_http
+from eqlab.oauth_client.client_key import load_signing_key
+from eqlab.oauth_client.model import AuthConfigError
 from eqlab.plan.loader import LoadedPlan, auth_settings
 from eqlab.plan.model import ClientUnderTest
 

@@ -12,6 +12,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 from eqlab.evidence.redaction import printable
+from eqlab.pytest_plugin.events import Collected, CollectionError, Event, ItemFinished, Stopping
+from eqlab.results import ItemResult
 
 SYMBOLS = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR", "skip": "SKIP ", "not-tested": "N/T  "}
 
@@ -47,35 +49,34 @@ class RunProgress:
         if self._bar is not None:
             self._bar.stop()
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         if self.quiet:
             return
-        kind = event.get("event")
-        if kind == "collected" and self._bar is not None:
-            self._bar.update(self._task, total=len(event["items"]))
-        elif kind == "item_finished":
-            result = event["result"]
-            self.counts[result["outcome"]] += 1
+        if isinstance(event, Collected) and self._bar is not None:
+            self._bar.update(self._task, total=len(event.items))
+        elif isinstance(event, ItemFinished):
+            result = event.result
+            self.counts[result.outcome] += 1
             if self._bar is not None:
                 summary = "  ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
                 self._bar.update(self._task, advance=1, description=summary)
-                if result["outcome"] in ("fail", "error"):
+                if result.outcome in ("fail", "error"):
                     self._bar.console.print(_line(result), markup=False, highlight=False)
             else:
                 self.console.print(_line(result), markup=False, highlight=False)
-        elif kind == "stopping":
-            self.note(f"{event.get('signal')}: stopping the checks; the results so far will be written and signed")
-        elif kind == "collection_error":
-            self.console.print(f"LAB ERROR {event.get('where')}: could not load checks", markup=False)
+        elif isinstance(event, Stopping):
+            self.note(f"{event.signal}: stopping the checks; the results so far will be written and signed")
+        elif isinstance(event, CollectionError):
+            self.console.print(f"LAB ERROR {event.where}: could not load checks", markup=False)
 
     def note(self, text: str) -> None:
         if not self.quiet:
             self.console.print(printable(text), markup=False, highlight=False)
 
 
-def _line(result: dict[str, Any]) -> str:
-    requirements = ",".join(result["requirements"])
-    line = f"{SYMBOLS.get(result['outcome'], result['outcome'])} {requirements:<18} {result['name']}"
-    if result["outcome"] in ("fail", "error") and result.get("message"):
-        line += f"\n        {result['message']}"
+def _line(result: ItemResult) -> str:
+    requirements = ",".join(result.requirements)
+    line = f"{SYMBOLS.get(result.outcome, result.outcome)} {requirements:<18} {result.name}"
+    if result.outcome in ("fail", "error") and result.message:
+        line += f"\n        {result.message}"
     return printable(line)  # the results' texts are already: a second guard for the terminal

@@ -7,7 +7,6 @@ budget, and turns whatever did not finish into ``error`` results with the reason
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,10 +15,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from eqlab.auth.config import AuthConfig
 from eqlab.evidence import redaction
+from eqlab.oauth_client.config import AuthConfig
+from eqlab.pytest_plugin.events import (
+    EVENTS_FILE,
+    Collected,
+    CollectedItem,
+    CollectionError,
+    Event,
+    ItemFinished,
+    Stopping,
+    UnreadableEvent,
+    read_event,
+)
+from eqlab.pytest_plugin.run_config import write_run_config
 from eqlab.results import ItemResult, Outcome
 from eqlab.runner.interrupt import GRACE_S, StopRequest, start_child, stop_child
 from eqlab.runner.options import PYTEST_KINDS, RunSetup
@@ -35,14 +46,18 @@ EXIT_MEANINGS = {
 }
 
 
+UNREADABLE = "no result could be read for this check: the checks' event stream held a line the lab cannot read"
+
+
 @dataclass
 class SuiteRun:
     items: list[ItemResult] = field(default_factory=list)
-    collected: list[dict[str, Any]] = field(default_factory=list)
+    collected: list[CollectedItem] = field(default_factory=list)
     lab_errors: list[str] = field(default_factory=list)
+    unreadable_events: int = 0
 
 
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[[Event], None]
 
 
 def run_pytest_suites(setup: RunSetup, listener: Listener, only_items: list[str] | None = None) -> SuiteRun:
@@ -52,7 +67,7 @@ def run_pytest_suites(setup: RunSetup, listener: Listener, only_items: list[str]
         return result
     with tempfile.TemporaryDirectory(prefix="eqlab-run-") as tmp:
         config_path = Path(tmp) / "run-config.json"
-        config_path.write_text(json.dumps(setup.plugin_config(kinds)), encoding="utf-8")
+        write_run_config(setup.run_config(kinds), config_path)
         ini = Path(tmp) / "pytest.ini"
         # The suites run under their own, neutral pytest settings, not the repository's test settings.
         ini.write_text("[pytest]\naddopts =\nconsole_output_style = classic\n", encoding="utf-8")
@@ -70,7 +85,7 @@ def run_pytest_suites(setup: RunSetup, listener: Listener, only_items: list[str]
         log = Path(tmp) / "pytest.log"
         budget = _budget(setup, kinds)
         exit_code = _follow(
-            command, setup.suites_root.parent, log, setup.run_dir / "events.jsonl", result, listener, budget, setup.stop
+            command, setup.suites_root.parent, log, setup.run_dir / EVENTS_FILE, result, listener, budget, setup.stop
         )
         out_of_time = exit_code is None and setup.seconds_left() <= 0 and not setup.stop.requested
         # The checks scrub what they print; this also catches what pytest itself printed.
@@ -126,14 +141,14 @@ def _follow(
             *lines, buffer = buffer.split("\n")
             for line in lines:
                 if line.strip():
-                    _take(json.loads(line), result, listener)
+                    _take(line, result, listener)
             if finished and not chunk:
                 return process.returncode
             if time.monotonic() - started > budget(len(result.collected)):
                 stop_child(process, grace_s=0)
                 return None
             if stop.requested:
-                listener({"event": "stopping", "signal": stop.signal_name})
+                listener(Stopping(signal=stop.signal_name))
                 stop_child(process, grace_s=0 if stop.urgent else GRACE_S)
                 _drain(stream, buffer, result, listener)
                 return None
@@ -145,24 +160,32 @@ def _drain(stream: TextIO, buffer: str, result: SuiteRun, listener: Listener) ->
     """The events a stopped child wrote before it stopped; a last, half-written line is dropped."""
     for line in (buffer + stream.read()).split("\n")[:-1]:
         if line.strip():
-            _take(json.loads(line), result, listener)
+            _take(line, result, listener)
 
 
-def _take(event: dict[str, Any], result: SuiteRun, listener: Listener) -> None:
-    kind = event.get("event")
-    if kind == "collected":
-        result.collected = event["items"]
-    elif kind == "item_finished":
-        result.items.append(ItemResult.model_validate(event["result"]))
-    elif kind == "collection_error":
-        where = event.get("where") or "collection"
-        result.lab_errors.append(f"a suite could not be loaded ({where}): {event.get('message', '').strip()[-600:]}")
+def _take(line: str, result: SuiteRun, listener: Listener) -> None:
+    """One line of the event file; one the lab cannot read is a lab error, and the check it was
+    about ends as an error (it has no result), never the lab's end."""
+    try:
+        event = read_event(line)
+    except UnreadableEvent as exc:
+        result.unreadable_events += 1
+        reason = redaction.text(str(exc))[:300]
+        result.lab_errors.append(f"the checks' event stream held a line the lab cannot read ({reason})")
+        return
+    if isinstance(event, Collected):
+        result.collected = event.items
+    elif isinstance(event, ItemFinished):
+        result.items.append(event.result)
+    elif isinstance(event, CollectionError):
+        where = event.where or "collection"
+        result.lab_errors.append(f"a suite could not be loaded ({where}): {event.message.strip()[-600:]}")
     listener(event)
 
 
 def _finish(result: SuiteRun, exit_code: int | None, setup: RunSetup, out_of_time: bool) -> None:
     done = {item.id for item in result.items}
-    stopped = "the run was stopped before this check finished"
+    stopped = UNREADABLE if result.unreadable_events else "the run was stopped before this check finished"
     outcome: Outcome = "error"
     if setup.stop.requested:
         stopped, outcome = interrupted_message(setup.stop), "not-tested"
@@ -179,18 +202,18 @@ def _finish(result: SuiteRun, exit_code: int | None, setup: RunSetup, out_of_tim
         )
         stopped = f"the test process stopped (exit {exit_code}) before this check finished"
     for described in result.collected:
-        if described["id"] not in done:
+        if described.id not in done:
             result.items.append(
                 ItemResult(
-                    id=described["id"],
-                    name=described["name"],
-                    suite=described["suite"],
-                    requirements=described["requirements"],
+                    id=described.id,
+                    name=described.name,
+                    suite=described.suite,
+                    requirements=described.requirements,
                     outcome=outcome,
                     message=stopped,
                 )
             )
-    order = {d["id"]: i for i, d in enumerate(result.collected)}
+    order = {d.id: i for i, d in enumerate(result.collected)}
     result.items.sort(key=lambda item: order.get(item.id, len(order)))
 
 

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from eqlab.auth import AuthError, AuthorizeRefused, LoginFailed
-from eqlab.auth.browser import BrowserFlow, pkce_pair
+from eqlab.oauth_client import AuthError, AuthorizeRefused, LoginFailed
+from eqlab.oauth_client.browser import BrowserFlow, pkce_pair
 
 ISSUER = "https://idp.test"
 REDIRECT = "https://app.test/cb"

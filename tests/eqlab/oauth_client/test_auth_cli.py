@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from joserfc.jwk import ECKey
 
-from eqlab.auth import AuthConfig, TokenProvider, plain_http
 from eqlab.cli import main
+from eqlab.oauth_client import AuthConfig, TokenProvider, plain_http
 from reference_impl.app import create_app
 from reference_impl.settings import Settings
 from tests.eqlab.conftest import TEST_MASTER_KEY, DemoReference

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from eqlab.auth import AuthConfig, AuthConfigError, LoginFailed, TokenProvider, TokenRefused
 from eqlab.evidence.recorder import EvidenceClient, EvidenceRecorder
+from eqlab.oauth_client import AuthConfig, AuthConfigError, LoginFailed, TokenProvider, TokenRefused
 from reference_impl.seed import accounts
 from reference_impl.seed.accounts import register_test_client
 from tests.eqlab.conftest import DEMO_KEY, DemoReference

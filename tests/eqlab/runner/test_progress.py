@@ -6,10 +6,12 @@ import io
 
 from rich.console import Console
 
+from eqlab.pytest_plugin.events import Collected, CollectedItem, Event, ItemFinished, Stopping
+from eqlab.results import ItemResult
 from eqlab.runner.progress import RunProgress
 
 
-def _screen(events: list[dict[str, object]]) -> str:
+def _screen(events: list[Event]) -> str:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=100, color_system=None)
     with RunProgress(live=True, console=console) as progress:
@@ -27,12 +29,12 @@ def test_collecting_says_so_instead_of_an_unknown_count() -> None:
 
 
 def test_once_collected_the_count_of_checks_shows() -> None:
-    item = {"id": "a", "name": "A check", "requirements": ["fhir@1"], "outcome": "pass"}
-    screen = _screen([{"event": "collected", "items": [item, {**item, "id": "b"}]},
-                      {"event": "item_finished", "result": item}])  # fmt: skip
+    item = CollectedItem(id="a", name="A check", suite="contract", requirements=["fhir@1"])
+    result = ItemResult(**item.model_dump(), outcome="pass")
+    screen = _screen([Collected(items=[item, item.model_copy(update={"id": "b"})]), ItemFinished(result=result)])
     assert "1/2" in screen
 
 
 def test_a_stop_request_is_acknowledged_on_screen() -> None:
-    screen = _screen([{"event": "stopping", "signal": "SIGINT"}])
+    screen = _screen([Stopping(signal="SIGINT")])
     assert "SIGINT: stopping the checks" in screen

@@ -152,6 +152,21 @@ def test_hostile_system_ends_as_errors_and_failures_never_a_lab_crash(
     assert (outcome.run_dir / "summary.html").is_file() and verify_run(outcome.run_dir, key.public_path).ok
 
 
+def test_a_corrupt_event_stream_ends_as_lab_errors_and_an_error_never_a_lab_crash(
+    fixture_url: str, catalogue: Catalogue, key: LabKey, tmp_path: Path
+) -> None:
+    outcome = run("corrupt-events.yaml", catalogue, key, tmp_path, target=fixture_url)
+    items = {i.name: i for i in outcome.results.items}
+    writer = items["Writes lines that are no events: not JSON, an unknown kind, an event without its fields."]
+    assert writer.outcome == "pass"
+    lost = items["Its own result is written half."]
+    assert lost.outcome == "error" and "no result could be read for this check" in str(lost.message)
+    unreadable = [e for e in outcome.results.lab_errors if "a line the lab cannot read" in e]
+    assert len(unreadable) == 4, outcome.results.lab_errors  # three lines that are no events, one cut in half
+    assert outcome.results.decision.verdict == "inconclusive"
+    assert verify_run(outcome.run_dir, key.public_path).ok
+
+
 def test_attested_evidence_is_kept_in_the_signed_run(
     fixture_url: str, catalogue: Catalogue, key: LabKey, tmp_path: Path
 ) -> None:

@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 
-from eqlab.auth import oauth
-from eqlab.auth.browser import Authorization, BrowserFlow
-from eqlab.auth.config import SYSTEM, AuthConfig, LoginClient
-from eqlab.auth.model import AuthError, TokenSet
-from eqlab.auth.oauth import ClientAuth
 from eqlab.evidence.origins import guarded_client
+from eqlab.oauth_client import oauth
+from eqlab.oauth_client.browser import Authorization, BrowserFlow
+from eqlab.oauth_client.config import SYSTEM, AuthConfig, LoginClient
+from eqlab.oauth_client.model import AuthError, TokenSet
+from eqlab.oauth_client.oauth import ClientAuth
 
 OpenHttp = Callable[[], AbstractContextManager[httpx.Client]]
 CacheKey = tuple[str, ...]

@@ -3,12 +3,11 @@
 Kept in the config's stash (``SESSION_KEY``), never in module globals (STYLE #7). The settings
 come from the run configuration ``eqlab run`` writes (``--eqlab-config``) or, for a plain
 ``pytest`` run, from ``--eqlab-target`` and optionally ``--eqlab-plan`` (whose ``target.auth``
-is then used).
+is then used): a ``RunConfig`` either way.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,14 +17,24 @@ import httpx
 import pytest
 
 from eqlab import yamlsource
-from eqlab.auth.config import AuthConfig
-from eqlab.auth.lab import LabTokens
 from eqlab.catalogue import Catalogue
 from eqlab.evidence import redaction
 from eqlab.evidence.origins import OriginGuard, allowed_origins
 from eqlab.evidence.recorder import EvidenceRecorder, EvidenceStore
+from eqlab.oauth_client.config import AuthConfig
+from eqlab.oauth_client.lab import LabTokens
 from eqlab.plan.loader import auth_settings
 from eqlab.plan.model import Plan
+from eqlab.pytest_plugin.events import PluginEvent, event_line
+from eqlab.pytest_plugin.outcomes import ItemReports
+from eqlab.pytest_plugin.run_config import (
+    DEFAULT_TIMEOUT_S,
+    RunConfig,
+    RunConfigError,
+    SuiteSettings,
+    TargetSettings,
+    read_run_config,
+)
 
 TOKEN_TIMEOUT_S = 30.0
 
@@ -43,16 +52,22 @@ class Target:
 
 @dataclass
 class LabSession:
-    config: dict[str, Any]
+    run_config: RunConfig
     target: Target
     catalogue: Catalogue | None
     store: EvidenceStore | None
     events: IO[str] | None = None
-    partial: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, ItemReports] = field(default_factory=dict)  # of the checks under way, by node id
     current_recorder: EvidenceRecorder | None = None  # the running check's: token exchanges go there
     _transport: httpx.BaseTransport | None = None
     _tokens: LabTokens | None = None
-    _suite_by_file: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _suite_by_file: dict[str, SuiteSettings] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run configuration as JSON data: suites/fuzz/conftest.py reads its suite's params from it
+        (``config["suites"]``); ``run_config`` is the typed model."""
+        return self.run_config.model_dump(mode="json")
 
     @property
     def transport(self) -> httpx.BaseTransport:
@@ -102,29 +117,29 @@ class LabSession:
         if self._transport is not None:
             self._transport.close()
 
-    def emit(self, event: str, **payload: Any) -> None:
+    def emit(self, event: PluginEvent) -> None:
         if self.events is not None:
-            self.events.write(json.dumps({"event": event, **payload}, separators=(",", ":")) + "\n")
+            self.events.write(event_line(event))
             self.events.flush()
 
-    def suite_of(self, item: pytest.Item) -> dict[str, Any]:
+    def suite_of(self, item: pytest.Item) -> SuiteSettings:
         """The plan's suite a check belongs to (by its file; the hooks ask several times per check)."""
         key = str(item.path)
         if key not in self._suite_by_file:
             self._suite_by_file[key] = self._suite_of_file(Path(key).resolve())
-        return dict(self._suite_by_file[key])
+        return self._suite_by_file[key]
 
     @cached_property
-    def _suite_roots(self) -> list[tuple[list[Path], dict[str, Any]]]:
-        return [([Path(p).resolve() for p in suite["paths"]], suite) for suite in self.config.get("suites", [])]
+    def _suite_roots(self) -> list[tuple[list[Path], SuiteSettings]]:
+        return [([p.resolve() for p in suite.paths], suite) for suite in self.run_config.suites]
 
-    def _suite_of_file(self, path: Path) -> dict[str, Any]:
+    def _suite_of_file(self, path: Path) -> SuiteSettings:
         for roots, suite in self._suite_roots:
             if any(path.is_relative_to(root) for root in roots):
-                return dict(suite)
+                return suite
         parts = path.parts
         kind = parts[parts.index("suites") + 1] if "suites" in parts[:-1] else "contract"
-        return {"kind": kind, "timeout": 60.0, "params": {}}
+        return SuiteSettings(kind=kind, timeout=DEFAULT_TIMEOUT_S)
 
 
 SESSION_KEY = pytest.StashKey[LabSession]()
@@ -132,25 +147,29 @@ RECORDER_KEY = pytest.StashKey[EvidenceRecorder]()
 NODEID_KEY = pytest.StashKey[str]()  # the check's own node id (subtests report under others)
 
 
-def settings_from_options(config: pytest.Config) -> dict[str, Any] | None:
+def run_config_from_options(config: pytest.Config) -> RunConfig | None:
     """The session's settings: the run configuration, or what the command-line options give."""
     path = config.getoption("eqlab_config", None)
     if path:
-        loaded: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-        return loaded
+        try:
+            return read_run_config(Path(path))
+        except RunConfigError as exc:
+            raise pytest.UsageError(f"--eqlab-config: {exc}") from None
     url = config.getoption("eqlab_target", None)
     plan_path = config.getoption("eqlab_plan", None)
-    if not url and not plan_path:
-        return None
-    target: dict[str, Any] = {"base_url": url.rstrip("/")} if url else {}
-    environment = "integration"
+    catalogue = config.getoption("eqlab_catalogue", None)
+    catalogue_path = Path(catalogue) if catalogue else None
     if plan_path:
         plan = _plan(Path(plan_path))
-        environment = plan.environment
-        target.setdefault("base_url", plan.target.base_url)
-        target["auth"] = auth_settings(plan, Path(plan_path))
-        target["allowed_origins"] = plan.target.allowed_origins
-    return {"target": target, "environment": environment, "catalogue": config.getoption("eqlab_catalogue", None)}
+        target = TargetSettings(
+            base_url=url.rstrip("/") if url else plan.target.base_url,
+            auth=auth_settings(plan, Path(plan_path)),
+            allowed_origins=plan.target.allowed_origins,
+        )
+        return RunConfig(target=target, environment=plan.environment, catalogue=catalogue_path)
+    if url:
+        return RunConfig(target=TargetSettings(base_url=url.rstrip("/")), catalogue=catalogue_path)
+    return None
 
 
 def _plan(path: Path) -> Plan:

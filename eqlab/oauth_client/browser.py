@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 
-from eqlab.auth.forms import Form, consent_form, forms_of, login_form
-from eqlab.auth.model import AuthError, AuthorizeRefused, LoginFailed
 from eqlab.evidence import redaction
+from eqlab.oauth_client.forms import Form, consent_form, forms_of, login_form
+from eqlab.oauth_client.model import AuthError, AuthorizeRefused, LoginFailed
 
 MAX_STEPS = 12  # authorize, login, back to authorize, consent, and redirects between: a loop is an error
 HTML = "text/html,application/xhtml+xml"

@@ -16,9 +16,9 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from eqlab.auth.keys import ASSERTION_TYPE, SigningKey, client_assertion
-from eqlab.auth.model import AuthError, TokenRefused, TokenSet
 from eqlab.evidence.origins import OffOrigin
+from eqlab.oauth_client.client_key import ASSERTION_TYPE, SigningKey, client_assertion
+from eqlab.oauth_client.model import AuthError, TokenRefused, TokenSet
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

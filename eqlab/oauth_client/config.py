@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eqlab.auth.keys import SigningKey, load_signing_key
-from eqlab.auth.model import AuthConfigError
-from eqlab.auth.oauth import ClientAuth
+from eqlab.oauth_client.client_key import SigningKey, load_signing_key
+from eqlab.oauth_client.model import AuthConfigError
+from eqlab.oauth_client.oauth import ClientAuth
 
 DEFAULT_SYSTEM_SCOPE = "system/*.cruds"
 DEFAULT_USER_SCOPE = "openid fhirUser profile offline_access launch/patient patient/*.cruds"

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from eqlab.auth.config import SYSTEM, AuthConfig
-from eqlab.auth.keys import ASSERTION_LIFETIME_S, client_assertion
-from eqlab.auth.provider import TokenProvider
 from eqlab.evidence.recorder import EvidenceClient, EvidenceRecorder
+from eqlab.oauth_client.client_key import ASSERTION_LIFETIME_S, client_assertion
+from eqlab.oauth_client.config import SYSTEM, AuthConfig
+from eqlab.oauth_client.provider import TokenProvider
 
 JSON = "application/json"
 

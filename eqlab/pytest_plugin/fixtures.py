@@ -1,4 +1,4 @@
-"""The fixtures checks use (registered by ``eqlab.pytest_plugin``): every client records evidence.
+"""The fixtures checks use (registered by ``eqlab.pytest_plugin.plugin``): every client records evidence.
 
 ``fhir_client``      the FHIR base, carrying the plan's system token when the plan has auth settings
 ``anonymous_client`` the FHIR base without any token
@@ -6,7 +6,7 @@
 ``tokens``           session-wide token source: ``smart``, ``system(scope)``, ``user(role, scope,
                      purpose)`` -> TokenSet, ``client_for("system" | role)``, ``roles``; also
                      ``authorize``/``redeem``/``refresh`` and ``client_assertion`` for checks of the
-                     flows themselves (see ``eqlab.auth.lab.LabTokens``)
+                     flows themselves (see ``eqlab.oauth_client.lab.LabTokens``)
 ``client_run``       in a client run: the requests the client under test sent (``eqlab.clients.judging``)
 ``target``, ``evidence``, ``suite_params``, ``unique``
 
@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from eqlab.auth.lab import LabTokens, origin_of
 from eqlab.clients.captured import ClientRequest
 from eqlab.clients.judging import ClientRun, Registration, load_journal
 from eqlab.evidence.recorder import EvidenceClient, EvidenceRecorder
-from eqlab.lab_session import RECORDER_KEY, SESSION_KEY, LabSession, Target
+from eqlab.oauth_client.lab import LabTokens, origin_of
+from eqlab.pytest_plugin.session import RECORDER_KEY, SESSION_KEY, LabSession, Target
 
 NO_AUTH = "the plan's target has no auth settings (target.auth): the lab cannot log in"
 NO_CLIENT_RUN = "not a client run: these checks judge what a client sent during a client plan's scenarios"
@@ -44,7 +44,7 @@ def _lab(request: pytest.FixtureRequest) -> LabSession:
 
 def _timeout(request: pytest.FixtureRequest) -> float:
     """Of one exchange: below the check's own timeout, so a hang is reported as the exchange's."""
-    return max(1.0, float(_lab(request).suite_of(request.node).get("timeout", 60.0)) * 0.8)
+    return max(1.0, _lab(request).suite_of(request.node).timeout * 0.8)
 
 
 def _client(request: pytest.FixtureRequest, base_url: str, headers: dict[str, str] | None = None) -> EvidenceClient:
@@ -117,26 +117,23 @@ def tokens(request: pytest.FixtureRequest) -> LabTokens:
 @pytest.fixture
 def suite_params(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The plan's parameters for the suite this check belongs to."""
-    params: dict[str, Any] = _lab(request).suite_of(request.node).get("params", {})
-    return params
+    return dict(_lab(request).suite_of(request.node).params)
 
 
 @pytest.fixture
 def client_run(request: pytest.FixtureRequest, evidence: EvidenceRecorder) -> ClientRun:
     """The requests the client under test sent during the run's scenarios, and its registration;
     requests a check cites join its evidence. Outside a client run the check skips."""
-    client = _lab(request).config.get("client")
-    if not client:
+    client = _lab(request).run_config.client
+    if client is None:
         pytest.skip(NO_CLIENT_RUN)
-    registration = Registration(
-        client["client_id"], tuple(client.get("redirect_uris", ())), tuple(client.get("scopes", ()))
-    )
-    return ClientRun(_journal(client["journal"]), registration, evidence)
+    registration = Registration(client.client_id, tuple(client.redirect_uris), tuple(client.scopes))
+    return ClientRun(_journal(client.journal), registration, evidence)
 
 
 @functools.cache
-def _journal(path: str) -> list[ClientRequest]:
-    return load_journal(Path(path))
+def _journal(path: Path) -> list[ClientRequest]:
+    return load_journal(path)
 
 
 @pytest.fixture

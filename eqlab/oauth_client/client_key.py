@@ -20,7 +20,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, RSAKey
 
-from eqlab.auth.model import AuthConfigError
+from eqlab.oauth_client.model import AuthConfigError
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME_S = 240  # under SMART's five-minute ceiling, with room for clock skew

@@ -1,0 +1,154 @@
+"""`eqlab detection` runs its matrix --jobs runs at a time, each in a process of its own, and prints the
+same table in the same order whatever finishes first; a run that raises or whose process dies is a
+missed row (error), the others are still reported; Ctrl-C stops every run and leaves no process behind.
+
+The table tests replace the runs with stand-ins (the real runs are in test_contract_suite.py and
+test_client_detection.py); the Ctrl-C test and the seeded store test run the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from eqlab.cli import main
+from eqlab.commands import detection
+from eqlab.commands.detection import Detection, detect, seed_store
+from tests.support.runs import ROOT
+
+EXIT_INTERRUPTED = 130
+MATRIX = [sys.executable, "-m", "eqlab.cli", "detection"]
+
+
+@dataclass(frozen=True)
+class StandInFault:
+    description: str
+    breaks: tuple[str, ...]
+
+
+SECONDS = {"(clean)": 0.3, "slow-fault": 1.5, "quick-fault": 0.3, "other-fault": 0.3}
+STAND_INS = {name: StandInFault(name, (f"fhir@{n}",)) for n, name in enumerate(SECONDS, start=1) if name != "(clean)"}
+
+
+def stand_in_runs(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+    """Runs that take SECONDS, log when they start and end, and are caught (clean: granted); the fault
+    "raises" raises and the fault "dies" ends its process without a word."""
+
+    def run(faults: frozenset[str], out: Path | None, *_: object, **__: object) -> Detection:
+        name = next(iter(faults), "(clean)")
+        with log.open("a", encoding="utf-8") as lines:
+            lines.write(f"{name} start {time.monotonic()}\n")
+        if name == "raises":
+            raise RuntimeError("the server did not start")
+        if name == "dies":
+            os._exit(3)
+        time.sleep(SECONDS[name])
+        with log.open("a", encoding="utf-8") as lines:
+            lines.write(f"{name} end {time.monotonic()}\n")
+        breaks = STAND_INS[name].breaks if faults else ()
+        return Detection(faults, breaks, "refused" if faults else "granted", list(breaks), "", out or Path())
+
+    faults = {**STAND_INS, "raises": StandInFault("raises", ("fhir@9",)), "dies": StandInFault("dies", ("fhir@9",))}
+    monkeypatch.setattr(detection, "reference_faults", lambda: faults)
+    monkeypatch.setattr(detection, "seed_store", lambda folder: folder / "seeded.sqlite3")
+    monkeypatch.setattr(detection, "detect", run)
+
+
+def most_at_once(log: Path) -> int:
+    events = sorted(
+        (float(at), kind == "start") for _, kind, at in (line.split() for line in log.read_text().splitlines())
+    )
+    running = most = 0
+    for _, started in events:
+        running += 1 if started else -1
+        most = max(most, running)
+    return most
+
+
+def detection_table(*args: str, key: Path) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(main, ["detection", *args, "--key", str(key)])
+    return result.exit_code, [line for line in result.output.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_rows_keep_their_order_and_jobs_runs_go_at_once(
+    jobs: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    log = tmp_path / "runs.log"
+    stand_in_runs(monkeypatch, log)
+    code, lines = detection_table(
+        "--faults", "slow-fault,quick-fault,other-fault", "--jobs", str(jobs), key=tmp_path / "lab.pem"
+    )
+    assert code == 0, lines
+    assert [line.split()[0] for line in lines] == ["(none:", "slow-fault", "quick-fault", "other-fault", "detection:"]
+    assert all("caught  failed: fhir@" in line for line in lines[1:4]), lines
+    assert lines[-1] == "detection: 3 of 3 faults caught; clean server granted"
+    assert most_at_once(log) == jobs
+
+
+def test_a_run_that_fails_is_a_missed_row_and_the_others_are_still_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stand_in_runs(monkeypatch, tmp_path / "runs.log")
+    code, lines = detection_table("--faults", "raises,quick-fault,dies,other-fault", "--jobs", "2", key=tmp_path / "k")
+    assert code == 1, lines
+    rows = {line.split()[0]: line for line in lines}
+    assert rows["raises"].split()[1:] == ["error", "MISSED", "RuntimeError:", "the", "server", "did", "not", "start"]
+    assert "error" in rows["dies"] and "MISSED" in rows["dies"] and "(exit code 3) without a verdict" in rows["dies"]
+    assert "caught" in rows["quick-fault"] and "caught" in rows["other-fault"], lines
+    assert lines[-1] == "detection: 2 of 4 faults caught; clean server granted"
+
+
+@pytest.mark.slow
+def test_a_run_from_the_seeded_store_catches_its_fault_and_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    seeded = seed_store(tmp_path)
+    before = seeded.read_bytes()
+    breaks = detection.reference_faults()["no-etag"].breaks
+    found = detect(frozenset({"no-etag"}), tmp_path / "out", 1, tmp_path / "lab.pem", ("contract",), breaks, seeded)
+    assert found.caught and found.failed == ["fhir@15"], (found.verdict, found.failed)
+    assert seeded.read_bytes() == before, "each run works on a copy"
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker``: the matrix and every process it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_run_and_leaves_no_process(tmp_path: Path) -> None:
+    marker, key = uuid.uuid4().hex, tmp_path / "lab.pem"
+    matrix = subprocess.Popen(
+        [*MATRIX, "--faults", "no-etag,no-location", "--jobs", "2", "--out", str(tmp_path / "out"), "--key", str(key)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "EQLAB_TEST_MARKER": marker},
+    )
+    ends = time.monotonic() + 120
+    # the matrix, two runs (each with its checks' pytest): the runs are under way
+    while len(_processes_with(marker)) < 5 and time.monotonic() < ends and matrix.poll() is None:
+        time.sleep(0.2)
+    assert len(_processes_with(marker)) >= 5, "two runs, each with its checks in a child process"
+    os.killpg(matrix.pid, signal.SIGINT)  # as a terminal does: to the foreground process group
+    printed, _ = matrix.communicate(timeout=30)
+    assert matrix.returncode == EXIT_INTERRUPTED, printed.decode()
+    assert "interrupted" in printed.decode()
+    time.sleep(0.5)
+    assert not _processes_with(marker), "every run and every check process stopped"
