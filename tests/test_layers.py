@@ -182,6 +182,18 @@ def test_reference_impl_has_no_import_circle() -> None:
     assert circles(graph) == []
 
 
+def registers(func: ast.expr) -> bool:
+    """``server.add_operation``, ``....writes.add``, ``....rules.append/extend/insert``: what install() alone calls."""
+    if not isinstance(func, ast.Attribute):
+        return False
+    owner = func.value.attr if isinstance(func.value, ast.Attribute) else None
+    return (
+        func.attr == "add_operation"
+        or (func.attr == "add" and owner == "writes")
+        or (func.attr in ("append", "extend", "insert") and owner == "rules")
+    )
+
+
 def test_services_register_only_through_their_descriptor() -> None:
     """Only the descriptor installs a service's parts into the server: a service declares, never registers itself."""
     descriptor = ROOT / "reference_impl/services/descriptor.py"
@@ -191,12 +203,21 @@ def test_services_register_only_through_their_descriptor() -> None:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in ("writes", "rules", "operations", "add_operation"):
-                broken.append(f"{path.relative_to(ROOT)}:{node.lineno} reaches into the server ({node.attr})")
+            if isinstance(node, ast.Call) and registers(node.func):
+                broken.append(
+                    f"{path.relative_to(ROOT)}:{node.lineno} registers a part itself: {ast.unparse(node.func)}"
+                )
         for line, module in imports(tree, top_level_only=False):
             if module == "reference_impl.rest.server":
                 broken.append(f"{path.relative_to(ROOT)}:{line} imports the server")
     assert not broken, "\n".join(broken)
+
+
+def test_the_registration_finder_tells_registering_from_using() -> None:
+    calls = ["server.add_operation(op)", "server.writes.add('Patient', check=c)", "server.policy.rules.append(r)"]
+    assert all(registers(ast.parse(c).body[0].value.func) for c in calls)  # type: ignore[attr-defined]
+    uses = ["ctx.writes.before_write(ctx, resource)", "ctx.faults.on(X)", "found.add(x)"]
+    assert not any(registers(ast.parse(c).body[0].value.func) for c in uses)  # type: ignore[attr-defined]
 
 
 def test_the_circle_finder_finds_circles() -> None:
