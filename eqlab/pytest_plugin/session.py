@@ -64,12 +64,6 @@ class LabSession:
     _suite_by_file: dict[str, SuiteSettings] = field(default_factory=dict)
 
     @property
-    def config(self) -> dict[str, Any]:
-        """The run configuration as JSON data: suites/fuzz/conftest.py reads its suite's params from it
-        (``config["suites"]``); ``run_config`` is the typed model."""
-        return self.run_config.model_dump(mode="json")
-
-    @property
     def transport(self) -> httpx.BaseTransport:
         """One connection pool for the session's checks (a new one per check costs ~40 ms of TLS setup),
         sending to the system under test only (``eqlab.evidence.origins``)."""

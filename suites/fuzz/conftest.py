@@ -20,12 +20,11 @@ DEFAULT_MAX_EXAMPLES = 25
 def _params(config: pytest.Config) -> dict[str, Any]:
     lab = config.stash.get(SESSION_KEY, None)
     here = Path(__file__).parent.resolve()
-    for suite in lab.config.get("suites", []) if lab else []:
-        if suite["kind"] == "fuzz" and any(
-            here.is_relative_to(Path(p).resolve()) or Path(p).resolve().is_relative_to(here) for p in suite["paths"]
+    for suite in lab.run_config.suites if lab else []:
+        if suite.kind == "fuzz" and any(
+            here.is_relative_to(p.resolve()) or p.resolve().is_relative_to(here) for p in suite.paths
         ):
-            params: dict[str, Any] = suite.get("params", {})
-            return params
+            return dict(suite.params)
     return {}
 
 
