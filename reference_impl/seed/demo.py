@@ -18,11 +18,13 @@ from reference_impl.services.descriptor import Service
 from reference_impl.services.mpi import matricule
 
 DEMO_SEED = 20261123
-ORGANIZATIONS: list[tuple[str, str, str, str]] = [
-    ("chl", "Centre Hospitalier de Luxembourg", "Luxembourg", "1210"),
-    ("chdn", "Centre Hospitalier du Nord", "Ettelbruck", "9080"),
-    ("chem", "Centre Hospitalier Emile Mayrisch", "Esch-sur-Alzette", "4005"),
-    ("hrs", "Hôpitaux Robert Schuman", "Luxembourg", "2540"),
+# (key, name, city, postal code, directory code): the directory code <n> registers the institution's local
+# patient id system urn:oid:1.3.182.2.4.2.<n> in the patient index (services/mpi/demo.py uses them).
+ORGANIZATIONS: list[tuple[str, str, str, str, str]] = [
+    ("chl", "Centre Hospitalier de Luxembourg", "Luxembourg", "1210", "1001"),
+    ("chdn", "Centre Hospitalier du Nord", "Ettelbruck", "9080", "1002"),
+    ("chem", "Centre Hospitalier Emile Mayrisch", "Esch-sur-Alzette", "4005", "1003"),
+    ("hrs", "Hôpitaux Robert Schuman", "Luxembourg", "2540", "1004"),
 ]
 FAMILY = [
     "Schmit",
@@ -51,12 +53,12 @@ VITALS = [
 def demo_bundle(patients: int = 40, practitioners: int = 12, seed: int = DEMO_SEED) -> dict[str, Any]:
     rng = random.Random(seed)
     resources: list[dict[str, Any]] = []
-    for key, name, city, postal in ORGANIZATIONS:
+    for key, name, city, postal, code in ORGANIZATIONS:
         resources.append(
             {
                 "resourceType": "Organization",
                 "id": f"org-{key}",
-                "identifier": [{"system": ORGANIZATION_ID, "value": key.upper()}],
+                "identifier": [{"system": ORGANIZATION_ID, "value": code}],
                 "active": True,
                 "name": name,
                 "address": [{"city": city, "postalCode": postal, "country": "LU"}],

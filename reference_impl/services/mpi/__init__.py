@@ -1,28 +1,24 @@
-"""Patient identity (MPI), SPEC section 3: so far, the matricule check on every Patient write."""
+"""Patient identity (MPI), SPEC section 3: the patient index as a national service.
+
+On every Patient write: valid matricules, registered local id systems, the person's platform id
+(``identity.py``; the feed ITI-104 is the generic conditional update plus these rules). Operations:
+PIXm ``$ihe-pix`` (``pix.py``) and ``$merge`` (``merge.py``). PDQm is the generic Patient search.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from reference_impl.fhir.errors import FhirError, Issue
-from reference_impl.rest.handler import Context
 from reference_impl.services.descriptor import Service
-from reference_impl.services.mpi import matricule
+from reference_impl.services.mpi import identity, match, merge, pix
+from reference_impl.services.mpi.demo import demo_patients
 
-
-def check_matricules(_ctx: Context, patient: dict[str, Any]) -> None:
-    """A Patient's national identifiers must be valid matricules (422 naming the identifier)."""
-    issues = [
-        Issue(
-            f"invalid matricule {identifier.get('value')!r}: {why}", "value", expression=(f"Patient.identifier[{i}]",)
-        )
-        for i, identifier in enumerate(patient.get("identifier") or ())
-        if isinstance(identifier, dict) and identifier.get("system") == matricule.SYSTEM
-        for why in [matricule.problem(str(identifier.get("value", "")))]
-        if why is not None
-    ]
-    if issues:
-        raise FhirError(422, issues)
-
-
-SERVICE = Service("mpi", "Patient identity (MPI)", checks={"Patient": (check_matricules,)})
+SERVICE = Service(
+    "mpi",
+    "Patient identity (MPI)",
+    operations=(
+        pix.OPERATION,
+        merge.OPERATION,
+        match.OPERATION,
+    ),
+    checks={"Patient": (identity.check_identifiers, identity.link_person)},
+    demo_data=demo_patients,
+)

@@ -12,7 +12,7 @@ from stdnum import luhn, verhoeff
 
 from reference_impl.naming import NATIONAL_ID as SYSTEM
 
-__all__ = ["SYSTEM", "make", "problem"]
+__all__ = ["SYSTEM", "luhn_problem", "make", "problem"]
 
 
 def make(birth_date: date, sequence: int) -> str:
@@ -39,4 +39,13 @@ def problem(value: str) -> str | None:
         return "the Luhn check digit (12th digit) does not match digits 1-11"
     if value[12] != verhoeff.calc_check_digit(body):
         return "the Verhoeff check digit (13th digit) does not match digits 1-11"
+    return None
+
+
+def luhn_problem(value: str) -> str | None:
+    """The Luhn digit alone (the fault "matricule-luhn-only": what a server checking only that accepts)."""
+    if len(value) != 13 or not value.isascii() or not value.isdigit():
+        return "a matricule is 13 digits"
+    if value[11] != luhn.calc_check_digit(value[:11]):
+        return "the Luhn check digit (12th digit) does not match digits 1-11"
     return None

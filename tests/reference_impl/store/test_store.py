@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from reference_impl.app import create_app
 from reference_impl.platform import migrate_platform, migrations
 from reference_impl.seed.demo import demo_bundle
+from reference_impl.services.mpi.demo import demo_patients
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database, normalize_url
 from reference_impl.store.migrations import current_version
@@ -56,7 +57,8 @@ def test_demo_seed_is_loaded_once_and_deterministic(db_url: str) -> None:
         app = create_app(Settings(db_url=db_url, seed="demo"))
         with TestClient(app, base_url="http://testserver/fhir/") as client:
             client.headers["Authorization"] = f"Bearer {mint(app, 'http://testserver')}"
-            assert client.get("Patient", params={"_summary": "count"}).json()["total"] == 40
+            patients = client.get("Patient", params={"_summary": "count"}).json()["total"]
+            assert patients == 40 + len(demo_patients()), "the dataset's 40 and the patient index's demo people"
             assert client.get("Organization/org-chl").json()["meta"]["versionId"] == "1"
             assert (
                 client.get("Observation", params={"subject.family": "schmit", "_summary": "count"}).status_code == 200
