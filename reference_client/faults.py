@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The client labels' catalogues and the SPEC section whose client side each covers.
-SPEC_SECTIONS = {"smartclient": "SPEC §2", "fhirclient": "SPEC §1"}
+SPEC_SECTIONS = {"smartclient": "SPEC §2", "fhirclient": "SPEC §1", "mpi": "SPEC §3"}
 
 
 @dataclass(frozen=True)
 class Fault:
     description: str
-    breaks: str  # the catalogue requirement (suites/requirements/*client.yaml) it violates
+    breaks: str  # the catalogue requirement (suites/requirements/*client*.yaml) it violates
 
     @property
     def rule(self) -> str:
@@ -32,6 +32,17 @@ FAULTS: dict[str, Fault] = {
     "no-if-match": Fault("updates sent without If-Match", "fhirclient@2"),
     "page-urls-built": Fault("pages fetched with hand-built _getpagesoffset URLs, not the next links", "fhirclient@4"),
     "retry-after-ignored": Fault("after 503/429, retries at once whatever Retry-After says", "fhirclient@5"),
+    "source-wrong-local-system": Fault(
+        "feeds every record under the first site's local system (1001), whatever its institution", "mpi@60"
+    ),
+    "source-invalid-matricule": Fault("feeds matricules with a wrong Verhoeff check digit", "mpi@61"),
+    "source-no-birthdate": Fault("feeds Patients without their birthDate", "mpi@62"),
+    "source-posts-duplicates": Fault("sends an update of a person already fed as a new POST Patient", "mpi@63"),
+    "source-invents-platform-id": Fault("feeds Patients with a platform id of its own making", "mpi@64"),
+    "consumer-pix-without-system": Fault("PIXm sourceIdentifier without its system (the value alone)", "mpi@70"),
+    "consumer-element-as-parameter": Fault("PDQm searches birthDate= (the element) instead of birthdate=", "mpi@71"),
+    "consumer-fishing-search": Fault("fetches every patient (Patient?_count=1000) and filters them itself", "mpi@72"),
+    "consumer-ignores-merge": Fault("keeps using a patient merged away instead of the one replacing it", "mpi@73"),
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from reference_client import mpi
 from reference_client.config import Config
 from reference_client.fhir import Fhir, expect
 from reference_client.smart import ScenarioFailed, Smart
@@ -149,4 +150,10 @@ SCENARIOS: dict[str, Callable[[Client], None]] = {
     "retry-after": read_patient,
     "conditional-create": conditional_create,
     "transaction": transaction,
+    "feed-new": mpi.feed_new,
+    "feed-update": mpi.feed_update,
+    "feed-second-institution": mpi.feed_new,
+    "pix-resolve": mpi.pix_resolve,
+    "pdq-find": mpi.pdq_find,
+    "merged-patient": mpi.merged_patient,
 }

@@ -1,0 +1,2 @@
+"""Checks of the patient index's clients: identity sources (the feed) and identity consumers (PIXm,
+PDQm, merged records)."""
