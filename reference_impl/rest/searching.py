@@ -58,6 +58,11 @@ DATE_PREFIXES_IGNORED = declare(
 STRING_SEARCH_EXACT = declare(
     "string-search-exact", "string search matches exactly (case- and accent-sensitive, no prefix match)", ("fhir@40",)
 )
+EXACT_AS_PREFIX = declare(
+    "pdqm-exact-as-prefix",
+    "the :exact modifier on strings is read as the default match (prefix, case- and accent-insensitive)",
+    ("mpi@14",),
+)
 REVINCLUDE_UNFILTERED = declare(
     "revinclude-unfiltered",
     "_include and _revinclude return every referenced or referencing resource, whatever the token may read",
@@ -187,6 +192,8 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
                 changed = replace(given, values=tuple(replace(v, prefix="eq") for v in given.values))
             if given.param.type == "string" and faults.on(STRING_SEARCH_EXACT):
                 changed = replace(given, modifier="exact")
+        if isinstance(given, Criterion) and given.modifier == "exact" and faults.on(EXACT_AS_PREFIX):
+            changed = replace(given, modifier=None)
         criteria.append(changed)
     request.criteria = criteria
 
