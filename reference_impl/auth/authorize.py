@@ -30,7 +30,7 @@ from reference_impl.auth.clientauth import dummy_hash
 from reference_impl.auth.registry import User, check_secret, find_user
 from reference_impl.auth.service import issuer_for
 from reference_impl.auth.sessions import Session
-from reference_impl.auth.web import Refused, origin, parse_query, platform, read_form
+from reference_impl.auth.web import Refused, auth_service, origin, parse_query, platform, read_form
 
 PURPOSE_LABELS = {"TREAT": "treatment", "EMERGENCY": "emergency treatment", "PATRQT": "my own request as the patient"}
 MAX_USERNAME_CHARS = 128
@@ -74,11 +74,13 @@ async def _refuse(request: Request, subtype: str, refused: Refused) -> Response:
     return pages.redirect(redirect_to(refused.redirect_uri, params), 302 if request.method == "GET" else 303)
 
 
-def _login_page(request: Request, step: Step, session: Session, message: str | None, username: str = "") -> Response:
+def _login_page(
+    request: Request, step: Step, session: Session, message: str | None, username: str = "", status: int = 401
+) -> Response:
     client = step.request.client
     return pages.render(
         "login.html",
-        401 if message else 200,
+        status if message else 200,
         client_name=client.name,
         client_id=client.client_id,
         message=message,
@@ -143,13 +145,19 @@ async def login(request: Request) -> Response:
         failed = Refused("access_denied", why, 401, step.request.client.client_id, username or None)
         await trail.refusal(request, "login", failed)
         return _login_page(request, step, session, WRONG_CREDENTIALS, username)
-    server, client_id = platform(request), step.request.client.client_id
+    server, client_id, service = platform(request), step.request.client.client_id, auth_service(request)
 
-    def open_session(conn: Connection) -> Session:
+    def open_session(conn: Connection) -> Session | str:
+        why = service.refusal(conn, user)  # the right password, but a login rule objects: say why
+        if why is not None:
+            return why
         audit.write(conn, server.registry, trail.login_record(request, user.username, client_id))
         return sessions.start(conn, user.username, replaces=session.raw_id)
 
     logged_in = await server.db.run_async(open_session, write=True)
+    if isinstance(logged_in, str):
+        await trail.refusal(request, "login", Refused("access_denied", logged_in, 403, client_id, user.username))
+        return _login_page(request, step, session, logged_in, username, status=403)
     response = pages.redirect(f"{issuer_for(origin(request))}/authorize?{step.request.query}", 303)
     sessions.set_cookie(response, request, logged_in)
     return response

@@ -39,10 +39,15 @@ def _client_may(authed: AuthenticatedClient, kinds: tuple[str, ...], grant_type:
         )
 
 
-def _active_user(conn: Connection, username: str, client_id: str) -> User:
+def _active_user(conn: Connection, service: AuthService, username: str, client_id: str) -> User:
+    """The grant's user, if they may still act: an account that is gone or inactive, or that a login
+    rule objects to now (an inactive practitioner), gets no token."""
     user = find_user(conn, username)
     if user is None or not user.active:
         raise Refused("invalid_grant", "the user of this grant is no longer active", client_id=client_id)
+    why = service.refusal(conn, user)
+    if why is not None:
+        raise Refused("invalid_grant", why, client_id=client_id, username=username)
     return user
 
 
@@ -66,7 +71,7 @@ def authorization_code(
     except codes.CodeReplayed as replay:
         refresh.revoke_family(conn, service, replay.family)
         raise
-    user = _active_user(conn, redeemed.username, cid)
+    user = _active_user(conn, service, redeemed.username, cid)
     grant = Grant(cid, redeemed.scope, redeemed.family, user, redeemed.purpose_of_use, redeemed.nonce)
     refresh_scope = redeemed.scope if OFFLINE in redeemed.scope.split() else None
     return token_answer(conn, service, origin, grant, with_id_token=True, refresh_scope=refresh_scope)
@@ -78,7 +83,7 @@ def refresh_token(
     _client_may(authed, USER_GRANTS, "refresh_token")
     cid = authed.client.client_id
     used = refresh.use(conn, service, _require(form, "refresh_token"), cid, form.get("scope"))
-    user = _active_user(conn, used.username, cid)
+    user = _active_user(conn, service, used.username, cid)
     grant = Grant(cid, used.scope, used.family, user, used.purpose_of_use)
     # No ID token on refresh: there was no new authentication, and its nonce belongs to the first one.
     return token_answer(conn, service, origin, grant, with_id_token=False, refresh_scope=used.refresh_scope)

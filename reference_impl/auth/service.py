@@ -3,12 +3,17 @@
 The issuer is ``<origin>/auth`` and an access token's audience is the FHIR base ``<origin>/fhir``,
 both for the origin the client called (so one server answers on any loopback address or behind a
 proxy that keeps the Host header).
+
+Who may act is not the authorization server's knowledge alone: a national service adds login rules
+(``Service.login_rules``, e.g. the directory's "only active practitioners"), each answering why a user
+may not act; the login page, the code exchange and the refresh ask them all (``refusal``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -17,6 +22,7 @@ from sqlalchemy import Connection, insert, select, update
 from reference_impl.auth import tokens
 from reference_impl.auth.keys import SigningKeys
 from reference_impl.auth.principal import Principal
+from reference_impl.auth.registry import User
 from reference_impl.auth.schema import issued_tokens
 from reference_impl.faults import FaultSwitches, declare
 from reference_impl.settings import Settings
@@ -31,6 +37,9 @@ REVOCATION_IGNORED = declare(
     "revoked access tokens are still accepted: validation checks only that the server issued the jti",
     ("auth@29", "auth@34", "auth@13", "auth@33"),
 )
+
+# Why ``user`` may not sign in or be issued tokens, in words the user is shown; None: no objection.
+LoginRule = Callable[[Connection, User, FaultSwitches], str | None]
 
 AUTH_PREFIX = "/auth"
 FHIR_PREFIX = "/fhir"
@@ -52,6 +61,7 @@ def origin_of(fhir_base: str) -> str:
 class AuthService:
     settings: Settings
     keys: SigningKeys
+    login_rules: list[LoginRule] = field(default_factory=list)  # the services' (Service.install adds them)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthService:
@@ -61,6 +71,14 @@ class AuthService:
     @cached_property
     def faults(self) -> FaultSwitches:
         return FaultSwitches(self.settings.faults)
+
+    def refusal(self, conn: Connection, user: User) -> str | None:
+        """Why ``user`` may not act now (the first login rule that objects), or None."""
+        for rule in self.login_rules:
+            why = rule(conn, user, self.faults)
+            if why is not None:
+                return why
+        return None
 
     def issue_access_token(
         self, conn: Connection, origin: str, claims: dict[str, Any], family: str | None

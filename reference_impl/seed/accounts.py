@@ -15,6 +15,8 @@ Clients
 Users (password = ``eqlab-demo-`` + username)
   ``patient1``..``patient3``  patients Patient/pat-0001..pat-0003 of the demo dataset
   ``doctor1``, ``doctor2``   practitioners PractitionerRole/role-001 and role-002 (role ``doctor``)
+  ``retired1``               a retired doctor: PractitionerRole/role-retired of an inactive practitioner
+                             (the directory's demo data): the sign-in refuses him, and says why
   ``auditor``                reads the audit trail (role ``auditor``)
 """
 
@@ -39,6 +41,7 @@ from reference_impl.auth.registry import (
 from reference_impl.auth.schema import clients, users
 from reference_impl.platform import migrate_platform
 from reference_impl.seed.demo import demo_bundle
+from reference_impl.services.directory import demo as directory_demo
 from reference_impl.services.mpi import matricule
 from reference_impl.store.database import Database
 
@@ -98,6 +101,11 @@ def demo_users() -> list[DemoUser]:
         person_id = matricule.make(date(1970 + n, n, 10 + n), 500 + n)
         display = f"Dr {name['given'][0]} {name['family']}"
         found.append(DemoUser(f"doctor{n}", "doctor", display, person_id, reference))
+    retired = next(r for r in directory_demo.demo_directory() if r["id"] == directory_demo.RETIRED_PRACTITIONER)
+    name = retired["name"][0]
+    display = f"Dr {name['given'][0]} {name['family']}"
+    role = f"PractitionerRole/{directory_demo.RETIRED_ROLE}"
+    found.append(DemoUser("retired1", "doctor", display, matricule.make(date(1950, 3, 14), 503), role))
     found.append(DemoUser("auditor", "auditor", "Demo Auditor", matricule.make(date(1980, 6, 1), 900), None))
     return found
 

@@ -3,6 +3,7 @@
 A service (MPI, directory, DSP, ePrescription...) is one package under ``reference_impl/services/``
 exporting a ``Service``: its FHIR operations, its business rules on writes per resource type (checks
 before a version is stored, follow-ups after), its access rules (added to the one access policy),
+its login rules (who may not sign in or be issued tokens, and why: asked by the authorization server),
 its CodeSystems and ValueSets as shipped JSON, its migrations and its demo data. Its fault switches
 are declared beside the code that checks them (``reference_impl.faults.declare``). The platform
 installs the services its settings name (``reference_impl/platform.py``); the REST pipeline and the
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_impl.auth.policy import Rule
+from reference_impl.auth.service import LoginRule
 from reference_impl.rest.handler import AfterWrite, Operation, WriteCheck
 from reference_impl.rest.server import FhirServer
 from reference_impl.store.migrations import Migration
@@ -33,6 +35,7 @@ class Service:
     checks: Mapping[str, tuple[WriteCheck, ...]] = field(default_factory=dict)  # per resource type, before a write
     followers: Mapping[str, tuple[AfterWrite, ...]] = field(default_factory=dict)  # per type, after a write
     access_rules: tuple[Rule, ...] = ()
+    login_rules: tuple[LoginRule, ...] = ()  # at sign-in, code exchange and refresh: why a user may not act
     terminology: tuple[Path, ...] = ()  # CodeSystem and ValueSet JSON files, served as they are
     migrations: tuple[Migration, ...] = ()  # versions from the service's own range (see platform.py)
     demo_data: Callable[[], list[Resource]] | None = None  # added to the demo dataset's transaction
@@ -47,6 +50,7 @@ class Service:
             for follow in followers:
                 server.writes.add(type_name, after=follow)
         server.policy.rules.extend(self.access_rules)
+        server.auth.login_rules.extend(self.login_rules)
 
     def terminology_resources(self) -> list[Resource]:
         resources: list[Resource] = []
