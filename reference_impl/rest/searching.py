@@ -63,6 +63,14 @@ EXACT_AS_PREFIX = declare(
     "the :exact modifier on strings is read as the default match (prefix, case- and accent-insensitive)",
     ("mpi@14",),
 )
+REVINCLUDE_ROLE_IGNORED = declare(
+    "revinclude-role-ignored",
+    "_revinclude=PractitionerRole:... is ignored: a Practitioner search returns no roles",
+    ("dir@7",),
+)
+SPECIALTY_SEARCH_IGNORED = declare(
+    "specialty-search-ignored", "PractitionerRole?specialty= is ignored: every role matches", ("dir@3",)
+)
 REVINCLUDE_UNFILTERED = declare(
     "revinclude-unfiltered",
     "_include and _revinclude return every referenced or referencing resource, whatever the token may read",
@@ -180,6 +188,8 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
         request.sort = []
     if faults.on(INCLUDE_IGNORED):
         request.includes = []
+    if faults.on(REVINCLUDE_ROLE_IGNORED):
+        request.includes = [i for i in request.includes if not (i.reverse and i.source_type == "PractitionerRole")]
     if faults.on(SUMMARY_COUNT_IGNORED) and request.summary == "count":
         request.summary = None
     if faults.on(CHAIN_IGNORES_COMPARTMENT) and request.type_name is not None:
@@ -187,6 +197,8 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
     criteria: list[Criterion | HasCriterion] = []
     for given in request.criteria:
         changed = given
+        if _is_role_specialty(request, given) and faults.on(SPECIALTY_SEARCH_IGNORED):
+            continue
         if isinstance(given, Criterion) and given.modifier is None:
             if given.param.type == "date" and faults.on(DATE_PREFIXES_IGNORED):
                 changed = replace(given, values=tuple(replace(v, prefix="eq") for v in given.values))
@@ -196,6 +208,10 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
             changed = replace(given, modifier=None)
         criteria.append(changed)
     request.criteria = criteria
+
+
+def _is_role_specialty(request: SearchRequest, given: Criterion | HasCriterion) -> bool:
+    return request.type_name == "PractitionerRole" and isinstance(given, Criterion) and given.param.code == "specialty"
 
 
 class _SubQueriesSeeEverything:
