@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from reference_client.config import Config, ConfigError
 from reference_client.faults import FAULTS, UnknownFault, parse_faults
 from reference_client.fhir import retry_after_seconds
+from reference_client.mpi import replaced_by
 from reference_client.smart import ScenarioFailed, load_key
 from reference_client.wire import trace_line
 from tests.support.paths import REPO
@@ -94,7 +95,18 @@ def test_the_trace_redacts_credentials_and_keeps_digests_of_random_ones() -> Non
 def test_each_fault_breaks_a_client_requirement_of_the_catalogue() -> None:
     catalogue = {
         requirement["id"]
-        for name in ("smartclient", "fhirclient")
+        for name in ("smartclient", "fhirclient", "mpi-clients")
         for requirement in yaml.safe_load((REPO / f"suites/requirements/{name}.yaml").read_text())["requirements"]
     }
     assert {fault.breaks for fault in FAULTS.values()} <= catalogue
+
+
+def test_a_record_merged_away_names_the_patient_replacing_it() -> None:
+    link = {"other": {"reference": "http://h/fhir/Patient/new"}, "type": "replaced-by"}
+    assert (
+        replaced_by({"active": False, "link": [{"other": {"reference": "Patient/x"}, "type": "seealso"}, link]})
+        == "new"
+    )
+    assert replaced_by({"active": True, "link": [link]}) is None  # the surviving record links back, and is active
+    assert replaced_by({"link": [link]}) is None  # active unknown: not said to be merged away
+    assert replaced_by({"active": False}) is None
