@@ -7,14 +7,16 @@ and the points add up to one total. The grade is a decision on that evidence, no
 - ``certain`` only when a matricule or platform id agrees and the demographics do not contradict it
   (another birth date or gender, another given name, or another family name without the same given
   name): an identifier copied onto the wrong record never makes a certain match.
-- ``probable`` from enough points, but never when the given names differ outright or the birth dates
-  disagree beyond a typo: twins share family, birth date and address and are two people.
+- ``probable`` from enough points, but never when a given or family name is unlike the other (less
+  than similar) or the birth dates disagree beyond a typo: twins share family, birth date and address and are two people. Without birth
+  dates to compare it takes more points: names alone are shared by namesakes.
 - ``possible`` from fewer points; below that a candidate is not returned.
 
 Names are compared folded (case, accents, German umlauts written out, particles such as "da", "von",
 "de" set aside) with rapidfuzz's Jaro-Winkler and normalized Levenshtein on the whole name and token by
 token, and by jellyfish's metaphone and NYSIIS codes, which hear "Schmitt"/"Schmit",
-"Meyer"/"Meier", "Gonçalves"/"Gonsalves" as one name. A probe whose given and family names are
+"Meyer"/"Meier", "Gonçalves"/"Gonsalves" as one name (with a few spellings of one sound in German and
+French names that those English-made codes keep apart). A probe whose given and family names are
 swapped is compared both ways. Birth dates agree exactly, with day and month transposed, with one digit
 off or two adjacent digits swapped (``date_variants`` lists those days for the candidate search).
 """
@@ -93,7 +95,10 @@ POSTAL_CODE_AGREES, CITY_AGREES, PHONE_AGREES = 1.5, 1.0, 1.5
 NATIONAL_AGREES, NATIONAL_DIFFERS = 10.0, -2.0  # two valid matricules: another person, or Maddy/Maggy
 PLATFORM_AGREES = 10.0  # differing platform ids say nothing: a duplicate is a record with a platform id of its own
 LOCAL_AGREES, LOCAL_DIFFERS = 8.0, -1.0  # the same institution's id, agreeing or not
-PROBABLE_POINTS, POSSIBLE_POINTS = 7.5, 4.0
+PROBABLE_POINTS, POSSIBLE_POINTS = 8.0, 4.0
+# Without a birth date on both sides, namesakes are common: probable then needs contact details too
+# (the same names, gender, postal code and phone reach it; the same names and postal code do not).
+PROBABLE_WITHOUT_BIRTH_DATE = 11.0
 # search.score: each grade a band of [0, 1], the points placed inside their band by a logistic curve.
 SCORE_BANDS = {Grade.CERTAIN: (0.95, 1.0), Grade.PROBABLE: (0.75, 0.95), Grade.POSSIBLE: (0.5, 0.75)}
 SCORE_MIDPOINT, SCORE_SCALE = 8.0, 3.0
@@ -132,9 +137,30 @@ class Name:
         return cls(" ".join(words), tuple(dict.fromkeys((plain, german or plain))), words)
 
 
+# Spellings of one sound in German, Luxembourgish and French names, which the English-made metaphone
+# and NYSIIS keep apart: "Meyer"/"Meier"/"Maier", "Schmidt"/"Schmitt", "Philippe"/"Filipe".
+_SAME_SOUND = tuple(
+    (re.compile(pattern), sound)
+    for pattern, sound in (
+        (r"ph", "f"),
+        (r"th", "t"),
+        (r"dt$|d$", "t"),
+        (r"ck", "k"),
+        (r"tz", "z"),
+        (r"[ae][iy]", "ei"),
+        (r"y", "i"),
+        (r"(.)\1", r"\1"),
+    )
+)
+
+
 @lru_cache(maxsize=65_536)
-def _sounds(word: str) -> tuple[str, str]:
-    return jellyfish.metaphone(word), jellyfish.nysiis(word)
+def _sounds(word: str) -> tuple[str, str, str]:
+    """Three keys of how ``word`` sounds: metaphone, NYSIIS and its spelling with one letter per sound."""
+    spelled = word
+    for pattern, sound in _SAME_SOUND:
+        spelled = pattern.sub(sound, spelled)
+    return jellyfish.metaphone(word), jellyfish.nysiis(word), spelled
 
 
 def _word_similarity(a: str, b: str) -> float:
@@ -145,7 +171,7 @@ def _word_similarity(a: str, b: str) -> float:
     similarity = max(JaroWinkler.similarity(a, b), Levenshtein.normalized_similarity(a, b))
     if similarity >= 0.7 and min(len(a), len(b)) >= 3:
         sound_a, sound_b = _sounds(a), _sounds(b)
-        if sound_a[0] == sound_b[0] or sound_a[1] == sound_b[1]:
+        if any(key_a == key_b for key_a, key_b in zip(sound_a, sound_b, strict=True)):
             similarity = max(similarity, 0.93)  # the same name to the ear: "Meyer" / "Meier"
     return similarity
 
@@ -379,8 +405,10 @@ def grade(evidence: Evidence) -> Grade | None:
     """The decision on the evidence (see the module's docstring); None: not even a possible match."""
     if (evidence.national or evidence.platform) and not evidence.contradicted:
         return Grade.CERTAIN
-    outright = evidence.given is Level.DIFFERENT or evidence.birth is DateLevel.DIFFERENT
-    if evidence.points >= PROBABLE_POINTS and not outright:
+    unlike = (Level.DIFFERENT, Level.WEAK)
+    outright = evidence.given in unlike or evidence.family in unlike or evidence.birth is DateLevel.DIFFERENT
+    dated = evidence.birth > DateLevel.PARTIAL
+    if evidence.points >= (PROBABLE_POINTS if dated else PROBABLE_WITHOUT_BIRTH_DATE) and not outright:
         return Grade.PROBABLE
     if evidence.points >= POSSIBLE_POINTS:
         return Grade.POSSIBLE
