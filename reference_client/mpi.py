@@ -49,7 +49,7 @@ def _record(client: Client, institution: str, local_id: str) -> dict[str, Any]:
         "active": True,
         "managingOrganization": {"identifier": {"system": ORGANIZATION_ID, "value": institution}},
         "name": [{"use": "official", "family": inputs.input("family", ""), "given": [inputs.input("given", "")]}],
-        "gender": inputs.input("gender", "unknown"),
+        "gender": inputs.input("gender", ""),
         "birthDate": inputs.input("birthdate", ""),
     }
     if "source-no-birthdate" in client.faults:
@@ -65,11 +65,13 @@ def _feed(client: Client, patient: dict[str, Any], what: str) -> int:
     return answer.status_code
 
 
+SOURCE_INPUTS = ("institution", "local_id", "matricule", "family", "given", "birthdate", "gender")
+
+
 def _source_inputs(client: Client) -> tuple[str, str]:
-    institution, local_id = client.config.input("institution", ""), client.config.input("local_id", "")
-    client.config.require(input_institution=institution, input_local_id=local_id)
-    client.config.require(input_matricule=client.config.input("matricule", ""))
-    return institution, local_id
+    """The institution and the local id of the record to feed, once every input a feed needs is given."""
+    client.config.require(**{f"input_{name}": client.config.input(name, "") for name in SOURCE_INPUTS})
+    return client.config.input("institution", ""), client.config.input("local_id", "")
 
 
 def feed_new(client: Client) -> None:

@@ -135,11 +135,13 @@ def test_no_birthdate_and_invented_platform_ids_change_the_patient_sent(lab: Lab
 
 
 def test_a_source_without_its_inputs_is_told_which_are_missing(lab: Lab) -> None:
-    run = lab.run("feed-new", lab.system())
+    run = lab.run("feed-new", {**lab.system(), "EQLAB_INPUT_INSTITUTION": "1004", "EQLAB_INPUT_LOCAL_ID": "HRS-0"})
     assert (run.status, run.output.strip()) == (
         2,
-        "reference client: this scenario needs EQLAB_INPUT_INSTITUTION, EQLAB_INPUT_LOCAL_ID",
+        "reference client: this scenario needs EQLAB_INPUT_MATRICULE, EQLAB_INPUT_FAMILY, EQLAB_INPUT_GIVEN, "
+        "EQLAB_INPUT_BIRTHDATE, EQLAB_INPUT_GENDER",
     )
+    assert run.sent == []
 
 
 def consumer(lab: Lab, **inputs: str) -> dict[str, str]:

@@ -91,7 +91,9 @@ def patient_writes(run: ClientRun, target: Target) -> list[PatientWrite]:
     writes: list[PatientWrite] = []
     for request in run.requests:
         body = request.json_body
-        if request.method in ("PUT", "POST") and re.fullmatch(rf"{re.escape(base)}/Patient(/[^/]+)?", request.path):
+        if request.method in ("PUT", "POST") and re.fullmatch(
+            rf"{re.escape(base)}/Patient(/[^/$][^/]*)?", request.path
+        ):
             if isinstance(body, dict) and body.get("resourceType") == "Patient":
                 search = request.query if request.method == "PUT" and request.query else None
                 conditional = request.method == "POST" and bool(request.headers.get("if-none-exist"))

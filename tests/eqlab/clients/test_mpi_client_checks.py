@@ -250,7 +250,7 @@ def test_a_merged_patient_used_again_or_never_followed_fails() -> None:
 
 
 def test_checks_with_nothing_to_judge_skip() -> None:
-    empty = run_of(request("GET", "metadata"))
+    empty = run_of(request("GET", "metadata"), request("POST", "Patient/$match", json_body=patient()))  # no write
     for check in (
         source.test_feeds_are_conditional_updates_on_the_institutions_own_local_system,
         consumer.test_pixm_queries_name_one_source_identifier_as_system_and_value,
