@@ -14,7 +14,8 @@ Clients
 
 Users (password = ``eqlab-demo-`` + username)
   ``patient1``..``patient3``  patients Patient/pat-0001..pat-0003 of the demo dataset
-  ``doctor1``, ``doctor2``   practitioners PractitionerRole/role-001 and role-002 (role ``doctor``)
+  ``doctor1``..``doctor3``   practitioners PractitionerRole/role-001..role-003 (role ``doctor``; the
+                             directory's contract check makes doctor3's role inactive for a moment)
   ``retired1``               a retired doctor: PractitionerRole/role-retired of an inactive practitioner
                              (the directory's demo data): the sign-in refuses him, and says why
   ``auditor``                reads the audit trail (role ``auditor``)
@@ -93,7 +94,7 @@ def demo_users() -> list[DemoUser]:
         name = patient["name"][0]
         person_id = next(i["value"] for i in patient["identifier"] if i["system"] == matricule.SYSTEM)
         found.append(DemoUser(f"patient{n}", "patient", f"{name['given'][0]} {name['family']}", person_id, reference))
-    for n in (1, 2):
+    for n in (1, 2, 3):
         reference = f"PractitionerRole/role-{n:03d}"
         practitioner = resources[resources[reference]["practitioner"]["reference"]]
         name = practitioner["name"][0]

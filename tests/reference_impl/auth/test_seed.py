@@ -59,6 +59,7 @@ def test_the_demo_users_are_linked_to_the_demo_dataset(lab: AuthLab) -> None:
         ("patient3", "patient", "Patient/pat-0003"),
         ("doctor1", "doctor", "PractitionerRole/role-001"),
         ("doctor2", "doctor", "PractitionerRole/role-002"),
+        ("doctor3", "doctor", "PractitionerRole/role-003"),
         ("retired1", "doctor", "PractitionerRole/role-retired"),  # the directory's inactive practitioner
         ("auditor", "auditor", None),
     }
