@@ -22,6 +22,7 @@ TINY = {
     "auth.py": ["--seconds", "0.3", "--connections", "2", "--grants", "20"],
     "engine.py": ["--items", "20", "--exchanges", "20"],
     "bulk_writer.py": ["--entries", "200", "--interval", "0.02"],
+    "mpi_match.py": ["--patients", "300", "--probes", "60"],
 }
 
 
@@ -71,3 +72,12 @@ def test_bulk_writer_benchmark_measures_reads_during_a_transaction() -> None:
         r"\d+ reads during it: median \d+ ms, p95 \d+ ms, max \d+ ms; \d+ waited over 1 s; 0 non-200", output
     )
     assert re.search(r"1001 entries: status 413", output), output
+
+
+def test_mpi_match_benchmark_prints_precision_recall_and_latency() -> None:
+    output = bench("mpi_match.py")
+    assert re.search(r"population: 300 patients \(\d+ twin pairs\), loaded in [\d.]+ s", output), output
+    for grade in ("certain", "probable", "possible"):
+        assert re.search(rf"  {grade} +precision (\d\.\d{{3}}|nan) \(\d+/\d+\)", output), output
+    assert re.search(r"certain\+probable recall \d\.\d{3} \(\d+/\d+ probes of stored people\)", output), output
+    assert re.search(r"\$match time: p50 [\d.]+ ms, p95 [\d.]+ ms, max [\d.]+ ms \(60 calls\)", output), output

@@ -8,8 +8,8 @@ and the points add up to one total. The grade is a decision on that evidence, no
   (another birth date or gender, another given name, or another family name without the same given
   name): an identifier copied onto the wrong record never makes a certain match.
 - ``probable`` from enough points, but never when a given or family name is unlike the other (less
-  than similar) or the birth dates disagree beyond a typo: twins share family, birth date and address and are two people. Without birth
-  dates to compare it takes more points: names alone are shared by namesakes.
+  than similar) or the birth dates disagree beyond a typo: twins share family, birth date and address
+  and are two people. Without birth dates to compare it takes more points: namesakes share names.
 - ``possible`` from fewer points; below that a candidate is not returned.
 
 Names are compared folded (case, accents, German umlauts written out, particles such as "da", "von",
