@@ -36,7 +36,7 @@ def _record(client: Client, institution: str, local_id: str) -> dict[str, Any]:
     system = LOCAL_ID_PREFIX + (FIRST_SITE if "source-wrong-local-system" in client.faults else institution)
     matricule = inputs.input("matricule", "")
     if "source-invalid-matricule" in client.faults:
-        matricule = matricule[:-1] + str((int(matricule[-1]) + 1) % 10)
+        matricule = matricule[:-1] + ("1" if matricule.endswith("0") else "0")  # another Verhoeff digit
     identifier = [
         {"use": "usual", "system": system, "value": local_id},
         {"use": "official", "system": NATIONAL_ID, "value": matricule},

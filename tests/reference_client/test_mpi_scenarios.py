@@ -121,7 +121,7 @@ def test_an_invalid_matricule_is_sent_and_refused(lab: Lab) -> None:
     run = lab.run("feed-new", source(lab, "1004", "HRS-600"), "source-invalid-matricule")
     assert run.status == 1
     assert "feed HRS-600: HTTP 422" in run.output
-    assert {"use": "official", "system": "urn:oid:1.3.182.4.4", "value": "1988062135287"} in body(writes(lab, run)[0])[
+    assert {"use": "official", "system": "urn:oid:1.3.182.4.4", "value": "1988062135280"} in body(writes(lab, run)[0])[
         "identifier"
     ]
 
