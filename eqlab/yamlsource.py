@@ -68,6 +68,9 @@ def dotted(location: Location) -> str:
     return out
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def load(path: Path) -> YamlDocument:
     try:
         text = path.read_text(encoding="utf-8")
@@ -86,11 +89,30 @@ def load(path: Path) -> YamlDocument:
     return YamlDocument(path, data, positions)
 
 
+def _merged(
+    node: yaml.Node, location: Location, positions: dict[Location, tuple[int, int]], file: str
+) -> dict[str, Any]:
+    """The entries a YAML merge key brings in: one mapping, or a list of them (earlier ones win)."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    entries: dict[str, Any] = {}
+    for source in reversed(sources):
+        value = _convert(source, location, positions, file)
+        if not isinstance(value, dict):
+            mark = source.start_mark
+            raise SourceError([Problem(file, mark.line + 1, mark.column + 1, "<<", "a merge key takes a mapping")])
+        entries.update(value)
+    return entries
+
+
 def _convert(node: yaml.Node, location: Location, positions: dict[Location, tuple[int, int]], file: str) -> Any:
     positions.setdefault(location, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
+        merged: dict[str, Any] = {}  # the keys of "<<: *anchor" mappings: the mapping's own keys win
         for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                merged.update(_merged(value_node, location, positions, file))
+                continue
             key = yaml.safe_load(yaml.serialize(key_node))
             if not isinstance(key, str):
                 raise SourceError(
@@ -118,7 +140,7 @@ def _convert(node: yaml.Node, location: Location, positions: dict[Location, tupl
                 )
             positions[(*location, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = _convert(value_node, (*location, key), positions, file)
-        return out
+        return {**merged, **out}
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*location, i), positions, file) for i, item in enumerate(node.value)]
     return yaml.safe_load(yaml.serialize(node))
