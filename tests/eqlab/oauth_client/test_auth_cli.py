@@ -46,7 +46,8 @@ def test_token_for_demo_users_signs_in_through_the_login_pages(demo_reference: D
     assert code == 0, doctor
     assert read(demo_reference, "Patient?_count=1", doctor) == 200
     code, output = eqlab("token", "--base", demo_reference.base_url, "--user", "nobody")
-    assert code == 2 and "demo users: patient1, patient2, patient3, doctor1, doctor2, auditor" in output
+    listed = "demo users: patient1, patient2, patient3, doctor1, doctor2, doctor3, retired1, auditor"
+    assert code == 2 and listed in output
 
 
 def test_token_reports_a_refusal_without_a_secret(demo_reference: DemoReference, tmp_path: Path) -> None:
