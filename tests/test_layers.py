@@ -183,14 +183,15 @@ def test_reference_impl_has_no_import_circle() -> None:
 
 
 def registers(func: ast.expr) -> bool:
-    """``server.add_operation``, ``....writes.add``, ``....rules.append/extend/insert``: what install() alone calls."""
+    """``server.add_operation``, ``....writes.add``, ``....rules`` or ``....login_rules`` ``.append/extend/insert``:
+    what install() alone calls."""
     if not isinstance(func, ast.Attribute):
         return False
     owner = func.value.attr if isinstance(func.value, ast.Attribute) else None
     return (
         func.attr == "add_operation"
         or (func.attr == "add" and owner == "writes")
-        or (func.attr in ("append", "extend", "insert") and owner == "rules")
+        or (func.attr in ("append", "extend", "insert") and owner in ("rules", "login_rules"))
     )
 
 
@@ -214,7 +215,12 @@ def test_services_register_only_through_their_descriptor() -> None:
 
 
 def test_the_registration_finder_tells_registering_from_using() -> None:
-    calls = ["server.add_operation(op)", "server.writes.add('Patient', check=c)", "server.policy.rules.append(r)"]
+    calls = [
+        "server.add_operation(op)",
+        "server.writes.add('Patient', check=c)",
+        "server.policy.rules.append(r)",
+        "server.auth.login_rules.extend(rules)",
+    ]
     assert all(registers(ast.parse(c).body[0].value.func) for c in calls)  # type: ignore[attr-defined]
     uses = ["ctx.writes.before_write(ctx, resource)", "ctx.faults.on(X)", "found.add(x)"]
     assert not any(registers(ast.parse(c).body[0].value.func) for c in uses)  # type: ignore[attr-defined]
