@@ -11,6 +11,7 @@ must be caught (verdict refused), and the clean server granted.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -21,6 +22,7 @@ class Fault:
     name: str
     description: str
     breaks: tuple[str, ...]  # requirement IDs (suites/requirements) the defect violates
+    module: str = ""  # the module that declared it: the platform's faults are those of reference_impl
 
 
 _DECLARED: dict[str, Fault] = {}
@@ -28,7 +30,7 @@ _DECLARED: dict[str, Fault] = {}
 
 def declare(name: str, description: str, breaks: tuple[str, ...]) -> Fault:
     """Declare a fault of the module that calls this; a name is declared once in the whole platform."""
-    fault = Fault(name, description, breaks)
+    fault = Fault(name, description, breaks, sys._getframe(1).f_globals.get("__name__", ""))
     if _DECLARED.get(name, fault) != fault:
         raise ValueError(f"fault {name} is declared twice, differently")
     _DECLARED[name] = fault

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reference_impl.platform import SERVICES
+from reference_impl.seed.demo import demo_bundle
 from tests.support.postgres import drop_schema, new_schema_url
 from tests.support.servers import ServerProcess, sqlite_url
 
@@ -62,13 +64,20 @@ def test_token_uses_the_platform_eqlab_base_names(tmp_path: Path) -> None:
     assert token.stdout.count(".") == 2, "a JWT access token"
 
 
+def demo_patients() -> int:
+    """The Patients of the demo dataset, the national services' demo people included."""
+    resources = [e["resource"] for e in demo_bundle()["entry"]]
+    resources += [r for service in SERVICES if service.demo_data for r in service.demo_data()]
+    return sum(r["resourceType"] == "Patient" for r in resources)
+
+
 @pytest.mark.slow
 def test_serve_prints_base_url_and_serves_demo_data(tmp_path: Path) -> None:
     server = ServerProcess(sqlite_url(tmp_path), extra=("--seed", "demo"))
     server.start()
     try:
         total = httpx.get(f"{server.base}/Patient", params={"_summary": "count"}, headers=server.auth()).json()["total"]
-        assert total == 40
+        assert total == demo_patients()
     finally:
         server.stop()
     output = server.output()

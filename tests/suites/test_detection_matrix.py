@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from eqlab.cli import main
 from eqlab.commands import detection
 from eqlab.commands.detection import Detection, detect, seed_store
-from tests.support.runs import ROOT
+from tests.support.paths import REPO
 
 EXIT_INTERRUPTED = 130
 MATRIX = [sys.executable, "-m", "eqlab.cli", "detection"]
@@ -135,7 +135,7 @@ def test_ctrl_c_stops_every_run_and_leaves_no_process(tmp_path: Path) -> None:
     marker, key = uuid.uuid4().hex, tmp_path / "lab.pem"
     matrix = subprocess.Popen(
         [*MATRIX, "--faults", "no-etag,no-location", "--jobs", "2", "--out", str(tmp_path / "out"), "--key", str(key)],
-        cwd=ROOT,
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,

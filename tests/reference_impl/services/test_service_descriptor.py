@@ -21,7 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, inspect
 
 from reference_impl.app import FAULTS, create_app
 from reference_impl.auth.policy import forbidden
-from reference_impl.faults import declare
+from reference_impl.faults import declare, declared
 from reference_impl.fhir.errors import FhirError, Issue
 from reference_impl.platform import SERVICES
 from reference_impl.rest.handler import Context, FhirResponse, Operation
@@ -202,7 +202,8 @@ def test_terminology_migration_and_demo_data_are_installed(running: Running) -> 
 
 
 def test_the_service_fault_switches_its_check_off(sqlite_db_url: str, tmp_path: Path) -> None:
-    assert FAULTS["test-flag-text-unchecked"].breaks == ("test@1",)
+    assert declared()["test-flag-text-unchecked"].breaks == ("test@1",)
+    assert "test-flag-text-unchecked" not in FAULTS, "a test's fault is not the platform's to detect"
     with start(sqlite_db_url, tmp_path, frozenset({"test-flag-text-unchecked"})) as running:
         assert post(running, flag("pat-0001", text=None)).status_code == 201
 
