@@ -17,13 +17,13 @@ from reference_impl.auth.scopes import Scopes
 from reference_impl.fhir.errors import FhirError
 from reference_impl.rest.routing import FhirRequest
 from reference_impl.rest.server import FhirServer
-from reference_impl.services import directory, mpi
+from reference_impl.services import directory, dsp, mpi
 from reference_impl.services.descriptor import Service
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
 from reference_impl.store.migrations import STORE_MIGRATIONS, Migration, migrate
 
-SERVICES: tuple[Service, ...] = (mpi.SERVICE, directory.SERVICE)
+SERVICES: tuple[Service, ...] = (mpi.SERVICE, directory.SERVICE, dsp.SERVICE)
 # The platform itself loads its terminology and the demo data: an internal principal, never a token anyone can hold.
 INTERNAL = Principal("eqlab-seed", "eqlab-seed", "system", Scopes.parse("system/*.cruds"), jti="internal", expires_at=0)
 INTERNAL_BASE = "urn:eqlab:seed"

@@ -46,6 +46,9 @@ BATCH_STOPS_AT_FAILURE = declare(
 
 # Beyond this many entries a transaction runs off the event loop (it holds the writer for a while).
 LONG_TRANSACTION = 50
+# Elements whose value may be an entry's full URL: references, and urls such as Attachment.url (an MHD
+# DocumentReference points to its Binary by the Binary's urn:uuid:), which FHIR also has rewritten.
+REWRITTEN_KEYS = frozenset({"reference", "url"})
 PROCESSING_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 HEADER_FIELDS = {
     "ifMatch": "if-match",
@@ -252,7 +255,7 @@ def _replace_references(node: Any, references: dict[str, str]) -> Any:
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and value in references:
+            if key in REWRITTEN_KEYS and isinstance(value, str) and value in references:
                 out[key] = references[value]
             else:
                 out[key] = _replace_references(value, references)

@@ -60,11 +60,17 @@ MEDIA_TYPE_UNCHECKED = declare(
 DEPTH_LIMIT_IGNORED = declare(
     "depth-limit-ignored", "resources nested deeper than 64 levels are accepted", ("fhir@46",)
 )
+RETRIEVE_WRONG_MEDIA_TYPE = declare(
+    "retrieve-wrong-media-type",
+    "a Binary read as raw content is answered as application/octet-stream, not in its own contentType",
+    ("dsp@15",),
+)
 CONDITIONAL_EXISTENCE_ORACLE = declare(
     "conditional-existence-oracle",
     "conditional interactions match other patients' data: 403 when it exists, 404/201 when it does not",
     ("auth@38",),
 )
+OCTET_STREAM = "application/octet-stream"
 
 
 def new_id() -> str:
@@ -82,9 +88,10 @@ def read(ctx: Context) -> FhirResponse:
     if ctx.type_name == "Binary" and negotiation.wants_raw_binary(ctx.request):
         binary = stored.parsed()
         content = base64.b64decode(binary.get("data", ""))
-        return FhirResponse(
-            200, content, _version_headers(stored), stored, binary.get("contentType", "application/octet-stream")
+        media = (
+            binary.get("contentType", OCTET_STREAM) if not ctx.faults.on(RETRIEVE_WRONG_MEDIA_TYPE) else OCTET_STREAM
         )
+        return FhirResponse(200, content, _version_headers(stored), stored, media)
     return _with_subsetting(ctx, stored)
 
 

@@ -76,6 +76,11 @@ REVINCLUDE_UNFILTERED = declare(
     "_include and _revinclude return every referenced or referencing resource, whatever the token may read",
     ("auth@36",),
 )
+FIND_IGNORES_STATUS = declare(
+    "find-ignores-status",
+    "DocumentReference?status= is ignored: superseded documents are found as if current (MHD ITI-67)",
+    ("dsp@9",),
+)
 CHAIN_IGNORES_COMPARTMENT = declare(
     "chain-ignores-compartment",
     "chained parameters and _has look into every patient's data, not only what the token may read",
@@ -99,6 +104,9 @@ def search(ctx: Context) -> FhirResponse:
     if faults.active:
         _apply_search_faults(ctx, params, request)
     page = run_search(ctx.conn, request)
+    if ctx.policy.rules:  # the services' rules, as for a direct read of each match (a page's total shrinks with it)
+        readable = [s for s in page.matches if ctx.policy.permits(ctx.access, "read", s.parsed())]
+        page = replace(page, matches=readable, total=page.total - (len(page.matches) - len(readable)))
     include_visibility = ctx.access.visibility if not faults.on(REVINCLUDE_UNFILTERED) else SeesEverything()
     found = included(ctx.conn, page.matches, request.includes, include_visibility)
     if ctx.policy.rules:  # the services' rules, as for a direct read of each included resource
@@ -130,6 +138,7 @@ def parse_for_caller(
     if patient is not None:
         _forbid_other_patients(request, patient)
     _forbid_unsearchable(request)
+    ctx.policy.check_search(ctx.access, request)
     return request
 
 
@@ -199,6 +208,8 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
         changed = given
         if _is_role_specialty(request, given) and faults.on(SPECIALTY_SEARCH_IGNORED):
             continue
+        if _is_document_status(request, given) and faults.on(FIND_IGNORES_STATUS):
+            continue
         if isinstance(given, Criterion) and given.modifier is None:
             if given.param.type == "date" and faults.on(DATE_PREFIXES_IGNORED):
                 changed = replace(given, values=tuple(replace(v, prefix="eq") for v in given.values))
@@ -212,6 +223,10 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
 
 def _is_role_specialty(request: SearchRequest, given: Criterion | HasCriterion) -> bool:
     return request.type_name == "PractitionerRole" and isinstance(given, Criterion) and given.param.code == "specialty"
+
+
+def _is_document_status(request: SearchRequest, given: Criterion | HasCriterion) -> bool:
+    return request.type_name == "DocumentReference" and isinstance(given, Criterion) and given.param.code == "status"
 
 
 class _SubQueriesSeeEverything:
@@ -280,7 +295,7 @@ def history(ctx: Context) -> FhirResponse:
     if kind is Kind.HISTORY_INSTANCE:
         assert type_name is not None and res_id is not None
         current = store.current(ctx.conn, type_name, res_id)
-        if ctx.access.compartment_patient is not None:
+        if ctx.access.compartment_patient is not None or ctx.policy.rules:
             ctx.policy.check_resource(ctx.access, str(kind), current.parsed() if current and current.content else None)
         if current is None:
             raise not_found(f"{type_name}/{res_id} is not known")

@@ -1,0 +1,25 @@
+"""Shared care record (DSP), SPEC section 5: the MHD document exchange as a national service.
+
+Provide (ITI-65) is a transaction Bundle of a SubmissionSet ``List``, ``DocumentReference``s and
+``Binary``s: atomic as every transaction, with the descriptor's rules on each DocumentReference
+(``doctypes.py``: typed by the shipped CodeSystem ``urn:oid:1.3.182.6.1``; ``provide.py``: an active
+Patient as subject, identifiers resolved, usable attachments, ``current`` on provide) and replacement
+as their follow-up (``replace.py``). Find (ITI-67) is the generic DocumentReference search, retrieve
+(ITI-68) the generic Binary read (raw content in its own media type). ``demo.py``: documents of every
+type for the demo patients.
+"""
+
+from __future__ import annotations
+
+from reference_impl.services.descriptor import Service
+from reference_impl.services.dsp import doctypes, provide, replace
+from reference_impl.services.dsp.demo import demo_documents
+
+SERVICE = Service(
+    "dsp",
+    "Shared care record (DSP, MHD)",
+    checks={"DocumentReference": (doctypes.check_type, provide.check_descriptor)},
+    followers={"DocumentReference": (replace.supersede_replaced,)},
+    terminology=(doctypes.CODE_SYSTEM_FILE,),
+    demo_data=demo_documents,
+)
