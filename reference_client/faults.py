@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The client labels' catalogues and the SPEC section whose client side each covers.
-SPEC_SECTIONS = {"smartclient": "SPEC §2", "fhirclient": "SPEC §1", "mpi": "SPEC §3"}
+SPEC_SECTIONS = {"smartclient": "SPEC §2", "fhirclient": "SPEC §1", "mpi": "SPEC §3", "dsp": "SPEC §5"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,14 @@ FAULTS: dict[str, Fault] = {
     "consumer-element-as-parameter": Fault("PDQm searches birthDate= (the element) instead of birthdate=", "mpi@71"),
     "consumer-fishing-search": Fault("fetches every patient (Patient?_count=1000) and filters them itself", "mpi@72"),
     "consumer-ignores-merge": Fault("keeps using a patient merged away instead of the one replacing it", "mpi@73"),
+    "source-wrong-media-type": Fault("labels the PDF documents it publishes text/plain", "dsp@64"),
+    "source-duplicates-corrections": Fault(
+        "publishes a corrected document as a new one, without relatesTo replaces", "dsp@65"
+    ),
+    "consumer-no-care-relationship": Fault(
+        "reads a patient's documents without declaring a care relationship", "dsp@71"
+    ),
+    "consumer-retries-403": Fault("sends a request refused with 403 again, up to 3 times, as if transient", "dsp@73"),
 }
 
 

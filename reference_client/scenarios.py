@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from reference_client import mpi
+from reference_client import dsp, mpi
 from reference_client.config import Config
 from reference_client.fhir import Fhir, expect
 from reference_client.smart import ScenarioFailed, Smart
@@ -156,4 +156,7 @@ SCENARIOS: dict[str, Callable[[Client], None]] = {
     "pix-resolve": mpi.pix_resolve,
     "pdq-find": mpi.pdq_find,
     "merged-patient": mpi.merged_patient,
+    "publish": dsp.publish,
+    "correct": dsp.correct,
+    "read-record": dsp.read_record,
 }
