@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 DOCUMENT_TYPES = "urn:oid:1.3.182.6.1"
 SUBMISSION_SET = {"system": "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes", "code": "submissionset"}
 UNIQUE_IDS = "urn:ietf:rfc:3986"
+RELATIONSHIPS = "urn:oid:1.3.182.6.2"  # the platform's codes of care relationships (treating, referent)
+RELATIONSHIP_DAYS = 180  # a treating relationship lasts at most six months
 PDF = "application/pdf"
 MISLABELLED = "text/plain"  # the source-wrong-media-type fault's label for a PDF
 FINAL_REFUSALS = (403, 404)  # the platform's word on a document: not a passing failure
@@ -73,13 +75,15 @@ def who_signed_in(client: Client) -> str:
 
 def declare_care_relationship(client: Client, patient: str, professional: str) -> None:
     """An active CareTeam of the patient and the professional, created by them (purpose TREAT at sign-in)."""
+    today = datetime.datetime.now(datetime.UTC).date()
     team = {
         "resourceType": "CareTeam",
         "status": "active",
+        "category": [{"coding": [{"system": RELATIONSHIPS, "code": "treating"}]}],
         "name": "Care relationship",
         "subject": {"reference": f"Patient/{patient}"},
         "participant": [{"member": {"reference": professional}}],
-        "period": {"start": datetime.date.today().isoformat()},
+        "period": {"start": today.isoformat(), "end": (today + datetime.timedelta(days=RELATIONSHIP_DAYS)).isoformat()},
     }
     expect(client.fhir.request("POST", "CareTeam", team), 201, what=f"declare care relationship with {patient}")
 
