@@ -12,14 +12,19 @@ type for the demo patients.
 from __future__ import annotations
 
 from reference_impl.services.descriptor import Service
-from reference_impl.services.dsp import doctypes, provide, replace
+from reference_impl.services.dsp import access, controls, doctypes, provide, replace
 from reference_impl.services.dsp.demo import demo_documents
 
 SERVICE = Service(
     "dsp",
     "Shared care record (DSP, MHD)",
-    checks={"DocumentReference": (doctypes.check_type, provide.check_descriptor)},
+    checks={
+        "DocumentReference": (doctypes.check_type, provide.check_descriptor, controls.check_document_write),
+        "Consent": (controls.check_record_consent,),
+        "CareTeam": (controls.check_care_team,),
+    },
     followers={"DocumentReference": (replace.supersede_replaced,)},
+    access_rules=(access.dsp_access,),
     terminology=(doctypes.CODE_SYSTEM_FILE,),
     demo_data=demo_documents,
 )

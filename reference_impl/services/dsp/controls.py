@@ -134,10 +134,18 @@ def period_bounds(resource: dict[str, Any]) -> tuple[int | None, int | None]:
 # --- write checks: the controls stay in the patient's hands ------------------------------------------
 
 
-def check_document_update(ctx: Context, document: dict[str, Any]) -> None:
-    """A patient may change a document's security labels (mask, unmask) and nothing else."""
+def check_document_write(ctx: Context, document: dict[str, Any]) -> None:
+    """No professional adds to a record the patient opted out of; a patient may change a document's
+    security labels (mask, unmask) and nothing else."""
     principal = ctx.access.principal
-    if principal is None or not principal.is_patient or ctx.interaction.kind is Kind.CREATE:
+    if principal is None or principal.is_system:
+        return
+    if not principal.is_patient:
+        patient = ((document.get("subject") or {}).get("reference") or "").removeprefix("Patient/")
+        if patient and record_consents(ctx.conn, patient).state == "opted-out":
+            raise forbidden("the patient opted out of the shared care record", "access_denied")
+        return
+    if ctx.interaction.kind is Kind.CREATE:
         return
     res_id = document.get("id")
     current = store.current(ctx.conn, "DocumentReference", res_id) if isinstance(res_id, str) else None
@@ -208,4 +216,3 @@ def _bound_period(team: dict[str, Any]) -> None:
                 )
             ],
         )
-

@@ -38,8 +38,9 @@ def supersede_replaced(ctx: Context, stored: StoredResource) -> None:
         old = _replaced(ctx, relation.get("target"), where)
         _check_replaceable(old, document, where)
         if not ctx.faults.on(OLD_LEFT_CURRENT):
+            # Only the status changes: the rules the old document met when it was stored still hold, so
+            # the services' checks are not asked again; their follow-ups see the new version.
             superseded = {**old.parsed(), "status": "superseded"}
-            ctx.writes.before_write(ctx, superseded)
             ctx.writes.after_write(ctx, store.save(ctx.conn, ctx.registry, superseded, old.id, old, "PUT"))
 
 
