@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-BODY_EXCERPT_CHARS = 2000
+BODY_EXCERPT_CHARS = 16000  # an ITI-65 Bundle of a small document, whole
 REDACTED = "[REDACTED]"
 # Form and query fields that are credentials. The random ones keep a short digest, enough to see
 # that a value was sent twice (a reused verifier or refresh token) and useless to replay. A client

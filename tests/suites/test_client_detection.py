@@ -21,7 +21,15 @@ PAIRS = [(label, fault) for label, plan in PLANS.items() for fault in plan.fault
 
 def test_every_client_fault_is_in_the_scope_of_a_client_plan() -> None:
     assert {fault for _, fault in PAIRS} == set(FAULTS)
-    assert {"smart-client", "smart-backend-client", "fhir-client", "mpi-identity-source", "mpi-consumer"} <= set(PLANS)
+    assert {
+        "smart-client",
+        "smart-backend-client",
+        "fhir-client",
+        "mpi-identity-source",
+        "mpi-consumer",
+        "dsp-document-source",
+        "dsp-document-consumer",
+    } <= set(PLANS)
 
 
 @pytest.mark.parametrize("label", sorted(PLANS))
