@@ -60,6 +60,7 @@ def duplicate(client: EvidenceClient, unique: str) -> Duplicate:
         "resourceType": "DocumentReference",
         "identifier": [tag(unique)],
         "status": "current",
+        "type": {"coding": [{"system": "urn:oid:1.3.182.6.1", "code": "DISCHARGE"}]},  # a DSP document type (SPEC §5)
         "subject": subject,
         "content": [{"attachment": {"contentType": "text/plain", "data": base64.b64encode(b"letter").decode()}}],
     }

@@ -43,6 +43,7 @@ def test_a_merge_retires_the_source_moves_identifiers_and_repoints_references(pl
     document = {
         "resourceType": "DocumentReference",
         "status": "current",
+        "type": {"coding": [{"system": "urn:oid:1.3.182.6.1", "code": "DISCHARGE"}]},  # a DSP document type (SPEC §5)
         "subject": subject,
         "content": [{"attachment": {"contentType": "text/plain", "data": base64.b64encode(b"x").decode()}}],
     }
