@@ -22,6 +22,7 @@ from reference_impl.seed.demo import load_demo
 from reference_impl.services.descriptor import Service
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
+from reference_impl.store.documents import DocumentSealing, DocumentVault
 
 # Every fault of the platform (each module declares its own; all are imported by now). Faults declared
 # outside reference_impl (a test's own service) can be switched on but are not the platform's to detect.
@@ -29,10 +30,16 @@ FAULTS = MappingProxyType({name: f for name, f in declared().items() if f.module
 GZIP_MINIMUM_BYTES = 1024  # smaller answers are sent as they are, for clients that Accept-Encoding: gzip too
 
 
-def create_app(settings: Settings | None = None, available: Sequence[Service] = SERVICES) -> FastAPI:
-    """The platform with the services of ``available`` that the settings name (all by default)."""
+def create_app(
+    settings: Settings | None = None, available: Sequence[Service] = SERVICES, documents: DocumentSealing | None = None
+) -> FastAPI:
+    """The platform with the services of ``available`` that the settings name (all by default).
+
+    Documents are sealed with the settings' master key; ``documents`` replaces that only for
+    ``benchmarks/dsp.py``, which measures the cost of sealing against a store that does not seal.
+    """
     settings = settings or Settings()
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, documents or DocumentVault(settings.master()))
     server = FhirServer(settings, db)
     services = installed(settings, available)
     for service in services:

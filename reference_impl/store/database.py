@@ -17,6 +17,9 @@ Writers never race:
   transaction-scoped advisory lock per resource type (see ``resources.lock_type``). A deadlock
   or a unique-key race (two creates of one new id) is retried from the start.
 
+Documents are sealed at rest with the Database's ``documents`` sealing (``documents.py``), which
+every transaction's connection carries; a Database built without one refuses documents.
+
 A URL may name a PostgreSQL schema with ``?schema=NAME`` (created when missing), which lets
 several servers or test runs share one database.
 """
@@ -38,6 +41,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from reference_impl.store.documents import DOCUMENTS_INFO_KEY, DocumentSealing
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
@@ -58,7 +63,8 @@ def normalize_url(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, documents: DocumentSealing | None = None) -> None:
+        self.documents = documents
         parsed = make_url(normalize_url(url))
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
@@ -97,6 +103,7 @@ class Database:
     def transaction(self, write: bool) -> Iterator[Connection]:
         engine = self._writer if write else self._reader
         with engine.connect() as conn, conn.begin():
+            conn.info[DOCUMENTS_INFO_KEY] = self.documents
             yield conn
 
     def run(self, work: Callable[[Connection], T], write: bool) -> T:

@@ -40,8 +40,13 @@ def _core_store(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
+def _document_keys(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.document_keys])
+
+
 STORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core FHIR store: resources, history, search index", _core_store),
+    Migration(3, "document keys: a key per document, wrapped by the master key", _document_keys),
 )
 
 

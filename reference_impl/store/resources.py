@@ -1,9 +1,13 @@
-"""Resource persistence: current versions, history and search index rows, kept in step."""
+"""Resource persistence: current versions, history and search index rows, kept in step.
+
+Documents are sealed on their way in and opened on their way out (``documents.py``): every
+StoredResource this module or ``search_sql`` hands out holds plain JSON, whatever the row holds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -11,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func,
 
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
+from reference_impl.store.documents import SealedVersion, is_document, is_sealed, sealing_of
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, history, resources
 
 
@@ -45,7 +50,19 @@ CURRENT_COLUMNS = (
 
 
 def stored_from_row(row: Any) -> StoredResource:
+    """The row as stored: a document's content is still sealed (``opened_rows`` opens it)."""
     return StoredResource(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+
+
+def opened_rows(conn: Connection, rows: Sequence[Any]) -> list[StoredResource]:
+    """Rows as StoredResources with plain content: sealed documents opened, one key lookup per type."""
+    found = [stored_from_row(row) for row in rows]
+    sealed = [(i, s) for i, s in enumerate(found) if is_sealed(s.content)]
+    if sealed:
+        versions = [SealedVersion(s.type_name, s.id, s.version_id, s.content or "") for _, s in sealed]
+        for (i, s), content in zip(sealed, sealing_of(conn).open(conn, versions), strict=True):
+            found[i] = replace(s, content=content)
+    return found
 
 
 # Statements of fixed shape are built once: building a statement costs several times executing it.
@@ -91,7 +108,7 @@ def current(conn: Connection, type_name: str, res_id: str, for_update: bool = Fa
     """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL)."""
     query = _SELECT_CURRENT_FOR_UPDATE if for_update else _SELECT_CURRENT
     row = conn.execute(query, {"key_type": type_name, "key_id": res_id}).first()
-    return stored_from_row(row) if row else None
+    return opened_rows(conn, [row])[0] if row else None
 
 
 def lock_type(conn: Connection, type_name: str) -> None:
@@ -110,14 +127,14 @@ def many(conn: Connection, keys: list[tuple[str, str]]) -> list[StoredResource]:
     for type_name, res_id in keys:
         by_type.setdefault(type_name, []).append(res_id)
     for type_name, ids in by_type.items():
-        for row in conn.execute(_SELECT_MANY, {"type_name": type_name, "ids": ids}):
-            found[(row[0], row[1])] = stored_from_row(row)
+        rows = conn.execute(_SELECT_MANY, {"type_name": type_name, "ids": ids}).all()
+        found.update(((s.type_name, s.id), s) for s in opened_rows(conn, rows))
     return [found[k] for k in dict.fromkeys(keys) if k in found]
 
 
 def version(conn: Connection, type_name: str, res_id: str, version_id: int) -> StoredResource | None:
     row = conn.execute(_SELECT_VERSION, {"type_name": type_name, "res_id": res_id, "version_id": version_id}).first()
-    return stored_from_row(row) if row else None
+    return opened_rows(conn, [row])[0] if row else None
 
 
 def save(
@@ -145,13 +162,16 @@ def save(
     body = {"resourceType": type_name, "id": res_id, "meta": meta}
     body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
     content = orjson.dumps(body).decode()
-    values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, "content": content}
+    stored = content
+    if is_document(type_name, body):
+        stored = sealing_of(conn).seal(conn, type_name, res_id, version_id, content)
+    values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, "content": stored}
     if previous is None:
         conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
     else:
         conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
         _drop_index(conn, type_name, res_id)
-    _append_history(conn, type_name, res_id, version_id, last_updated, method, content)
+    _append_history(conn, type_name, res_id, version_id, last_updated, method, stored)
     _write_index(conn, registry, body, res_id)
     return StoredResource(type_name, res_id, version_id, last_updated, False, content)
 
@@ -236,7 +256,7 @@ def history_page(
         .offset(offset)
     )
     rows = (conn.execute(query)).all()
-    return HistoryPage(total, [(stored_from_row(r), r[6]) for r in rows])
+    return HistoryPage(total, list(zip(opened_rows(conn, rows), (r[6] for r in rows), strict=True)))
 
 
 def instant_of(stored: StoredResource) -> str:

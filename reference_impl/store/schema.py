@@ -1,7 +1,8 @@
 """Tables: current resources, their history, and one search index table per parameter type.
 
 Times are epoch microseconds (BIGINT) so that ranges compare the same way on SQLite and
-PostgreSQL. Resource bodies are stored as the exact JSON the server returns.
+PostgreSQL. Resource bodies are stored as the exact JSON the server returns, except documents: those
+are sealed (``documents.py``) and ``document_keys`` holds each document's key, wrapped by the master key.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ history = Table(
     Column("content", Text, nullable=True),
     Index("ix_history_type_updated", "res_type", "last_updated"),
     Index("ix_history_updated", "last_updated"),
+)
+
+document_keys = Table(
+    "document_keys",
+    metadata,
+    Column("res_type", TypeColumn, primary_key=True),
+    Column("res_id", IdColumn, primary_key=True),
+    Column("wrapped_key", Text, nullable=False),
 )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, lit
 from reference_impl.fhir.indexing import normalize
 from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Value, Visibility
 from reference_impl.fhir.searchparams import SearchParam
-from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, stored_from_row
+from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, opened_rows
 from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
 
 MAX_INCLUDED = 1000
@@ -289,7 +289,7 @@ def run_search(conn: Connection, request: SearchRequest, with_total: bool = True
         .limit(request.count)
         .offset(request.offset)
     )
-    return SearchPage(total, [stored_from_row(row) for row in conn.execute(query)])
+    return SearchPage(total, opened_rows(conn, conn.execute(query).all()))
 
 
 def included(

@@ -1,0 +1,220 @@
+"""Documents sealed at rest: AES-256-GCM under a key per document, wrapped by the master key.
+
+A document is a Binary, or a DocumentReference carrying attachment data inline: its whole stored
+JSON is sealed, so no plaintext of it reaches the database files, the WAL or a dump. Every other
+resource is stored and served as plain JSON, untouched: sealing costs only documents.
+
+A sealed body is ``SEALED_PREFIX`` + base64(nonce + ciphertext), in the same ``content`` column as
+plain JSON (which always starts with ``{``). Its associated data is ``Type/id/_history/version``,
+so a sealed body copied onto another resource or version does not open. The document's key is
+made on its first sealed version and kept in ``document_keys``, wrapped by the master key with the
+context ``document key Type/id``; rotating the master key re-wraps those keys and leaves the
+sealed bodies as they are (``rewrap_document_keys``).
+
+The Database carries the sealing (``Database(url, documents=DocumentVault(master))``; the app
+builds it from the settings). A Database built without one serves every other resource and refuses
+documents: a tool that never meant to touch them cannot store one in the clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from reference_impl.store.schema import document_keys
+from reference_impl.vault import MasterKey, VaultError
+
+log = logging.getLogger(__name__)
+
+SEALED_PREFIX = "sealed:1:"
+NONCE_BYTES = 12
+DOCUMENTS_INFO_KEY = "eqlab.documents"  # where a transaction's connection carries its Database's sealing
+
+_SELECT_KEYS = select(document_keys.c.res_id, document_keys.c.wrapped_key).where(
+    document_keys.c.res_type == bindparam("type_name"), document_keys.c.res_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_KEY = insert(document_keys)
+
+
+class DocumentKeyError(RuntimeError):
+    """A document cannot be sealed or opened: never answered with garbage, always a server error."""
+
+
+def is_document(type_name: str, body: dict[str, Any]) -> bool:
+    """True for what must be sealed: every Binary, and a DocumentReference with inline attachment data."""
+    if type_name == "Binary":
+        return True
+    if type_name != "DocumentReference":
+        return False
+    contents = body.get("content")
+    return isinstance(contents, list) and any(
+        isinstance(c, dict) and isinstance(c.get("attachment"), dict) and "data" in c["attachment"] for c in contents
+    )
+
+
+def is_sealed(content: str | None) -> bool:
+    return content is not None and content.startswith(SEALED_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedVersion:
+    type_name: str
+    res_id: str
+    version_id: int
+    content: str  # SEALED_PREFIX + base64(nonce + ciphertext)
+
+
+class DocumentSealing(Protocol):
+    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> str: ...
+
+    def open(self, conn: Connection, versions: Sequence[SealedVersion]) -> list[str]: ...
+
+
+def _associated_data(type_name: str, res_id: str, version_id: int) -> bytes:
+    return f"{type_name}/{res_id}/_history/{version_id}".encode()
+
+
+def key_context(type_name: str, res_id: str) -> str:
+    return f"document key {type_name}/{res_id}"
+
+
+class DocumentVault:
+    """Seals and opens documents with their keys, unwrapped by the master key of the settings."""
+
+    def __init__(self, master: MasterKey) -> None:
+        self._master = master
+
+    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> str:
+        wrapped = self._wrapped_keys(conn, type_name, [res_id]).get(res_id)
+        if wrapped is None:
+            key = AESGCM.generate_key(bit_length=256)
+            conn.execute(
+                _INSERT_KEY,
+                {
+                    "res_type": type_name,
+                    "res_id": res_id,
+                    "wrapped_key": self._master.wrap(key, key_context(type_name, res_id)),
+                },
+            )
+        else:
+            key = self._unwrap(type_name, res_id, wrapped)
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = AESGCM(key).encrypt(nonce, content.encode(), _associated_data(type_name, res_id, version_id))
+        return SEALED_PREFIX + base64.b64encode(nonce + sealed).decode()
+
+    def open(self, conn: Connection, versions: Sequence[SealedVersion]) -> list[str]:
+        wrapped: dict[tuple[str, str], str] = {}
+        for type_name in {v.type_name for v in versions}:
+            ids = sorted({v.res_id for v in versions if v.type_name == type_name})
+            wrapped.update(((type_name, i), w) for i, w in self._wrapped_keys(conn, type_name, ids).items())
+        keys: dict[tuple[str, str], bytes] = {}
+        opened = []
+        for version in versions:
+            where = (version.type_name, version.res_id)
+            if where not in wrapped:
+                raise _refused(version, "its document key is missing from document_keys")
+            if where not in keys:
+                keys[where] = self._unwrap(*where, wrapped[where])
+            raw = base64.b64decode(version.content[len(SEALED_PREFIX) :])
+            associated = _associated_data(version.type_name, version.res_id, version.version_id)
+            try:
+                plain = AESGCM(keys[where]).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated)
+            except InvalidTag:
+                raise _refused(version, "its sealed body does not open with its key (altered, or moved)") from None
+            opened.append(plain.decode())
+        return opened
+
+    @staticmethod
+    def _wrapped_keys(conn: Connection, type_name: str, ids: list[str]) -> dict[str, str]:
+        return {row[0]: row[1] for row in conn.execute(_SELECT_KEYS, {"type_name": type_name, "ids": ids})}
+
+    def _unwrap(self, type_name: str, res_id: str, wrapped: str) -> bytes:
+        try:
+            return self._master.unwrap(wrapped, key_context(type_name, res_id))
+        except VaultError:
+            message = (
+                f"cannot unwrap the document key of {type_name}/{res_id}: the configured master key is not the one "
+                "that wrapped it (EQLAB_MASTER_KEY or the master key file changed without `eqlab platform-keys "
+                "rotate-master`?)"
+            )
+            log.error(message)
+            raise DocumentKeyError(message) from None
+
+
+class ClearDocumentsForMeasurement:
+    """Stores documents in the clear, for ``benchmarks/dsp.py`` to measure what sealing costs.
+
+    Never built from settings or a command: a platform always seals (``DocumentVault``).
+    """
+
+    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> str:
+        return content
+
+    def open(self, conn: Connection, versions: Sequence[SealedVersion]) -> list[str]:
+        raise _refused(versions[0], "this store was built to keep documents in the clear, for a measurement")
+
+
+def _refused(version: SealedVersion, why: str) -> DocumentKeyError:
+    message = f"cannot open {version.type_name}/{version.res_id} version {version.version_id}: {why}"
+    log.error(message)
+    return DocumentKeyError(message)
+
+
+def sealing_of(conn: Connection) -> DocumentSealing:
+    """The sealing of the Database whose transaction ``conn`` is; a Database built without one refuses."""
+    sealing: DocumentSealing | None = conn.info.get(DOCUMENTS_INFO_KEY)
+    if sealing is None:
+        message = (
+            "this store was opened without the document vault (Database(url, documents=DocumentVault(master))): "
+            "it neither stores nor opens documents"
+        )
+        log.error(message)
+        raise DocumentKeyError(message)
+    return sealing
+
+
+def rewrap_document_keys(conn: Connection, old: MasterKey, new: MasterKey) -> int:
+    """Re-wrap every document key from ``old`` to ``new`` (the sealed bodies are not touched).
+
+    A key that already unwraps with ``new`` is left as it is, so an interrupted or repeated rotation
+    can be run again; a key that unwraps with neither stops the rotation before anything changed.
+    Returns the number of keys re-wrapped.
+    """
+    if conn.dialect.name == "postgresql":  # no document may get a key under the old master meanwhile
+        conn.exec_driver_sql("LOCK TABLE document_keys IN SHARE ROW EXCLUSIVE MODE")
+    rows = conn.execute(select(document_keys.c.res_type, document_keys.c.res_id, document_keys.c.wrapped_key)).all()
+    rewrapped: list[dict[str, str]] = []
+    unopened: list[str] = []
+    for type_name, res_id, wrapped in rows:
+        context = key_context(type_name, res_id)
+        try:
+            key = old.unwrap(wrapped, context)
+        except VaultError:
+            try:
+                new.unwrap(wrapped, context)
+            except VaultError:
+                unopened.append(f"{type_name}/{res_id}")
+            continue
+        rewrapped.append({"key_type": type_name, "key_id": res_id, "wrapped_key": new.wrap(key, context)})
+    if unopened:
+        shown = ", ".join(unopened[:5]) + (" ..." if len(unopened) > 5 else "")
+        raise VaultError(
+            f"{len(unopened)} document key(s) unwrap with neither the old nor the new master key ({shown}): "
+            "nothing was re-wrapped"
+        )
+    if rewrapped:
+        conn.execute(
+            update(document_keys).where(
+                document_keys.c.res_type == bindparam("key_type"), document_keys.c.res_id == bindparam("key_id")
+            ),
+            rewrapped,
+        )
+    return len(rewrapped)
