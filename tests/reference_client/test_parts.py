@@ -95,7 +95,7 @@ def test_the_trace_redacts_credentials_and_keeps_digests_of_random_ones() -> Non
 def test_each_fault_breaks_a_client_requirement_of_the_catalogue() -> None:
     catalogue = {
         requirement["id"]
-        for name in ("smartclient", "fhirclient", "mpi-clients")
+        for name in ("smartclient", "fhirclient", "mpi-clients", "dsp-clients")
         for requirement in yaml.safe_load((REPO / f"suites/requirements/{name}.yaml").read_text())["requirements"]
     }
     assert {fault.breaks for fault in FAULTS.values()} <= catalogue
