@@ -18,6 +18,11 @@ from reference_impl.faults import FaultSwitches, declare
 from reference_impl.fhir.structure import patient_compartment
 from reference_impl.store.schema import idx_reference
 
+EMERGENCY_NOT_FLAGGED = declare(
+    "emergency-not-flagged",
+    "an access with a token of purpose EMERGENCY is audited like any other, without the break-the-glass label",
+    ("dsp@40",),
+)
 READS_NOT_AUDITED = declare(
     "reads-not-audited", "reads of patient data (read, vread) write no AuditEvent", ("audit@1",)
 )
@@ -98,6 +103,7 @@ def success_records(
         outcome=SUCCESS,
         description=f"{attempt.description} -> {status}",
         principal=attempt.principal,
+        break_glass=is_emergency(attempt, faults),
         query=urlencode(list(attempt.query)) if kind in SEARCHES else None,
         network_address=attempt.network_address,
         request_id=attempt.request_id,
@@ -116,6 +122,12 @@ def success_records(
     ]
 
 
+def is_emergency(attempt: Attempt, faults: FaultSwitches) -> bool:
+    """Whether the access claims an emergency (break the glass): the audit flags it."""
+    principal = attempt.principal
+    return principal is not None and principal.purpose_of_use == "EMERGENCY" and not faults.on(EMERGENCY_NOT_FLAGGED)
+
+
 def failure_record(attempt: Attempt, status: int, reasons: str, faults: FaultSwitches) -> AuditRecord | None:
     """The AuditEvent of a refused attempt (401, 403) or of a failed access to patient data; None
     when the failure is neither (a malformed search of directory data, say)."""
@@ -132,6 +144,7 @@ def failure_record(attempt: Attempt, status: int, reasons: str, faults: FaultSwi
         outcome=REFUSED if status < 500 else FAILED,
         description=f"{attempt.description} -> {status}: {reasons}",
         principal=attempt.principal,
+        break_glass=is_emergency(attempt, faults),
         patients=patients,
         entities=tuple(r for r in target if r not in patients),
         query=urlencode(list(attempt.query)) if attempt.query else None,

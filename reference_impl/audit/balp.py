@@ -35,6 +35,7 @@ AGENT_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 PURPOSE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+BREAK_THE_GLASS = {"system": PURPOSE_SYSTEM, "code": "BTG", "display": "break the glass"}
 OBSERVER = "eqlab reference platform"
 
 
@@ -77,6 +78,7 @@ class AuditRecord:
     request_id: str | None = None
     event_type: str = "rest"
     extra_agents: list[dict[str, object]] = field(default_factory=list)
+    break_glass: bool = False  # an emergency access: labelled so the patient's access log shows it
 
 
 def audit_event(record: AuditRecord, recorded: str) -> dict[str, object]:
@@ -95,6 +97,8 @@ def audit_event(record: AuditRecord, recorded: str) -> dict[str, object]:
             "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}],
         },
     }
+    if record.break_glass:
+        event["meta"] = {"security": [BREAK_THE_GLASS]}
     purpose = record.principal.purpose_of_use if record.principal else None
     if purpose:
         event["purposeOfEvent"] = [{"coding": [{"system": PURPOSE_SYSTEM, "code": purpose}]}]

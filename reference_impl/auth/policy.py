@@ -5,7 +5,9 @@ valid token; AuditEvents are append-only and written by the platform alone; the 
 scopes must grant the interaction on the type; AuditEvents are for their patient, auditors and
 systems; a patient token reaches only the patient's own compartment (and directory data).
 Further rules (the care relationship of the services) are added to ``AccessPolicy.rules`` and run
-after these.
+after these: each is asked a ``Question`` about every resource read, written or included, and about
+every search before it runs (its criteria, so a rule can refuse the search itself, whatever data
+exists); it gets the request's transaction, since such rules depend on data (care teams, consents).
 
 The same decision covers every door into the data, not only the requested type: ``Visibility``
 asks ``decide`` for each other type a request touches (included resources, chained and ``_has``
@@ -23,11 +25,13 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
+from sqlalchemy import Connection
+
 from reference_impl.auth.principal import Principal
 from reference_impl.auth.scopes import INTERACTION_LETTERS
 from reference_impl.faults import FaultSwitches, declare
 from reference_impl.fhir.errors import FhirError, Issue, not_found
-from reference_impl.fhir.query import EVERYTHING, Reach, SeesEverything, Visibility
+from reference_impl.fhir.query import EVERYTHING, Reach, SearchRequest, SeesEverything, Visibility
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.fhir.structure import patient_compartment
 
@@ -118,6 +122,7 @@ class Access:
     principal: Principal | None
     compartment_patient: str | None = None  # the Patient id searches and reads are limited to
     visibility: Visibility = field(default_factory=SeesEverything, compare=False)
+    conn: Connection | None = field(default=None, compare=False)  # the request's transaction, for the rules
 
 
 class CallerVisibility:
@@ -149,7 +154,21 @@ class CallerVisibility:
         return {t: reach for t in served if not (reach := self.of(t, kind)).unlimited}
 
 
-Rule = Callable[[Principal, str, str, dict[str, Any] | None], None]  # raises FhirError to refuse
+@dataclass(frozen=True)
+class Question:
+    """What a service's access rule is asked: may ``principal`` do ``kind`` on ``resource`` (read,
+    written or included), or, when ``search`` is set, run that search of ``type_name`` at all?"""
+
+    principal: Principal
+    kind: str
+    type_name: str
+    resource: dict[str, Any] | None  # None for a search, or a read of something that does not exist
+    conn: Connection | None  # the request's transaction (None when the platform asks outside a request)
+    faults: FaultSwitches
+    search: SearchRequest | None = None
+
+
+Rule = Callable[[Question], None]  # raises FhirError to refuse
 
 
 @dataclass
@@ -220,14 +239,26 @@ class AccessPolicy:
         principal = access.principal
         if principal is None:
             return
-        if access.compartment_patient is not None and (
-            resource is None or not self.in_compartment(resource, access.compartment_patient)
+        directory_data = resource is not None and resource.get("resourceType") in DIRECTORY_TYPES  # e.g. included
+        if (
+            access.compartment_patient is not None
+            and not directory_data
+            and (resource is None or not self.in_compartment(resource, access.compartment_patient))
         ):
             if resource is None and self.faults.on(PATIENT_PROBE_404):
                 raise not_found("the resource is not known")
             raise forbidden(NOT_PERMITTED, "access_denied")
+        type_name = str((resource or {}).get("resourceType", ""))
         for rule in self.rules:
-            rule(principal, kind, str((resource or {}).get("resourceType", "")), resource)
+            rule(Question(principal, kind, type_name, resource, access.conn, self.faults))
+
+    def check_search(self, access: Access, search: SearchRequest) -> None:
+        """Before a search (or a conditional interaction's matching) runs: may the caller search
+        this at all? A rule refusing here answers the same whatever data exists."""
+        if access.principal is None or search.type_name is None:
+            return
+        for rule in self.rules:
+            rule(Question(access.principal, search.kind, search.type_name, None, access.conn, self.faults, search))
 
     def permits(self, access: Access, kind: str, resource: dict[str, Any]) -> bool:
         """``check_resource`` as a yes or no, for resources a request may leave out (included ones)."""

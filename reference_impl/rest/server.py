@@ -150,7 +150,8 @@ class FhirServer:
 
     def context(self, conn: Connection, request: FhirRequest, interaction: Interaction) -> Context:
         """What a handler of ``interaction`` gets: the caller's access as the policy decides it (or a refusal)."""
-        access = self.policy.decide(request.principal, str(interaction.kind), interaction.type_name)
+        decided = self.policy.decide(request.principal, str(interaction.kind), interaction.type_name)
+        access = replace(decided, conn=conn)
         return Context(
             request,
             interaction,

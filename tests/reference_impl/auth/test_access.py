@@ -16,7 +16,7 @@ from joserfc.jwk import OctKey
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
-from reference_impl.auth.policy import forbidden
+from reference_impl.auth.policy import Question, forbidden
 from reference_impl.rest.handler import Context, FhirResponse, Operation
 from reference_impl.settings import Settings
 from tests.reference_impl.rest.helpers import JSON_HEADERS, assert_outcome
@@ -341,8 +341,9 @@ def test_conformance_resources_are_public_but_a_bad_token_is_still_refused(platf
 def test_a_policy_rule_refuses_with_its_reason_and_the_refusal_is_audited(platform: Platform) -> None:
     """The care-relationship rule of the services goes in ``AccessPolicy.rules``: one place decides."""
 
-    def treating_only_pat_0001(principal: Any, kind: str, type_name: str, resource: dict[str, Any] | None) -> None:
-        if principal.role == "doctor" and type_name == "Patient" and (resource or {}).get("id") != "pat-0001":
+    def treating_only_pat_0001(asked: Question) -> None:
+        resource, type_name = asked.resource, asked.type_name
+        if asked.principal.role == "doctor" and type_name == "Patient" and (resource or {}).get("id") != "pat-0001":
             raise forbidden("no care relationship with this patient", "access_denied")
 
     platform.app.state.fhir.policy.rules.append(treating_only_pat_0001)

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import Column, Integer, MetaData, String, Table, inspect
 
 from reference_impl.app import FAULTS, create_app
-from reference_impl.auth.policy import forbidden
+from reference_impl.auth.policy import Question, forbidden
 from reference_impl.faults import declare, declared
 from reference_impl.fhir.errors import FhirError, Issue
 from reference_impl.platform import SERVICES
@@ -67,9 +67,9 @@ class FlagService:
         self.written.append((stored.id, stored.version_id, stored.deleted))
 
     @staticmethod
-    def no_flags_for_pat_0002(principal: Any, kind: str, type_name: str, resource: dict[str, Any] | None) -> None:
-        subject = ((resource or {}).get("subject") or {}).get("reference")
-        if type_name == "Flag" and kind in ("create", "update") and subject == "Patient/pat-0002":
+    def no_flags_for_pat_0002(asked: Question) -> None:
+        subject = ((asked.resource or {}).get("subject") or {}).get("reference")
+        if asked.type_name == "Flag" and asked.kind in ("create", "update") and subject == "Patient/pat-0002":
             raise forbidden("this service keeps no flags for Patient/pat-0002", "access_denied")
 
     @staticmethod
