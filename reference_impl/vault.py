@@ -3,6 +3,7 @@
 AES-256-GCM from ``cryptography`` with a per-value random nonce and a context string as associated
 data, so a wrapped value cannot be moved to another purpose. The key comes from
 ``EQLAB_MASTER_KEY`` (base64 of 32 bytes) or, by default, a file made on first use (mode 0600).
+Replacing it re-wraps what it wraps (``rewrapped``; ``eqlab platform-keys rotate-master``).
 """
 
 from __future__ import annotations
@@ -63,3 +64,13 @@ class MasterKey:
             return self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode())
         except InvalidTag:
             raise VaultError(f"cannot unwrap a {context}: wrong master key, or the value was altered") from None
+
+
+def rewrapped(wrapped: str, context: str, old: MasterKey, new: MasterKey) -> str | None:
+    """``wrapped`` wrapped by ``new`` instead of ``old``; None when ``new`` wraps it already, so a
+    rotation that was interrupted or repeated can run again. Neither: VaultError."""
+    try:
+        return new.wrap(old.unwrap(wrapped, context), context)
+    except VaultError:
+        new.unwrap(wrapped, context)
+        return None

@@ -197,7 +197,7 @@ def register(
 
 @click.group("platform-keys", cls=FullHelpGroup)
 def platform_keys() -> None:
-    """The reference implementation's token-signing keys (they also rotate by themselves, daily)."""
+    """The reference implementation's token-signing keys (they also rotate by themselves, daily) and master key."""
 
 
 @platform_keys.command("rotate")
@@ -224,3 +224,36 @@ def rotate_platform_key(db_url: str | None, withdraw_previous: bool) -> None:
     if withdraw_previous:
         withdrawn = ", ".join(rotation.withdrawn) or "none"
         click.echo(f"withdrawn from the JWKS (their tokens no longer validate): {withdrawn}")
+
+
+@platform_keys.command("rotate-master")
+@click.option("--db", "db_url", default=None, help="The reference implementation's store (default: as `eqlab serve`).")
+@click.option(
+    "--old-key-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="The master key being replaced: a file holding its base64, like the master key file.",
+)
+def rotate_master_key(db_url: str | None, old_key_file: Path) -> None:
+    """Re-wrap every key the master key wraps (document keys, token-signing keys) from the old master
+    key to the configured one, in one transaction; documents are not re-encrypted.
+
+    The new master key comes from EQLAB_MASTER_KEY or the key file, as for `eqlab serve` (a missing key
+    file is made: move the old file aside, then name it here). Stop the servers first; start them with
+    the new key. Running it again changes nothing; a wrong old key changes nothing and says so.
+    """
+    from reference_impl.auth.operator import rotate_master_key_in_store
+    from reference_impl.settings import Settings
+    from reference_impl.vault import MasterKey, VaultError
+
+    settings = Settings(db_url=db_url) if db_url else Settings()
+    try:
+        old = MasterKey.from_text(old_key_file.read_text(encoding="ascii"))
+        with store_errors(settings.db_url):
+            rotation = rotate_master_key_in_store(settings, old)
+    except (VaultError, UnicodeDecodeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"re-wrapped {rotation.document_keys} document key(s) and {rotation.signing_keys} token-signing key(s) "
+        f"under the new master key in {safe_url(settings.db_url)}"
+    )

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from reference_impl.store.schema import document_keys
-from reference_impl.vault import MasterKey, VaultError
+from reference_impl.vault import MasterKey, VaultError, rewrapped
 
 log = logging.getLogger(__name__)
 
@@ -182,39 +182,35 @@ def sealing_of(conn: Connection) -> DocumentSealing:
 
 
 def rewrap_document_keys(conn: Connection, old: MasterKey, new: MasterKey) -> int:
-    """Re-wrap every document key from ``old`` to ``new`` (the sealed bodies are not touched).
+    """Re-wrap every document key from ``old`` to ``new``; the sealed bodies are not touched.
 
-    A key that already unwraps with ``new`` is left as it is, so an interrupted or repeated rotation
-    can be run again; a key that unwraps with neither stops the rotation before anything changed.
-    Returns the number of keys re-wrapped.
+    Keys already under ``new`` are left as they are (a rotation run again); a key that unwraps with
+    neither stops the rotation before anything changed. Returns the number of keys re-wrapped.
     """
-    if conn.dialect.name == "postgresql":  # no document may get a key under the old master meanwhile
+    if conn.dialect.name == "postgresql":  # no document gets a key under the old master meanwhile
         conn.exec_driver_sql("LOCK TABLE document_keys IN SHARE ROW EXCLUSIVE MODE")
     rows = conn.execute(select(document_keys.c.res_type, document_keys.c.res_id, document_keys.c.wrapped_key)).all()
-    rewrapped: list[dict[str, str]] = []
+    changes: list[dict[str, str]] = []
     unopened: list[str] = []
     for type_name, res_id, wrapped in rows:
-        context = key_context(type_name, res_id)
         try:
-            key = old.unwrap(wrapped, context)
+            again = rewrapped(wrapped, key_context(type_name, res_id), old, new)
         except VaultError:
-            try:
-                new.unwrap(wrapped, context)
-            except VaultError:
-                unopened.append(f"{type_name}/{res_id}")
+            unopened.append(f"{type_name}/{res_id}")
             continue
-        rewrapped.append({"key_type": type_name, "key_id": res_id, "wrapped_key": new.wrap(key, context)})
+        if again is not None:
+            changes.append({"key_type": type_name, "key_id": res_id, "wrapped_key": again})
     if unopened:
         shown = ", ".join(unopened[:5]) + (" ..." if len(unopened) > 5 else "")
         raise VaultError(
             f"{len(unopened)} document key(s) unwrap with neither the old nor the new master key ({shown}): "
             "nothing was re-wrapped"
         )
-    if rewrapped:
+    if changes:
         conn.execute(
             update(document_keys).where(
                 document_keys.c.res_type == bindparam("key_type"), document_keys.c.res_id == bindparam("key_id")
             ),
-            rewrapped,
+            changes,
         )
-    return len(rewrapped)
+    return len(changes)
