@@ -169,12 +169,16 @@ class Question:
 
 
 Rule = Callable[[Question], None]  # raises FhirError to refuse
+# The patients ("Patient/<id>") whose record holds a resource of a type outside the Patient
+# compartment (a document's Binary): a patient token reads it only if it is theirs.
+Owners = Callable[[Connection, dict[str, Any]], set[str]]
 
 
 @dataclass
 class AccessPolicy:
     registry: SearchParamRegistry
     rules: list[Rule] = field(default_factory=list)
+    owners: dict[str, Owners] = field(default_factory=dict)  # per type outside the compartment (services')
     faults: FaultSwitches = field(default_factory=FaultSwitches)
 
     def is_public(self, kind: str, type_name: str | None) -> bool:
@@ -230,6 +234,8 @@ class AccessPolicy:
             )
         if type_name in DIRECTORY_TYPES:
             return Access(principal)
+        if type_name in self.owners and kind in ("read", "vread"):
+            return Access(principal, principal.patient_id)
         if type_name != "Patient" and type_name not in patient_compartment():
             raise forbidden(NOT_PERMITTED, "access_denied")
         return Access(principal, principal.patient_id)
@@ -243,7 +249,7 @@ class AccessPolicy:
         if (
             access.compartment_patient is not None
             and not directory_data
-            and (resource is None or not self.in_compartment(resource, access.compartment_patient))
+            and (resource is None or not self._owned_by(access, resource, access.compartment_patient))
         ):
             if resource is None and self.faults.on(PATIENT_PROBE_404):
                 raise not_found("the resource is not known")
@@ -267,6 +273,12 @@ class AccessPolicy:
         except FhirError:
             return False
         return True
+
+    def _owned_by(self, access: Access, resource: dict[str, Any], patient_id: str) -> bool:
+        owners = self.owners.get(str(resource.get("resourceType")))
+        if owners is None:
+            return self.in_compartment(resource, patient_id)
+        return access.conn is not None and f"Patient/{patient_id}" in owners(access.conn, resource)
 
     def in_compartment(self, resource: dict[str, Any], patient_id: str) -> bool:
         return f"Patient/{patient_id}" in self.patients_of(resource)

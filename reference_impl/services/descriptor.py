@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reference_impl.auth.policy import Rule
+from reference_impl.auth.policy import Owners, Rule
 from reference_impl.auth.service import LoginRule
 from reference_impl.rest.handler import AfterWrite, Operation, WriteCheck
 from reference_impl.rest.server import FhirServer
@@ -35,6 +35,7 @@ class Service:
     checks: Mapping[str, tuple[WriteCheck, ...]] = field(default_factory=dict)  # per resource type, before a write
     followers: Mapping[str, tuple[AfterWrite, ...]] = field(default_factory=dict)  # per type, after a write
     access_rules: tuple[Rule, ...] = ()
+    owners: Mapping[str, Owners] = field(default_factory=dict)  # whose record holds a type outside the compartment
     login_rules: tuple[LoginRule, ...] = ()  # at sign-in, code exchange and refresh: why a user may not act
     terminology: tuple[Path, ...] = ()  # CodeSystem and ValueSet JSON files, served as they are
     migrations: tuple[Migration, ...] = ()  # versions from the service's own range (see platform.py)
@@ -50,6 +51,7 @@ class Service:
             for follow in followers:
                 server.writes.add(type_name, after=follow)
         server.policy.rules.extend(self.access_rules)
+        server.policy.owners.update(self.owners)
         server.auth.login_rules.extend(self.login_rules)
 
     def terminology_resources(self) -> list[Resource]:

@@ -166,6 +166,13 @@ def _governing_document(conn: Connection, resource: dict[str, Any]) -> dict[str,
     return None
 
 
+def binary_owners(conn: Connection, binary: dict[str, Any]) -> set[str]:
+    """The patient whose document points to this Binary (``AccessPolicy.owners``: the patient retrieves it)."""
+    document = _governing_document(conn, binary)
+    patient_id = _patient_of(document) if document else None
+    return {f"Patient/{patient_id}"} if patient_id else set()
+
+
 def _patient_of(resource: dict[str, Any]) -> str | None:
     reference = (resource.get("subject") or {}).get("reference")
     if isinstance(reference, str) and reference.startswith("Patient/"):

@@ -265,3 +265,10 @@ def test_an_opted_out_record_takes_no_document_from_professionals(lab: Lab) -> N
     new = {**document(ref(patient)), "content": [{"attachment": {"contentType": "text/plain", "data": "eA=="}}]}
     new["masterIdentifier"] = {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"}
     assert lab.write(new, lab.doctor()).status_code == 403
+
+
+def test_the_patient_reads_their_own_record(lab: Lab) -> None:
+    patient, doc_id, binary_id = lab.record()
+    assert lab.sees(lab.patient_token(patient), patient, doc_id, binary_id) == [200, 200, 200]
+    other, _, _ = lab.record()
+    assert lab.sees(lab.patient_token(other), patient, doc_id, binary_id) == [403, 403, 403]
