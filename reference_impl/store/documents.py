@@ -38,6 +38,9 @@ SEALED_PREFIX = "sealed:1:"
 NONCE_BYTES = 12
 DOCUMENTS_INFO_KEY = "eqlab.documents"  # where a transaction's connection carries its Database's sealing
 
+_SELECT_KEY = select(document_keys.c.res_id, document_keys.c.wrapped_key).where(
+    document_keys.c.res_type == bindparam("type_name"), document_keys.c.res_id == bindparam("res_id")
+)
 _SELECT_KEYS = select(document_keys.c.res_id, document_keys.c.wrapped_key).where(
     document_keys.c.res_type == bindparam("type_name"), document_keys.c.res_id.in_(bindparam("ids", expanding=True))
 )
@@ -134,7 +137,11 @@ class DocumentVault:
 
     @staticmethod
     def _wrapped_keys(conn: Connection, type_name: str, ids: list[str]) -> dict[str, str]:
-        return {row[0]: row[1] for row in conn.execute(_SELECT_KEYS, {"type_name": type_name, "ids": ids})}
+        if len(ids) == 1:  # the usual case (a read, a write), without an expanding IN: built once, cached
+            rows = conn.execute(_SELECT_KEY, {"type_name": type_name, "res_id": ids[0]})
+        else:
+            rows = conn.execute(_SELECT_KEYS, {"type_name": type_name, "ids": ids})
+        return {row[0]: row[1] for row in rows}
 
     def _unwrap(self, type_name: str, res_id: str, wrapped: str) -> bytes:
         try:
