@@ -23,6 +23,7 @@ TINY = {
     "engine.py": ["--items", "20", "--exchanges", "20"],
     "bulk_writer.py": ["--entries", "200", "--interval", "0.02"],
     "mpi_match.py": ["--patients", "300", "--probes", "60"],
+    "dsp.py": ["--seconds", "0.3", "--connections", "2", "--kb", "2"],
 }
 
 
@@ -81,3 +82,13 @@ def test_mpi_match_benchmark_prints_precision_recall_and_latency() -> None:
         assert re.search(rf"  {grade} +precision (\d\.\d{{3}}|nan) \(\d+/\d+\)", output), output
     assert re.search(r"certain\+probable recall \d\.\d{3} \(\d+/\d+ probes of stored people\)", output), output
     assert re.search(r"\$match time: p50 [\d.]+ ms, p95 [\d.]+ ms, max [\d.]+ ms \(60 calls\)", output), output
+
+
+def test_dsp_benchmark_measures_mhd_rates_sealed_and_clear_and_the_cost_of_sealing() -> None:
+    output = bench("dsp.py")
+    figures = FIGURE.findall(output)
+    assert len(figures) >= 8 and all(n == "0" for n in figures), output  # SQLite at least: 4 sealed, 4 clear
+    for name in ("ITI-65 provide, 1 client", "ITI-65 provide, 2 clients", "ITI-67 find", "ITI-68 retrieve"):
+        assert re.search(rf"SQLite sealed {name}[^\n]*?\s+[\d,]+/s\s+p50 .+ p95 .+ not 2xx 0", output), (name, output)
+    assert re.search(r"SQLite sealed / clear throughput: provide, 1 client \d+\.\d\d, .+ retrieve \d+\.\d\d", output)
+    assert re.search(r"sealing costs -?[\d,]+ µs per document", output), output
