@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from reference_impl.services.descriptor import Service
 from reference_impl.services.dsp import access, controls, doctypes, provide, replace
-from reference_impl.services.dsp.demo import demo_documents
 
 SERVICE = Service(
     "dsp",
@@ -27,5 +26,5 @@ SERVICE = Service(
     access_rules=(access.dsp_access,),
     owners={"Binary": access.binary_owners},
     terminology=(doctypes.CODE_SYSTEM_FILE,),
-    demo_data=demo_documents,
+    demo_data=controls.demo_record,
 )

@@ -34,7 +34,7 @@ keep them in the patient's hands):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, select
@@ -44,6 +44,7 @@ from reference_impl.fhir.dates import InvalidDate, format_instant, from_us, now_
 from reference_impl.fhir.errors import FhirError, Issue
 from reference_impl.rest.handler import Context
 from reference_impl.rest.routing import Kind
+from reference_impl.services.dsp.demo import demo_documents
 from reference_impl.store import resources as store
 from reference_impl.store.schema import idx_reference
 
@@ -51,6 +52,7 @@ CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESTRICTED = "R"
 DSP_SYSTEM = "urn:oid:1.3.182.6.2"  # the DSP's codes for its consents and care relationships
 RECORD_CONSENT = "dsp-record"
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 TREATING = "treating"
 REFERENT = "referent"
 RELATIONSHIP_MONTHS = 6
@@ -216,3 +218,50 @@ def _bound_period(team: dict[str, Any]) -> None:
                 )
             ],
         )
+
+
+# --- demo: the DSP's demo documents with care relationships and the patients' controls ------------
+
+DEMO_TREATED = ("pat-0005", "pat-0006", "pat-0007")  # doctor1's patients (not the plans' users)
+DEMO_DOCTOR = "PractitionerRole/role-001"  # the demo user doctor1
+DEMO_REFERENT = ("pat-0005", "Practitioner/prac-002")  # the patient's referring doctor: doctor2
+DEMO_MASKED = ("doc-0027", "doc-0048")  # doc-0048 is doctor1's own: still visible to them
+DEMO_CLOSED = "pat-0006"
+
+
+def demo_record() -> list[dict[str, Any]]:
+    """The DSP's demo documents (``demo.py``) with some masked, plus doctor1's care relationships (six
+    months from the day the demo is built), a referring doctor, and one closed record."""
+    today = datetime.now(UTC).date()
+    period = {"start": today.isoformat(), "end": (today + timedelta(days=RELATIONSHIP_DAYS - 3)).isoformat()}
+    masked = [
+        {**r, "meta": {"security": [{"system": CONFIDENTIALITY, "code": RESTRICTED}]}} if r["id"] in DEMO_MASKED else r
+        for r in demo_documents()
+    ]
+    teams = [_demo_team(f"care-{patient}-role-001", patient, DEMO_DOCTOR, TREATING, period) for patient in DEMO_TREATED]
+    patient, referent = DEMO_REFERENT
+    teams.append(_demo_team(f"referent-{patient}", patient, referent, REFERENT, {"start": today.isoformat()}))
+    closed = {
+        "resourceType": "Consent",
+        "id": f"dsp-closed-{DEMO_CLOSED}",
+        "status": "inactive",
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
+        "category": [{"coding": [{"system": DSP_SYSTEM, "code": RECORD_CONSENT}]}],
+        "patient": {"reference": f"Patient/{DEMO_CLOSED}"},
+        "provision": {"type": "permit"},
+    }
+    return [*masked, *teams, closed]
+
+
+def _demo_team(res_id: str, patient: str, member: str, kind: str, period: dict[str, str]) -> dict[str, Any]:
+    return {
+        "resourceType": "CareTeam",
+        "id": res_id,
+        "status": "active",
+        "category": [{"coding": [{"system": DSP_SYSTEM, "code": kind}]}],
+        "subject": {"reference": f"Patient/{patient}"},
+        "participant": [{"member": {"reference": member}}],
+        "period": period,
+    }

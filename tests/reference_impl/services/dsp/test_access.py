@@ -272,3 +272,18 @@ def test_the_patient_reads_their_own_record(lab: Lab) -> None:
     assert lab.sees(lab.patient_token(patient), patient, doc_id, binary_id) == [200, 200, 200]
     other, _, _ = lab.record()
     assert lab.sees(lab.patient_token(other), patient, doc_id, binary_id) == [403, 403, 403]
+
+
+def test_the_demo_record_has_care_relationships_masks_a_referent_and_a_closed_record(lab: Lab) -> None:
+    def found(headers: dict[str, str], patient: str) -> httpx.Response:
+        return lab.system.get("DocumentReference", params={"patient": patient, "status": "current"}, headers=headers)
+
+    doctor1, doctor2 = lab.doctor(), lab.doctor(DOCTOR2)
+    treated = {e["resource"]["id"] for e in found(doctor1, "pat-0005").json()["entry"]}
+    assert treated == {"doc-0008", "doc-0046"}, "doc-0027 is masked"
+    assert "doc-0048" in {e["resource"]["id"] for e in found(doctor1, "pat-0007").json()["entry"]}, "their own"
+    assert {e["resource"]["id"] for e in found(doctor2, "pat-0005").json()["entry"]} == treated, "the referent"
+    assert found(doctor1, "pat-0006").status_code == 403, "the closed record"
+    assert found(doctor2, "pat-0007").status_code == 403, "no relationship"
+    everything = {e["resource"]["id"] for e in found({}, "pat-0005").json()["entry"]}
+    assert everything == treated | {"doc-0027"}
