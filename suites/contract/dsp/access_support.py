@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,8 +145,12 @@ def create_result(response: httpx.Response, type_name: str) -> Resource:
     return created
 
 
-def treating(
-    client: EvidenceClient, system: EvidenceClient, patient: str, member: str
-) -> AbstractContextManager[Resource]:
-    """The professional's own declaration of a treating relationship (removed at the end)."""
-    return added(client, system, care_team(patient, member), f"{member}'s declaration of a care relationship")
+def treating(client: EvidenceClient, patient: str, member: str) -> Resource:
+    """The professional's own declaration of a treating relationship. It is left in place: it lapses
+    after its six months like any other, and no check expects this professional refused there."""
+    response = client.post("CareTeam", json=care_team(patient, member))
+    assert response.status_code == 201, (
+        f"{member}'s declaration of a care relationship (a treating CareTeam, SPEC section 5) answered "
+        f"{shown(response)}; expected 201"
+    )
+    return create_result(response, "CareTeam")

@@ -42,18 +42,15 @@ def test_a_masked_document_is_hidden_from_a_treating_professional(
     author = professional(tokens, "other_practitioner")
     record = provide_record(fhir_client, unique, patient_of(tokens, "patient"), author=author)
     doctor, patient = tokens.client_for("practitioner"), tokens.client_for("patient")
-    with treating(doctor, fhir_client, record.patient, professional(tokens, "practitioner")):
-        expect_sees(doctor, record, 200, "a treating professional before the patient masked the document")
-        labelled(patient, record, [MASK])
-        try:
-            got = sees(doctor, record)
-            assert got == {"read": 403, "find": 404, "retrieve": 403}, (
-                f"a treating professional, not the author, got {got} of a masked document; expected read 403, "
-                "find without it (404 here) and retrieve 403"
-            )
-            expect_sees(patient, record, 200, "the patient, on their masked document")
-        finally:
-            labelled(patient, record, [])
+    treating(doctor, record.patient, professional(tokens, "practitioner"))
+    expect_sees(doctor, record, 200, "a treating professional before the patient masked the document")
+    labelled(patient, record, [MASK])  # the check's own document: it stays masked
+    expect_sees(patient, record, 200, "the patient, on their masked document")
+    got = sees(doctor, record)
+    assert got == {"read": 403, "find": 404, "retrieve": 403}, (
+        f"a treating professional, not the author, got {got} of a masked document; expected read 403, "
+        "find without it (404 here) and retrieve 403"
+    )
 
 
 @pytest.mark.requirement("dsp@34")
@@ -62,12 +59,9 @@ def test_the_author_still_sees_a_masked_document(fhir_client: EvidenceClient, to
     author = professional(tokens, "other_practitioner")
     record = provide_record(fhir_client, unique, patient_of(tokens, "patient"), author=author)
     patient, doctor = tokens.client_for("patient"), tokens.client_for("other_practitioner")
-    with treating(doctor, fhir_client, record.patient, author):
-        labelled(patient, record, [MASK])
-        try:
-            expect_sees(doctor, record, 200, "the author of a masked document")
-        finally:
-            labelled(patient, record, [])
+    treating(doctor, record.patient, author)
+    labelled(patient, record, [MASK])  # the check's own document: it stays masked
+    expect_sees(doctor, record, 200, "the author of a masked document")
 
 
 @pytest.mark.requirement("dsp@35")
@@ -77,16 +71,16 @@ def test_the_patient_unmasks_and_changes_nothing_else(
     """unmasking shows the document again; a patient's change of its content is 422"""
     record = provide_record(fhir_client, unique, patient_of(tokens, "patient"))
     doctor, patient = tokens.client_for("practitioner"), tokens.client_for("patient")
-    with treating(doctor, fhir_client, record.patient, professional(tokens, "practitioner")):
-        masked = labelled(patient, record, [MASK])
-        labelled(patient, record, [])
-        expect_sees(doctor, record, 200, "a treating professional after the patient unmasked the document")
-        rewritten = patient.put(
-            f"DocumentReference/{record.document}", json={**masked, "description": "rewritten by the patient"}
-        )
-        assert rewritten.status_code == 422, (
-            f"the patient's change of a document's description answered {shown(rewritten)}; expected 422"
-        )
+    treating(doctor, record.patient, professional(tokens, "practitioner"))
+    masked = labelled(patient, record, [MASK])
+    labelled(patient, record, [])
+    expect_sees(doctor, record, 200, "a treating professional after the patient unmasked the document")
+    rewritten = patient.put(
+        f"DocumentReference/{record.document}", json={**masked, "description": "rewritten by the patient"}
+    )
+    assert rewritten.status_code == 422, (
+        f"the patient's change of a document's description answered {shown(rewritten)}; expected 422"
+    )
 
 
 @pytest.mark.requirement("dsp@36")
@@ -96,22 +90,22 @@ def test_a_blocked_professional_gets_403_and_is_audited(
     """403 on find, read and retrieve despite a care relationship, the refusal audited; lifting restores"""
     record = provide_record(fhir_client, unique, patient_of(tokens, "other_patient"))
     doctor, blocked = tokens.client_for("practitioner"), professional(tokens, "practitioner")
-    with treating(doctor, fhir_client, record.patient, blocked):
-        block = record_consent(record.patient, "active", deny=True, actor=blocked)
-        with added(tokens.client_for("other_patient"), fhir_client, block, "the patient's block"):
-            expect_sees(doctor, record, 403, "a professional the patient blocked")
-            refusals = fhir_client.get(
-                "AuditEvent", params={"entity": f"DocumentReference/{record.document}", "outcome": "4"}
-            )
-            agents = [
-                (agent.get("who") or {}).get("reference", "")
-                for event in entries(body_of(refusals, "AuditEvent?entity=&outcome=4"))
-                for agent in event.get("agent") or []
-            ]
-            assert any(a.endswith(blocked) for a in agents), (
-                f"no AuditEvent with outcome 4 on DocumentReference/{record.document} names {blocked}: {agents}"
-            )
-        expect_sees(doctor, record, 200, "the professional once the patient lifted the block")
+    treating(doctor, record.patient, blocked)
+    block = record_consent(record.patient, "active", deny=True, actor=blocked)
+    with added(tokens.client_for("other_patient"), fhir_client, block, "the patient's block"):
+        expect_sees(doctor, record, 403, "a professional the patient blocked")
+        refusals = fhir_client.get(
+            "AuditEvent", params={"entity": f"DocumentReference/{record.document}", "outcome": "4"}
+        )
+        agents = [
+            (agent.get("who") or {}).get("reference", "")
+            for event in entries(body_of(refusals, "AuditEvent?entity=&outcome=4"))
+            for agent in event.get("agent") or []
+        ]
+        assert any(a.endswith(blocked) for a in agents), (
+            f"no AuditEvent with outcome 4 on DocumentReference/{record.document} names {blocked}: {agents}"
+        )
+    expect_sees(doctor, record, 200, "the professional once the patient lifted the block")
 
 
 @pytest.mark.requirement("dsp@37")
@@ -130,18 +124,18 @@ def test_a_closed_record_is_403_for_professionals_and_retained(
     """closed: professionals 403 (treating, emergency), the patient reads; reopened: the same content again"""
     record = provide_record(fhir_client, unique, patient_of(tokens, "closing_patient"))
     doctor, patient = tokens.client_for("practitioner"), tokens.client_for("closing_patient")
-    with treating(doctor, fhir_client, record.patient, professional(tokens, "practitioner")):
-        closing = record_consent(record.patient, "inactive", deny=False)
-        with added(patient, fhir_client, closing, "the patient's closing of the record") as closed:
-            expect_sees(doctor, record, 403, "a treating professional on a closed record")
-            expect_sees(patient, record, 200, "the patient, on their closed record")
-            reopened = patient.put(f"Consent/{closed['id']}", json={**closed, "status": "active"})
-            assert reopened.status_code == 200, f"the patient's reopening answered {shown(reopened)}"
-            expect_sees(doctor, record, 200, "a treating professional once the record is reopened")
-            content = doctor.get(f"Binary/{record.binary}")
-            assert b"eqlab access check" in content.content or "ZXFsYWIgYWNjZXNzIGNoZWNr" in content.text, (
-                "the reopened record's document has not kept its content"
-            )
+    treating(doctor, record.patient, professional(tokens, "practitioner"))
+    closing = record_consent(record.patient, "inactive", deny=False)
+    with added(patient, fhir_client, closing, "the patient's closing of the record") as closed:
+        expect_sees(doctor, record, 403, "a treating professional on a closed record")
+        expect_sees(patient, record, 200, "the patient, on their closed record")
+        reopened = patient.put(f"Consent/{closed['id']}", json={**closed, "status": "active"})
+        assert reopened.status_code == 200, f"the patient's reopening answered {shown(reopened)}"
+        expect_sees(doctor, record, 200, "a treating professional once the record is reopened")
+        content = doctor.get(f"Binary/{record.binary}")
+        assert b"eqlab access check" in content.content or "ZXFsYWIgYWNjZXNzIGNoZWNr" in content.text, (
+            "the reopened record's document has not kept its content"
+        )
 
 
 @pytest.mark.requirement("dsp@39")
@@ -153,14 +147,14 @@ def test_an_opted_out_record_is_403_and_takes_no_document(
     record = provide_record(fhir_client, unique, new_patient(fhir_client, unique)["id"])
     doctor = tokens.client_for("practitioner")
     subject = {"reference": f"Patient/{record.patient}"}
-    with treating(doctor, fhir_client, record.patient, professional(tokens, "practitioner")):
-        opting_out = record_consent(record.patient, "active", deny=True)
-        with added(fhir_client, fhir_client, opting_out, "the opt-out recorded for the patient"):
-            got = sees(doctor, record)
-            assert got["read"] == 403 and got["find"] == 403, (
-                f"a treating professional on an opted-out record got {got}; expected 403 for read and find"
-            )
-            provide = Provide(unique, subject)
-            provide.add(document(unique, subject))
-            sent = provide.send(doctor)
-            assert sent.status_code == 403, f"a professional's provide to an opted-out record answered {shown(sent)}"
+    treating(doctor, record.patient, professional(tokens, "practitioner"))
+    opting_out = record_consent(record.patient, "active", deny=True)
+    with added(fhir_client, fhir_client, opting_out, "the opt-out recorded for the patient"):
+        got = sees(doctor, record)
+        assert got["read"] == 403 and got["find"] == 403, (
+            f"a treating professional on an opted-out record got {got}; expected 403 for read and find"
+        )
+        provide = Provide(unique, subject)
+        provide.add(document(unique, subject))
+        sent = provide.send(doctor)
+        assert sent.status_code == 403, f"a professional's provide to an opted-out record answered {shown(sent)}"

@@ -68,9 +68,9 @@ def test_the_access_log_shows_a_professionals_read(fhir_client: EvidenceClient, 
     """who, role, when, what and purpose of a treating professional's earlier read"""
     record = provide_record(fhir_client, unique, patient_of(tokens, "patient"))
     doctor, who = tokens.client_for("practitioner"), professional(tokens, "practitioner")
-    with treating(doctor, fhir_client, record.patient, who):
-        read = doctor.get(f"DocumentReference/{record.document}")
-        assert read.status_code == 200, f"the treating professional's read answered {shown(read)}"
+    treating(doctor, record.patient, who)
+    read = doctor.get(f"DocumentReference/{record.document}")
+    assert read.status_code == 200, f"the treating professional's read answered {shown(read)}"
     events = reads_of(access_log(tokens, "patient", record.patient), record.document, who)
     assert events, f"the patient's access log shows no read of DocumentReference/{record.document} by {who}"
     event = events[0]

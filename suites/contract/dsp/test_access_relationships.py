@@ -19,7 +19,7 @@ from suites.contract.dsp.access_support import (
     treating,
 )
 from suites.contract.dsp.support import new_patient
-from suites.contract.fhir_toolkit import body_of, entries, expressions, shown
+from suites.contract.fhir_toolkit import body_of, create, entries, expressions, shown
 
 SIX_MONTHS = timedelta(days=184)  # the longest six calendar months, and a day for time zones
 
@@ -45,8 +45,8 @@ def test_an_expired_care_relationship_opens_nothing(
     begun = date.today() - timedelta(days=400)
     period = {"start": begun.isoformat(), "end": (begun + timedelta(days=180)).isoformat()}
     member = professional(tokens, "practitioner")
-    with added(fhir_client, fhir_client, care_team(patient, member, period=period), "the system"):
-        expect_sees(tokens.client_for("practitioner"), record, 403, "a professional whose care relationship ended")
+    create(fhir_client, care_team(patient, member, period=period))  # by the system: a past relationship
+    expect_sees(tokens.client_for("practitioner"), record, 403, "a professional whose care relationship ended")
 
 
 @pytest.mark.requirement("dsp@32")
@@ -58,8 +58,8 @@ def test_a_professional_reads_with_the_care_relationship_they_declared(
     record = provide_record(fhir_client, unique, patient)
     doctor = tokens.client_for("practitioner")
     expect_sees(doctor, record, 403, "a professional without a care relationship")
-    with treating(doctor, fhir_client, patient, professional(tokens, "practitioner")):
-        expect_sees(doctor, record, 200, "the professional, after declaring a treating CareTeam")
+    treating(doctor, patient, professional(tokens, "practitioner"))
+    expect_sees(doctor, record, 200, "the professional, after declaring a treating CareTeam")
 
 
 @pytest.mark.requirement("dsp@42")
@@ -108,11 +108,11 @@ def test_a_treating_relationship_is_the_professionals_own_for_six_months(
     assert referent.status_code == 403, (
         f"a professional designating themselves referring doctor answered {shown(referent)}; expected 403"
     )
-    with treating(doctor, fhir_client, patient, me) as team:
-        period = team.get("period") or {}
-        assert period.get("start") and period.get("end"), f"the stored treating CareTeam has period {period}"
-        start, end = (datetime.fromisoformat(period[k]).replace(tzinfo=UTC) for k in ("start", "end"))
-        assert end - start <= SIX_MONTHS, f"the stored treating CareTeam lasts {end - start}; at most six months"
+    team = treating(doctor, patient, me)
+    period = team.get("period") or {}
+    assert period.get("start") and period.get("end"), f"the stored treating CareTeam has period {period}"
+    start, end = (datetime.fromisoformat(period[k]).replace(tzinfo=UTC) for k in ("start", "end"))
+    assert end - start <= SIX_MONTHS, f"the stored treating CareTeam lasts {end - start}; at most six months"
 
 
 @pytest.mark.requirement("dsp@44")
@@ -138,8 +138,8 @@ def test_submission_sets_follow_the_same_rule(fhir_client: EvidenceClient, token
         f"a professional without a care relationship searching List?patient= answered {shown(refused)}; expected 403"
     )
     doctor = tokens.client_for("practitioner")
-    with treating(doctor, fhir_client, patient, professional(tokens, "practitioner")):
-        found = doctor.get("List", params={"patient": patient})
-        assert found.status_code == 200, f"a treating professional's List?patient= answered {shown(found)}"
-        listed = {r.get("id") for r in entries(body_of(found, "List?patient="))}
-        assert record.submission_set in listed, f"List?patient= found {listed}, not the SubmissionSet"
+    treating(doctor, patient, professional(tokens, "practitioner"))
+    found = doctor.get("List", params={"patient": patient})
+    assert found.status_code == 200, f"a treating professional's List?patient= answered {shown(found)}"
+    listed = {r.get("id") for r in entries(body_of(found, "List?patient="))}
+    assert record.submission_set in listed, f"List?patient= found {listed}, not the SubmissionSet"
