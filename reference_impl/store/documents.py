@@ -4,8 +4,8 @@ A document is a Binary, or a DocumentReference carrying attachment data inline: 
 JSON is sealed, so no plaintext of it reaches the database files, the WAL or a dump. Every other
 resource is stored and served as plain JSON, untouched: sealing costs only documents.
 
-A sealed body is ``SEALED_PREFIX`` + base64(nonce + ciphertext), in the same ``content`` column as
-plain JSON (which always starts with ``{``). Its associated data is ``Type/id/_history/version``,
+A sealed body is ``FORMAT`` + nonce + ciphertext, as bytes in the ``sealed`` column (``content`` is
+then empty): no base64 to pay for on the way in or out. Its associated data is ``Type/id/_history/version``,
 so a sealed body copied onto another resource or version does not open. The document's key is
 made on its first sealed version and kept in ``document_keys``, wrapped by the master key with the
 context ``document key Type/id``; rotating the master key re-wraps those keys and leaves the
@@ -18,7 +18,6 @@ documents: a tool that never meant to touch them cannot store one in the clear.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from reference_impl.vault import MasterKey, VaultError, rewrapped
 
 log = logging.getLogger(__name__)
 
-SEALED_PREFIX = "sealed:1:"
+FORMAT = b"\x01"  # AES-256-GCM, 12-byte nonce, associated data Type/id/_history/version
 NONCE_BYTES = 12
 DOCUMENTS_INFO_KEY = "eqlab.documents"  # where a transaction's connection carries its Database's sealing
 
@@ -63,20 +62,17 @@ def is_document(type_name: str, body: dict[str, Any]) -> bool:
     )
 
 
-def is_sealed(content: str | None) -> bool:
-    return content is not None and content.startswith(SEALED_PREFIX)
-
-
 @dataclass(frozen=True, slots=True)
 class SealedVersion:
     type_name: str
     res_id: str
     version_id: int
-    content: str  # SEALED_PREFIX + base64(nonce + ciphertext)
+    sealed: bytes  # FORMAT + nonce + ciphertext
 
 
 class DocumentSealing(Protocol):
-    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> str: ...
+    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> bytes | None:
+        """The sealed body of ``content``; None keeps it in the clear (``ClearDocumentsForMeasurement`` only)."""
 
     def open(self, conn: Connection, versions: Sequence[SealedVersion]) -> list[str]: ...
 
@@ -95,7 +91,7 @@ class DocumentVault:
     def __init__(self, master: MasterKey) -> None:
         self._master = master
 
-    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> str:
+    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> bytes:
         wrapped = self._wrapped_keys(conn, type_name, [res_id]).get(res_id)
         if wrapped is None:
             key = AESGCM.generate_key(bit_length=256)
@@ -111,7 +107,7 @@ class DocumentVault:
             key = self._unwrap(type_name, res_id, wrapped)
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(key).encrypt(nonce, content.encode(), _associated_data(type_name, res_id, version_id))
-        return SEALED_PREFIX + base64.b64encode(nonce + sealed).decode()
+        return FORMAT + nonce + sealed
 
     def open(self, conn: Connection, versions: Sequence[SealedVersion]) -> list[str]:
         wrapped: dict[tuple[str, str], str] = {}
@@ -126,10 +122,12 @@ class DocumentVault:
                 raise _refused(version, "its document key is missing from document_keys")
             if where not in keys:
                 keys[where] = self._unwrap(*where, wrapped[where])
-            raw = base64.b64decode(version.content[len(SEALED_PREFIX) :])
+            if version.sealed[:1] != FORMAT:
+                raise _refused(version, f"its sealed body has an unknown format {version.sealed[:1]!r}")
+            nonce, sealed = version.sealed[1 : 1 + NONCE_BYTES], version.sealed[1 + NONCE_BYTES :]
             associated = _associated_data(version.type_name, version.res_id, version.version_id)
             try:
-                plain = AESGCM(keys[where]).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated)
+                plain = AESGCM(keys[where]).decrypt(nonce, sealed, associated)
             except InvalidTag:
                 raise _refused(version, "its sealed body does not open with its key (altered, or moved)") from None
             opened.append(plain.decode())
@@ -162,8 +160,8 @@ class ClearDocumentsForMeasurement:
     Never built from settings or a command: a platform always seals (``DocumentVault``).
     """
 
-    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> str:
-        return content
+    def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> None:
+        return None
 
     def open(self, conn: Connection, versions: Sequence[SealedVersion]) -> list[str]:
         raise _refused(versions[0], "this store was built to keep documents in the clear, for a measurement")

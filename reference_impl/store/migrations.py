@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, select, text
+from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, inspect, select, text
 
 from reference_impl.fhir.dates import now_instant
 from reference_impl.store import schema
@@ -40,13 +40,20 @@ def _core_store(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=tables)
 
 
-def _document_keys(conn: Connection) -> None:
+def _sealed_documents(conn: Connection) -> None:
+    # Migration 1 creates the tables as schema.py defines them now, ``sealed`` included: only a store
+    # made before this migration lacks the column.
+    for table in (schema.resources, schema.history):
+        if "sealed" not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+            conn.execute(
+                text(f"ALTER TABLE {table.name} ADD COLUMN sealed {table.c.sealed.type.compile(conn.dialect)}")
+            )
     schema.metadata.create_all(conn, tables=[schema.document_keys])
 
 
 STORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core FHIR store: resources, history, search index", _core_store),
-    Migration(3, "document keys: a key per document, wrapped by the master key", _document_keys),
+    Migration(3, "sealed documents: their bodies, and a key per document wrapped by the master key", _sealed_documents),
 )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func,
 
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
-from reference_impl.store.documents import SealedVersion, is_document, is_sealed, sealing_of
+from reference_impl.store.documents import SealedVersion, is_document, sealing_of
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, history, resources
 
 
@@ -46,22 +46,19 @@ CURRENT_COLUMNS = (
     resources.c.last_updated,
     resources.c.deleted,
     resources.c.content,
+    resources.c.sealed,
 )
 
 
-def stored_from_row(row: Any) -> StoredResource:
-    """The row as stored: a document's content is still sealed (``opened_rows`` opens it)."""
-    return StoredResource(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
-
-
 def opened_rows(conn: Connection, rows: Sequence[Any]) -> list[StoredResource]:
-    """Rows as StoredResources with plain content: sealed documents opened, one key lookup per type."""
-    found = [stored_from_row(row) for row in rows]
-    sealed = [(i, s) for i, s in enumerate(found) if is_sealed(s.content)]
+    """Rows of CURRENT_COLUMNS or HISTORY_COLUMNS as StoredResources with plain content: sealed
+    documents opened (their keys looked up once per type)."""
+    found = [StoredResource(row[0], row[1], row[2], row[3], bool(row[4]), row[5]) for row in rows]
+    sealed = [(i, row) for i, row in enumerate(rows) if row[6] is not None]
     if sealed:
-        versions = [SealedVersion(s.type_name, s.id, s.version_id, s.content or "") for _, s in sealed]
-        for (i, s), content in zip(sealed, sealing_of(conn).open(conn, versions), strict=True):
-            found[i] = replace(s, content=content)
+        versions = [SealedVersion(row[0], row[1], row[2], row[6]) for _, row in sealed]
+        for (i, _), content in zip(sealed, sealing_of(conn).open(conn, versions), strict=True):
+            found[i] = replace(found[i], content=content)
     return found
 
 
@@ -82,6 +79,7 @@ HISTORY_COLUMNS = (
     history.c.last_updated,
     history.c.method == "DELETE",
     history.c.content,
+    history.c.sealed,
     history.c.method,
 )
 _SELECT_VERSION = select(*HISTORY_COLUMNS).where(
@@ -162,16 +160,17 @@ def save(
     body = {"resourceType": type_name, "id": res_id, "meta": meta}
     body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
     content = orjson.dumps(body).decode()
-    stored = content
-    if is_document(type_name, body):
-        stored = sealing_of(conn).seal(conn, type_name, res_id, version_id, content)
-    values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, "content": stored}
+    sealed = (
+        sealing_of(conn).seal(conn, type_name, res_id, version_id, content) if is_document(type_name, body) else None
+    )
+    body_columns: dict[str, str | bytes | None] = {"content": None if sealed is not None else content, "sealed": sealed}
+    values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, **body_columns}
     if previous is None:
         conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
     else:
         conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
         _drop_index(conn, type_name, res_id)
-    _append_history(conn, type_name, res_id, version_id, last_updated, method, stored)
+    _append_history(conn, type_name, res_id, version_id, last_updated, method, body_columns)
     _write_index(conn, registry, body, res_id)
     return StoredResource(type_name, res_id, version_id, last_updated, False, content)
 
@@ -179,15 +178,22 @@ def save(
 def mark_deleted(conn: Connection, previous: StoredResource) -> StoredResource:
     version_id = previous.version_id + 1
     last_updated, _ = now_instant()
-    values = {"version_id": version_id, "last_updated": last_updated, "deleted": True, "content": None}
+    no_body: dict[str, str | bytes | None] = {"content": None, "sealed": None}
+    values = {"version_id": version_id, "last_updated": last_updated, "deleted": True, **no_body}
     conn.execute(_UPDATE_CURRENT, {"key_type": previous.type_name, "key_id": previous.id, **values})
     _drop_index(conn, previous.type_name, previous.id)
-    _append_history(conn, previous.type_name, previous.id, version_id, last_updated, "DELETE", None)
+    _append_history(conn, previous.type_name, previous.id, version_id, last_updated, "DELETE", no_body)
     return StoredResource(previous.type_name, previous.id, version_id, last_updated, True, None)
 
 
 def _append_history(
-    conn: Connection, type_name: str, res_id: str, version_id: int, last_updated: int, method: str, content: str | None
+    conn: Connection,
+    type_name: str,
+    res_id: str,
+    version_id: int,
+    last_updated: int,
+    method: str,
+    body_columns: dict[str, str | bytes | None],
 ) -> None:
     conn.execute(
         _INSERT_HISTORY,
@@ -197,7 +203,7 @@ def _append_history(
             "version_id": version_id,
             "last_updated": last_updated,
             "method": method,
-            "content": content,
+            **body_columns,
         },
     )
 
@@ -256,7 +262,7 @@ def history_page(
         .offset(offset)
     )
     rows = (conn.execute(query)).all()
-    return HistoryPage(total, list(zip(opened_rows(conn, rows), (r[6] for r in rows), strict=True)))
+    return HistoryPage(total, list(zip(opened_rows(conn, rows), (r[7] for r in rows), strict=True)))
 
 
 def instant_of(stored: StoredResource) -> str:

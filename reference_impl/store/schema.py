@@ -1,8 +1,9 @@
 """Tables: current resources, their history, and one search index table per parameter type.
 
 Times are epoch microseconds (BIGINT) so that ranges compare the same way on SQLite and
-PostgreSQL. Resource bodies are stored as the exact JSON the server returns, except documents: those
-are sealed (``documents.py``) and ``document_keys`` holds each document's key, wrapped by the master key.
+PostgreSQL. Resource bodies are stored as the exact JSON the server returns (``content``), except
+documents: those are sealed (``sealed``, bytes; ``documents.py``) and ``document_keys`` holds each
+document's key, wrapped by the master key.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -37,6 +39,7 @@ resources = Table(
     Column("last_updated", BigInteger, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("content", Text, nullable=True),
+    Column("sealed", LargeBinary, nullable=True),
     Index("ix_resources_type_updated", "res_type", "last_updated"),
 )
 
@@ -49,6 +52,7 @@ history = Table(
     Column("last_updated", BigInteger, nullable=False),
     Column("method", String(8), nullable=False),
     Column("content", Text, nullable=True),
+    Column("sealed", LargeBinary, nullable=True),
     Index("ix_history_type_updated", "res_type", "last_updated"),
     Index("ix_history_updated", "last_updated"),
 )

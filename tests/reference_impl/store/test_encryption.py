@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
@@ -169,11 +169,11 @@ def test_documents_never_reach_the_store_in_the_clear_and_read_back_exactly(db_u
 
     stored = stored_files(db_url)
     assert ids["DocumentReference"].encode() in stored and b"letter" in stored  # the right files were read
-    for text in (marker, second):
+    for secret in (marker, second):
         for form in (
-            text.encode(),
-            base64.b64encode(secret_bytes(text)),
-            base64.b64encode(f"inline summary {text}".encode()),
+            secret.encode(),
+            base64.b64encode(secret_bytes(secret)),
+            base64.b64encode(f"inline summary {secret}".encode()),
         ):
             assert form not in stored, f"{form[:40]!r} is in the store in the clear"
 
@@ -233,5 +233,22 @@ def test_a_store_opened_without_the_vault_refuses_documents_and_serves_the_rest(
         saved = db.run(lambda conn: store.save(conn, registry(), patient, "p1", None, "PUT"), write=True)
         assert db.run(lambda conn: store.current(conn, "Patient", "p1"), write=False) == saved
         assert db.run(lambda conn: store.current(conn, "Binary", "b1"), write=False) is None
+    finally:
+        db.dispose()
+
+
+def test_a_store_made_before_sealing_gains_it_when_migrated(db_url: str) -> None:
+    db = Database(db_url, DocumentVault(MasterKey.from_text(MASTER)))
+    try:
+        migrate_platform(db)
+        with db.transaction(write=True) as conn:  # back to the store as migrations 1 and 2 left it
+            for table in ("resources", "resource_history"):
+                conn.execute(text(f"ALTER TABLE {table} DROP COLUMN sealed"))
+            conn.execute(text("DROP TABLE document_keys"))
+            conn.execute(text("DELETE FROM schema_migrations WHERE version = 3"))
+        assert migrate_platform(db) == [3]
+        binary = {"resourceType": "Binary", "contentType": "text/plain", "data": base64.b64encode(b"late").decode()}
+        saved = db.run(lambda conn: store.save(conn, registry(), binary, "late", None, "PUT"), write=True)
+        assert db.run(lambda conn: store.current(conn, "Binary", "late"), write=False) == saved
     finally:
         db.dispose()

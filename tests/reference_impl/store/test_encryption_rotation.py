@@ -33,7 +33,10 @@ def stored_state(db_url: str) -> dict[str, Any]:
             return {
                 "document keys": dict(conn.execute(select(document_keys.c.res_id, document_keys.c.wrapped_key)).all()),
                 "signing keys": dict(conn.execute(select(signing_keys.c.kid, signing_keys.c.wrapped_jwk)).all()),
-                "bodies": dict(conn.execute(select(resources.c.res_id, resources.c.content)).all()),
+                "bodies": {
+                    row[0]: row[1:]
+                    for row in conn.execute(select(resources.c.res_id, resources.c.content, resources.c.sealed))
+                },
             }
     finally:
         db.dispose()
