@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import base64
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -175,20 +176,31 @@ class Figures:
     retrieve: Result
 
 
-async def measure(db_url: str, sealed: bool, args: argparse.Namespace) -> Figures:
+async def measure(sealed_url: str, clear_url: str, args: argparse.Namespace) -> tuple[Figures, Figures]:
+    """Both platforms side by side, each figure taken on one then the other: a machine busier for a while
+    weighs on both alike."""
     bodies = [orjson.dumps(provide(n, document_bytes(n, args.kb))) for n in range(64)]
-    with platform(db_url, sealed) as base:
-        auth = demo_system_headers(base)
-        provide_one = await run(base, provides(bodies, auth), 1, args.seconds)
-        provide_many = await run(base, provides(bodies, auth), args.connections, args.seconds)
-        finds = [
-            "/fhir/DocumentReference?" + urlencode({"patient": p, "status": "current", "type": f"{SYSTEM}|{t}"})
-            for p in PATIENTS
-            for t in TYPES
-        ]
-        find = await run(base, gets(finds, "application/fhir+json", auth), args.connections, args.seconds)
-        retrieve = await run(base, gets(binaries(base, auth), "application/pdf", auth), args.connections, args.seconds)
-    return Figures(provide_one, provide_many, find, retrieve)
+    finds = [
+        "/fhir/DocumentReference?" + urlencode({"patient": p, "status": "current", "type": f"{SYSTEM}|{t}"})
+        for p in PATIENTS
+        for t in TYPES
+    ]
+    with platform(sealed_url, sealed=True) as sealed_base, platform(clear_url, sealed=False) as clear_base:
+        bases = (sealed_base, clear_base)
+        auths = [demo_system_headers(base) for base in bases]
+        figures: list[list[Result]] = [[], []]
+        for clients in (1, args.connections):
+            for k, base in enumerate(bases):
+                figures[k].append(await run(base, provides(bodies, auths[k]), clients, args.seconds))
+        for k, base in enumerate(bases):
+            figures[k].append(
+                await run(base, gets(finds, "application/fhir+json", auths[k]), args.connections, args.seconds)
+            )
+        for k, base in enumerate(bases):
+            retrieves = gets(binaries(base, auths[k]), "application/pdf", auths[k])
+            figures[k].append(await run(base, retrieves, args.connections, args.seconds))
+    sealed, clear = (Figures(*f) for f in figures)
+    return sealed, clear
 
 
 def line(label: str, result: Result) -> str:
@@ -212,32 +224,44 @@ def report(backend: str, sealed: Figures, clear: Figures, connections: int) -> N
     print(f"  {backend} sealed / clear throughput: {ratios}")
 
 
-def in_process_cost(kb: int) -> tuple[float, float]:
-    """Microseconds per document to store and read back a Binary of ``kb`` KB: (sealed, clear)."""
+@dataclass
+class InProcess:
+    """Median microseconds to store one document (write) and to read it back (read)."""
+
+    sealed_write: float
+    sealed_read: float
+    clear_write: float
+    clear_read: float
+
+
+def in_process_cost(kb: int) -> InProcess:
+    """The store's own cost per Binary of ``kb`` KB, sealed and clear, taken in turns (no HTTP around it)."""
     params = registry()
     binary = {"resourceType": "Binary", "contentType": "application/pdf"}
     binary["data"] = base64.b64encode(document_bytes(0, kb)).decode()
-    master = MasterKey(os.urandom(32))
-    costs = []
+    sealings: list[DocumentSealing] = [DocumentVault(MasterKey(os.urandom(32))), ClearDocumentsForMeasurement()]
+    times: list[tuple[list[float], list[float]]] = [([], []), ([], [])]
     with tempfile.TemporaryDirectory(prefix="eqlab-bench-dsp-") as work:
-        sealings: list[tuple[str, DocumentSealing]] = [
-            ("sealed", DocumentVault(master)),
-            ("clear", ClearDocumentsForMeasurement()),
-        ]
-        for name, sealing in sealings:
-            db = Database(f"sqlite:///{Path(work) / name}.sqlite3", sealing)
-            try:
+        stores = [Database(f"sqlite:///{Path(work) / str(k)}.sqlite3", s) for k, s in enumerate(sealings)]
+        try:
+            for db in stores:
                 migrate_platform(db)
-                started = time.perf_counter()
-                for n in range(IN_PROCESS_DOCUMENTS):
+            for n in range(IN_PROCESS_DOCUMENTS):
+                for db, (writes, reads) in zip(stores, times, strict=True):
+                    started = time.perf_counter()
                     with db.transaction(write=True) as conn:
                         store.save(conn, params, binary, f"b{n}", None, "PUT")
+                    written = time.perf_counter()
                     with db.transaction(write=False) as conn:
                         store.current(conn, "Binary", f"b{n}")
-                costs.append((time.perf_counter() - started) / IN_PROCESS_DOCUMENTS * 1e6)
-            finally:
+                    writes.append((written - started) * 1e6)
+                    reads.append((time.perf_counter() - written) * 1e6)
+        finally:
+            for db in stores:
                 db.dispose()
-    return costs[0], costs[1]
+    (sealed_writes, sealed_reads), (clear_writes, clear_reads) = times
+    medians = map(statistics.median, (sealed_writes, sealed_reads, clear_writes, clear_reads))
+    return InProcess(*medians)
 
 
 async def main() -> None:
@@ -252,21 +276,21 @@ async def main() -> None:
         f"eqlab reference server, shared care record (documents of {args.kb} KB, {args.seconds:g} s per figure, "
         "system token, audit on)"
     )
-    sealed = await measure(f"sqlite:///{work / 'sealed.sqlite3'}", True, args)
-    clear = await measure(f"sqlite:///{work / 'clear.sqlite3'}", False, args)
+    sealed, clear = await measure(f"sqlite:///{work / 'sealed.sqlite3'}", f"sqlite:///{work / 'clear.sqlite3'}", args)
     report("SQLite", sealed, clear, args.connections)
     try:
         with postgres_schema() as sealed_url, postgres_schema() as clear_url:
-            pg_sealed = await measure(sealed_url, True, args)
-            pg_clear = await measure(clear_url, False, args)
+            pg_sealed, pg_clear = await measure(sealed_url, clear_url, args)
         report("PostgreSQL", pg_sealed, pg_clear, args.connections)
     except (OSError, RuntimeError, psycopg.Error) as exc:
         print(f"  PostgreSQL: not measured ({exc})")
-    sealed_us, clear_us = in_process_cost(args.kb)
+    cost = in_process_cost(args.kb)
+    print(f"\nin process (SQLite, the store alone, a {args.kb} KB Binary, median of {IN_PROCESS_DOCUMENTS}):")
+    print(f"  write: sealed {cost.sealed_write:,.0f} µs, clear {cost.clear_write:,.0f} µs")
+    print(f"  read:  sealed {cost.sealed_read:,.0f} µs, clear {cost.clear_read:,.0f} µs")
     print(
-        f"\nin process (SQLite, store write + read of one {args.kb} KB Binary, {IN_PROCESS_DOCUMENTS} documents): "
-        f"sealed {sealed_us:,.0f} µs, clear {clear_us:,.0f} µs: "
-        f"sealing costs {sealed_us - clear_us:,.0f} µs per document"
+        f"  sealing costs {cost.sealed_write - cost.clear_write:,.0f} µs per document written "
+        f"and {cost.sealed_read - cost.clear_read:,.0f} µs per document read"
     )
 
 
