@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = b"\x01"  # AES-256-GCM, 12-byte nonce, associated data Type/id/_history/version
 NONCE_BYTES = 12
+OPENED_KEYS = 10_000  # document keys a vault keeps from its reads (32 bytes each); all dropped when full
 DOCUMENTS_INFO_KEY = "eqlab.documents"  # where a transaction's connection carries its Database's sealing
 
 _SELECT_KEY = select(document_keys.c.res_id, document_keys.c.wrapped_key).where(
@@ -86,10 +88,18 @@ def key_context(type_name: str, res_id: str) -> str:
 
 
 class DocumentVault:
-    """Seals and opens documents with their keys, unwrapped by the master key of the settings."""
+    """Seals and opens documents with their keys, unwrapped by the master key of the settings.
+
+    Reads keep the keys they unwrapped (up to ``OPENED_KEYS``): a document's key never changes (a
+    rotation re-wraps it), so a document read again costs no query for its key, which on PostgreSQL
+    is a round trip. A body that does not open with a kept key is tried once more with the key the
+    store holds (a store replaced under a running process), and only then refused.
+    """
 
     def __init__(self, master: MasterKey) -> None:
         self._master = master
+        self._opened_keys: dict[tuple[str, str], bytes] = {}
+        self._opened_keys_lock = threading.Lock()
 
     def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> bytes:
         wrapped = self._wrapped_keys(conn, type_name, [res_id]).get(res_id)
@@ -110,28 +120,45 @@ class DocumentVault:
         return FORMAT + nonce + sealed
 
     def open(self, conn: Connection, versions: Sequence[SealedVersion]) -> list[str]:
-        wrapped: dict[tuple[str, str], str] = {}
-        for type_name in {v.type_name for v in versions}:
-            ids = sorted({v.res_id for v in versions if v.type_name == type_name})
-            wrapped.update(((type_name, i), w) for i, w in self._wrapped_keys(conn, type_name, ids).items())
-        keys: dict[tuple[str, str], bytes] = {}
+        for version in versions:
+            if version.sealed[:1] != FORMAT:
+                raise _refused(version, f"its sealed body has an unknown format {version.sealed[:1]!r}")
+        keys = self._document_keys(conn, versions, kept=True)
         opened = []
         for version in versions:
             where = (version.type_name, version.res_id)
-            if where not in wrapped:
-                raise _refused(version, "its document key is missing from document_keys")
-            if where not in keys:
-                keys[where] = self._unwrap(*where, wrapped[where])
-            if version.sealed[:1] != FORMAT:
-                raise _refused(version, f"its sealed body has an unknown format {version.sealed[:1]!r}")
-            nonce, sealed = version.sealed[1 : 1 + NONCE_BYTES], version.sealed[1 + NONCE_BYTES :]
-            associated = _associated_data(version.type_name, version.res_id, version.version_id)
-            try:
-                plain = AESGCM(keys[where]).decrypt(nonce, sealed, associated)
-            except InvalidTag:
-                raise _refused(version, "its sealed body does not open with its key (altered, or moved)") from None
-            opened.append(plain.decode())
+            plain = _decrypted(keys[where], version)
+            if plain is None:
+                plain = _decrypted(self._document_keys(conn, [version], kept=False)[where], version)
+            if plain is None:
+                raise _refused(version, "its sealed body does not open with its key (altered, or moved)")
+            opened.append(plain)
         return opened
+
+    def _document_keys(
+        self, conn: Connection, versions: Sequence[SealedVersion], kept: bool
+    ) -> dict[tuple[str, str], bytes]:
+        """The keys of ``versions``' documents: those kept from earlier reads (``kept``), the others from the store."""
+        needed = {(v.type_name, v.res_id) for v in versions}
+        keys: dict[tuple[str, str], bytes] = {}
+        if kept:
+            with self._opened_keys_lock:
+                keys = {where: self._opened_keys[where] for where in needed if where in self._opened_keys}
+        unwrapped: dict[tuple[str, str], bytes] = {}
+        missing = needed - keys.keys()
+        for type_name in {t for t, _ in missing}:
+            ids = sorted(i for t, i in missing if t == type_name)
+            for res_id, wrapped in self._wrapped_keys(conn, type_name, ids).items():
+                unwrapped[(type_name, res_id)] = self._unwrap(type_name, res_id, wrapped)
+        for version in versions:
+            if (version.type_name, version.res_id) not in keys and (version.type_name, version.res_id) not in unwrapped:
+                raise _refused(version, "its document key is missing from document_keys")
+        if unwrapped:
+            with self._opened_keys_lock:
+                if len(self._opened_keys) + len(unwrapped) > OPENED_KEYS:
+                    self._opened_keys.clear()
+                self._opened_keys.update(unwrapped)
+        return keys | unwrapped
 
     @staticmethod
     def _wrapped_keys(conn: Connection, type_name: str, ids: list[str]) -> dict[str, str]:
@@ -165,6 +192,17 @@ class ClearDocumentsForMeasurement:
 
     def open(self, conn: Connection, versions: Sequence[SealedVersion]) -> list[str]:
         raise _refused(versions[0], "this store was built to keep documents in the clear, for a measurement")
+
+
+def _decrypted(key: bytes, version: SealedVersion) -> str | None:
+    nonce, sealed = version.sealed[1 : 1 + NONCE_BYTES], version.sealed[1 + NONCE_BYTES :]
+    try:
+        plain = AESGCM(key).decrypt(
+            nonce, sealed, _associated_data(version.type_name, version.res_id, version.version_id)
+        )
+    except InvalidTag:
+        return None
+    return plain.decode()
 
 
 def _refused(version: SealedVersion, why: str) -> DocumentKeyError:

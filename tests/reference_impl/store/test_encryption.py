@@ -252,3 +252,21 @@ def test_a_store_made_before_sealing_gains_it_when_migrated(db_url: str) -> None
         assert db.run(lambda conn: store.current(conn, "Binary", "late"), write=False) == saved
     finally:
         db.dispose()
+
+
+def test_a_key_kept_from_an_earlier_read_never_opens_another_store_s_document(tmp_path: Path) -> None:
+    """One vault over two stores holding the same Binary id under different keys: each reads its own."""
+    vault = DocumentVault(MasterKey.from_text(MASTER))
+    stores = [Database(f"sqlite:///{tmp_path / name}.sqlite3", vault) for name in ("first", "second")]
+    try:
+        for n, db in enumerate(stores):
+            migrate_platform(db)
+            binary = {"resourceType": "Binary", "contentType": "text/plain", "data": f"c3RvcmUg{n}A=="}
+            with db.transaction(write=True) as conn:
+                store.save(conn, registry(), binary, "same-id", None, "PUT")
+        for _ in range(2):  # the second round reads with the keys kept from the first
+            read = [db.run(lambda conn: store.current(conn, "Binary", "same-id"), write=False) for db in stores]
+            assert [r.parsed()["data"] for r in read if r is not None] == ["c3RvcmUg0A==", "c3RvcmUg1A=="]
+    finally:
+        for db in stores:
+            db.dispose()
