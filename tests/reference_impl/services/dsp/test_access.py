@@ -287,3 +287,15 @@ def test_the_demo_record_has_care_relationships_masks_a_referent_and_a_closed_re
     assert found(doctor2, "pat-0007").status_code == 403, "no relationship"
     everything = {e["resource"]["id"] for e in found({}, "pat-0005").json()["entry"]}
     assert everything == treated | {"doc-0027"}
+
+
+def test_history_shows_a_professional_only_the_documents_they_may_read(lab: Lab) -> None:
+    patient, doc_id, _ = lab.record()
+    assert lab.treating(patient).status_code == 201
+    for path in ("DocumentReference/_history", "_history"):
+        for doctor, sees_it in ((DOCTOR1, True), (DOCTOR2, False)):
+            answer = lab.system.get(path, params={"_count": 1000}, headers=lab.doctor(doctor))
+            assert answer.status_code == 200, answer.text
+            listed = {e["fullUrl"].rsplit("/", 1)[1] for e in answer.json().get("entry", [])}
+            assert (doc_id in listed) is sees_it, (path, doctor)
+    assert lab.system.get(f"DocumentReference/{doc_id}/_history", headers=lab.doctor(DOCTOR2)).status_code == 403
