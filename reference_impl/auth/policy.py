@@ -153,6 +153,9 @@ class CallerVisibility:
         served = self._policy.registry.structure.served_types
         return {t: reach for t in served if not (reach := self.of(t, kind)).unlimited}
 
+    def judged_one_by_one(self, type_name: str) -> bool:
+        return self._policy.judges(self._principal, type_name)
+
 
 @dataclass(frozen=True)
 class Question:
@@ -179,7 +182,14 @@ class AccessPolicy:
     registry: SearchParamRegistry
     rules: list[Rule] = field(default_factory=list)
     owners: dict[str, Owners] = field(default_factory=dict)  # per type outside the compartment (services')
+    judged: set[str] = field(default_factory=set)  # types whose resources the services' rules judge one by one
     faults: FaultSwitches = field(default_factory=FaultSwitches)
+
+    def judges(self, principal: Principal | None, type_name: str | None) -> bool:
+        """Whether the services' rules judge ``type_name`` resource by resource for ``principal`` (systems
+        are never judged so): its searches count only what the caller may read, and no chain or ``_has``
+        reaches into it."""
+        return type_name in self.judged and principal is not None and not principal.is_system
 
     def is_public(self, kind: str, type_name: str | None) -> bool:
         return kind == "capabilities" or (type_name in PUBLIC_TYPES and kind in PUBLIC_READS)

@@ -104,6 +104,10 @@ class Visibility(Protocol):
     def limited(self, kind: str) -> dict[str, Reach]:
         """Every served type the caller does not see in full, with its reach."""
 
+    def judged_one_by_one(self, type_name: str) -> bool:
+        """Whether the services' rules judge each resource of ``type_name`` for this caller (no SQL reach can
+        say which they may read: such a type is searched on its own, never through a chain or ``_has``)."""
+
 
 class SeesEverything:
     """The visibility of the platform itself (seeding, maintenance): nothing hidden."""
@@ -113,6 +117,9 @@ class SeesEverything:
 
     def limited(self, kind: str) -> dict[str, Reach]:
         return {}
+
+    def judged_one_by_one(self, type_name: str) -> bool:
+        return False
 
 
 @dataclass

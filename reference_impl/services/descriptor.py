@@ -36,6 +36,7 @@ class Service:
     followers: Mapping[str, tuple[AfterWrite, ...]] = field(default_factory=dict)  # per type, after a write
     access_rules: tuple[Rule, ...] = ()
     owners: Mapping[str, Owners] = field(default_factory=dict)  # whose record holds a type outside the compartment
+    judged_types: tuple[str, ...] = ()  # types its access rules judge one resource at a time (never via chains)
     login_rules: tuple[LoginRule, ...] = ()  # at sign-in, code exchange and refresh: why a user may not act
     terminology: tuple[Path, ...] = ()  # CodeSystem and ValueSet JSON files, served as they are
     migrations: tuple[Migration, ...] = ()  # versions from the service's own range (see platform.py)
@@ -52,6 +53,7 @@ class Service:
                 server.writes.add(type_name, after=follow)
         server.policy.rules.extend(self.access_rules)
         server.policy.owners.update(self.owners)
+        server.policy.judged.update(self.judged_types)
         server.auth.login_rules.extend(self.login_rules)
 
     def terminology_resources(self) -> list[Resource]:

@@ -30,7 +30,7 @@ def test_the_faults_are_listed_with_the_rule_each_breaks() -> None:
         [sys.executable, "-m", "reference_client", "--list-faults"], capture_output=True, text=True, check=True
     ).stdout
     assert len(FAULTS) >= 13
-    sections = {"smartclient": "2", "fhirclient": "1", "mpi": "3"}
+    sections = {"smartclient": "2", "fhirclient": "1", "mpi": "3", "dsp": "5"}
     for name, fault in FAULTS.items():
         section = sections[fault.breaks.split("@")[0]]
         assert re.search(rf"^{name} +.+\(breaks {fault.breaks}, SPEC §{section}\)$", listing, re.M), name

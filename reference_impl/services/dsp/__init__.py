@@ -25,6 +25,7 @@ SERVICE = Service(
     followers={"DocumentReference": (replace.supersede_replaced,)},
     access_rules=(access.dsp_access,),
     owners={"Binary": access.binary_owners},
+    judged_types=("DocumentReference", "Binary", "List"),
     terminology=(doctypes.CODE_SYSTEM_FILE,),
     demo_data=controls.demo_record,
 )

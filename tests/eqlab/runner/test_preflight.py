@@ -7,6 +7,7 @@ and one against a closed port 40 s printing 219 connection errors.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import time
@@ -69,9 +70,8 @@ def test_a_token_the_platform_refuses_stops_the_run(demo_reference: DemoReferenc
         plan.read_text(encoding="utf-8").replace("client_id: eqlab-demo-system", "client_id: not-registered-here", 1),
         encoding="utf-8",
     )
-    users = ("PATIENT1", "PATIENT2", "DOCTOR1", "DOCTOR2", "DOCTOR3", "RETIRED1")
-    wrong = {f"EQLAB_DEMO_PASSWORD_{u}": "wrong-password" for u in users}
-    wrong |= {"EQLAB_DEMO_PASSWORD_AUDITOR": "wrong-password", "EQLAB_DEMO_WEBAPP_SECRET": "wrong-secret"}
+    named = re.findall(r"(?:password_env|secret_env): (\w+)", plan.read_text(encoding="utf-8"))
+    wrong = {name: "wrong-secret" for name in named}  # every secret the plan names: set, all wrong
     code, printed, took, _ = _run(tmp_path, str(plan), "--target", demo_reference.base_url, secrets=wrong)
     assert code == EXIT_CANNOT_RUN, printed
     assert took < WITHIN_S

@@ -299,3 +299,32 @@ def test_history_shows_a_professional_only_the_documents_they_may_read(lab: Lab)
             listed = {e["fullUrl"].rsplit("/", 1)[1] for e in answer.json().get("entry", [])}
             assert (doc_id in listed) is sees_it, (path, doctor)
     assert lab.system.get(f"DocumentReference/{doc_id}/_history", headers=lab.doctor(DOCTOR2)).status_code == 403
+
+
+def test_a_masked_document_is_not_counted_nor_reached_through_a_chain_or_has(lab: Lab) -> None:
+    """A professional with a care relationship learns nothing of a masked document: not from the total,
+    nor from _summary=count, nor from a Patient search with _has, nor from a chain into it."""
+    patient, doc_id, _ = lab.record(author=DOCTOR2)
+    assert lab.treating(patient).status_code == 201
+    doctor = lab.doctor()
+    as_patient = lab.patient_token(patient)
+    current = lab.system.get(f"DocumentReference/{doc_id}", headers=as_patient).json()
+
+    def counts() -> tuple[int, int, int]:
+        found = lab.system.get("DocumentReference", params={"patient": patient["id"]}, headers=doctor).json()
+        counted = lab.system.get(
+            "DocumentReference", params={"patient": patient["id"], "_summary": "count"}, headers=doctor
+        ).json()
+        has = lab.system.get(
+            "Patient", params={"_id": patient["id"], "_has:DocumentReference:patient:_id": doc_id}, headers=doctor
+        ).json()
+        return found["total"], counted["total"], has["total"]
+
+    assert counts()[:2] == (1, 1)
+    masked = {**current, "meta": {"security": [{"system": CONFIDENTIALITY, "code": "R"}]}}
+    assert lab.write(masked, as_patient).status_code == 200
+    assert counts() == (0, 0, 0), "the masked document shows in no count and through no _has"
+    has_for_system = lab.system.get(
+        "Patient", params={"_id": patient["id"], "_has:DocumentReference:patient:_id": doc_id}
+    ).json()
+    assert has_for_system["total"] == 1, "systems are not judged one by one"
