@@ -9,11 +9,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
+from fastapi import FastAPI
 
+from reference_impl.app import create_app
 from reference_impl.embedded import serve_in_thread
+from reference_impl.settings import Settings
+from tests.support.postgres import drop_schema, new_schema_url
+from tests.support.tokens import mint
 
 
 def free_port() -> int:
@@ -77,3 +86,35 @@ class ServerProcess:
 
 def sqlite_url(directory: Path, name: str = "store") -> str:
     return f"sqlite:///{directory / (name + '.sqlite3')}"
+
+
+@dataclass(frozen=True)
+class DemoPlatform:
+    """A demo reference platform on loopback: a client of its FHIR base carrying a system token."""
+
+    client: httpx.Client
+    app: FastAPI
+    origin: str
+
+
+@contextmanager
+def demo_platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoPlatform]:
+    """The demo platform on the backend ``request.param`` names ("sqlite", or "postgresql": a schema of its
+    own, skipped with the reason when no server answers), for a module's tests to share."""
+    schema = None
+    if request.param == "sqlite":
+        db_url = sqlite_url(Path(tmp_path_factory.mktemp("demo-platform")))
+    else:
+        reason = request.getfixturevalue("postgres_unavailable")
+        if reason:
+            pytest.skip(reason)
+        db_url, schema = new_schema_url()
+    app = create_app(Settings(db_url=db_url, seed="demo"))
+    try:
+        with threaded_server(app) as base, httpx.Client(base_url=base + "/", timeout=30) as client:
+            origin = base.removesuffix("/fhir")
+            client.headers.update({"Authorization": f"Bearer {mint(app, origin)}", "Accept": "application/fhir+json"})
+            yield DemoPlatform(client, app, origin)
+    finally:
+        if schema is not None:
+            drop_schema(schema)

@@ -12,20 +12,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from reference_impl.app import create_app
 from reference_impl.services.dsp.controls import CONFIDENTIALITY, DSP_SYSTEM
-from reference_impl.settings import Settings
 from tests.conftest import BACKENDS
 from tests.reference_impl.services.dsp.conftest import FHIR_JSON, Platform, document, ref
-from tests.support.postgres import drop_schema, new_schema_url
-from tests.support.servers import sqlite_url, threaded_server
+from tests.support.servers import demo_platform
 from tests.support.tokens import mint
 
 DOCTOR1 = "PractitionerRole/role-001"  # role of Practitioner/prac-001
@@ -117,23 +113,8 @@ def record_consent(patient: dict[str, Any], status: str, deny: bool, actor: str 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    schema = None
-    if request.param == "sqlite":
-        db_url = sqlite_url(Path(tmp_path_factory.mktemp("dsp-access")))
-    else:
-        reason = request.getfixturevalue("postgres_unavailable")
-        if reason:
-            pytest.skip(reason)
-        db_url, schema = new_schema_url()
-    app = create_app(Settings(db_url=db_url, seed="demo"))
-    try:
-        with threaded_server(app) as base, httpx.Client(base_url=base + "/", timeout=30) as client:
-            origin = base.removesuffix("/fhir")
-            client.headers.update({"Authorization": f"Bearer {mint(app, origin)}", "Accept": "application/fhir+json"})
-            yield Lab(Platform(client), app, origin)
-    finally:
-        if schema is not None:
-            drop_schema(schema)
+    with demo_platform(request, tmp_path_factory) as started:
+        yield Lab(Platform(started.client), started.app, started.origin)
 
 
 def test_a_professional_reads_only_with_a_care_relationship_they_declared(lab: Lab) -> None:

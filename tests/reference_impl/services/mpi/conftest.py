@@ -9,19 +9,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from reference_impl.app import create_app
 from reference_impl.naming import LOCAL_ID_PREFIX, NATIONAL_ID, ORGANIZATION_ID
-from reference_impl.settings import Settings
 from tests.conftest import BACKENDS
-from tests.support.postgres import drop_schema, new_schema_url
-from tests.support.servers import sqlite_url, threaded_server
+from tests.support.servers import demo_platform
 from tests.support.tokens import mint
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -63,23 +59,8 @@ class Platform:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    schema = None
-    if request.param == "sqlite":
-        db_url = sqlite_url(Path(tmp_path_factory.mktemp("mpi")))
-    else:
-        reason = request.getfixturevalue("postgres_unavailable")
-        if reason:
-            pytest.skip(reason)
-        db_url, schema = new_schema_url()
-    app = create_app(Settings(db_url=db_url, seed="demo"))
-    try:
-        with threaded_server(app) as base, httpx.Client(base_url=base + "/", timeout=30) as client:
-            origin = base.removesuffix("/fhir")
-            client.headers.update({"Authorization": f"Bearer {mint(app, origin)}", "Accept": "application/fhir+json"})
-            yield Platform(client, app, origin)
-    finally:
-        if schema is not None:
-            drop_schema(schema)
+    with demo_platform(request, tmp_path_factory) as started:
+        yield Platform(started.client, started.app, started.origin)
 
 
 def person(local_system: str, local_id: str, family: str = "Kieffer", **fields: Any) -> dict[str, Any]:
