@@ -6,44 +6,18 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from eqlab.checks import ClientRequest, ClientRun, Target
-from eqlab.clients.judging import Registration
 from suites.client.dsp import test_document_consumer as consumer
 from suites.client.dsp import test_document_source as source
+from tests.support.journals import TARGET, fails, request, run_of
 
-TARGET = Target(base_url="http://127.0.0.1:8080/fhir")
 DOCTOR = "PractitionerRole/role-001"
 PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n").decode()
 TOKEN = "[SEALED s256=" + "a" * 43 + " len=300]"
 CODE = "[SEALED s256=" + "c" * 43 + " len=40]"
-Check = Callable[[ClientRun, Target], None]
-
-
-def request(method: str, path: str, query: str = "", **fields: Any) -> dict[str, Any]:
-    pairs = [tuple(p.split("=", 1)) for p in query.split("&") if p]
-    return {"method": method, "path": f"/fhir/{path}".rstrip("/"), "query": pairs, **fields}
-
-
-def run_of(*requests: dict[str, Any], scenario: str = "s") -> ClientRun:
-    made = [
-        ClientRequest(n=n, scenario=r.pop("scenario", scenario), step="2 run", arrived=float(n), **{"status": 200, **r})
-        for n, r in enumerate(requests, start=1)
-    ]
-    return ClientRun(made, Registration("vendor"))
-
-
-def fails(check: Check, run: ClientRun, *expected: str) -> str:
-    with pytest.raises(AssertionError) as failed:
-        check(run, TARGET)
-    message = str(failed.value)
-    for text in expected:
-        assert text in message, message
-    return message
 
 
 # --- document source ----------------------------------------------------------------------------

@@ -4,34 +4,17 @@ proves it, and skips a run with nothing to judge."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from eqlab.checks import ClientRequest, ClientRun, Target
-from eqlab.clients.judging import Registration
 from suites.client.mpi import test_identity_consumer as consumer
 from suites.client.mpi import test_identity_source as source
+from tests.support.journals import TARGET, fails, request, run_of
 
-TARGET = Target(base_url="http://127.0.0.1:8080/fhir")
 HRS = "urn:oid:1.3.182.2.4.2.1004"
 CHL = "urn:oid:1.3.182.2.4.2.1001"
 MATRICULE = "1988062135286"
-Check = Callable[[ClientRun, Target], None]
-
-
-def request(method: str, path: str, query: str = "", **fields: Any) -> dict[str, Any]:
-    pairs = [tuple(p.split("=", 1)) for p in query.split("&") if p]
-    return {"method": method, "path": f"/fhir/{path}".rstrip("/"), "query": pairs, **fields}
-
-
-def run_of(*requests: dict[str, Any], scenario: str = "s") -> ClientRun:
-    made = [
-        ClientRequest(n=n, scenario=r.pop("scenario", scenario), step="2 run", arrived=float(n), **{"status": 200, **r})
-        for n, r in enumerate(requests, start=1)
-    ]
-    return ClientRun(made, Registration("vendor"))
 
 
 def patient(local: tuple[str, str] = (HRS, "HRS-1"), institution: str = "1004", **changes: Any) -> dict[str, Any]:
@@ -54,15 +37,6 @@ def feed(
     resource: dict[str, Any] | None = None, key: str = f"{HRS}|HRS-1", status: int = 201, **fields: Any
 ) -> dict[str, Any]:
     return request("PUT", "Patient", f"identifier={key}", json_body=resource or patient(), status=status, **fields)
-
-
-def fails(check: Check, run: ClientRun, *expected: str) -> str:
-    with pytest.raises(AssertionError) as failed:
-        check(run, TARGET)
-    message = str(failed.value)
-    for text in expected:
-        assert text in message, message
-    return message
 
 
 def test_a_clean_identity_source_passes_every_source_check() -> None:
