@@ -153,6 +153,16 @@ def failure_record(attempt: Attempt, status: int, reasons: str, faults: FaultSwi
     )
 
 
+def naming_its_patients(conn: Connection, record: AuditRecord) -> AuditRecord:
+    """A refused or failed access to a resource, named in the log of the patients whose data it is (a
+    blocked professional's attempt shows in the patient's access log); a resource nobody holds names none."""
+    if record.patients or len(record.entities) != 1 or "/" not in record.entities[0]:
+        return record
+    type_name, res_id = record.entities[0].split("/", 1)
+    owners = patients_by_resource(conn, ((type_name, res_id),))
+    return replace(record, patients=tuple(sorted({p for found in owners.values() for p in found})))
+
+
 def patients_by_resource(conn: Connection, touched: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], set[str]]:
     """For each touched resource, the patients whose compartment holds it (from the search index)."""
     owners: dict[tuple[str, str], set[str]] = {}

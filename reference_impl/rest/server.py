@@ -18,7 +18,13 @@ from typing import TypeVar
 from sqlalchemy import Connection
 
 from reference_impl.audit import balp as audit
-from reference_impl.audit.access import Attempt, failure_record, success_records, touches_patient_data
+from reference_impl.audit.access import (
+    Attempt,
+    failure_record,
+    naming_its_patients,
+    success_records,
+    touches_patient_data,
+)
 from reference_impl.audit.balp import AuditRecord
 from reference_impl.auth import bearer
 from reference_impl.auth.policy import AccessPolicy
@@ -144,7 +150,7 @@ class FhirServer:
             return
 
         def unit(conn: Connection) -> None:
-            audit.write(conn, self.registry, record)
+            audit.write(conn, self.registry, naming_its_patients(conn, record))
 
         await self.db.run_async(unit, write=True)
 

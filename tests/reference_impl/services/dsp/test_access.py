@@ -217,6 +217,13 @@ def test_a_blocked_professional_gets_403_and_the_refusal_is_audited(lab: Lab) ->
     assert lab.sees(lab.doctor(), patient, doc_id, binary_id) == [403, 403, 403]
     refusals = lab.system.get("AuditEvent", params={"entity": f"DocumentReference/{doc_id}", "outcome": "4"}).json()
     assert any(e["resource"]["agent"][0]["who"].get("reference") == DOCTOR1 for e in refusals.get("entry", []))
+    own_log = lab.system.get(
+        "AuditEvent", params={"patient": patient["id"], "outcome": "4"}, headers=lab.patient_token(patient)
+    ).json()
+    tried = [
+        e["resource"] for e in own_log.get("entry", []) if f"DocumentReference/{doc_id}" in e["resource"]["outcomeDesc"]
+    ]
+    assert tried and tried[0]["agent"][0]["who"].get("reference") == DOCTOR1, "the attempt is in the patient's log"
     assert lab.system.delete(f"Consent/{block.json()['id']}").status_code in (200, 204)
     assert lab.sees(lab.doctor(), patient, doc_id, binary_id) == [200, 200, 200]
 
