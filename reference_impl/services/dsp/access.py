@@ -56,6 +56,8 @@ EXPIRED_CARE_RELATIONSHIP_HONOURED = declare(
 
 RECORD_TYPES = frozenset({"DocumentReference", "List", "Binary"})
 READS = frozenset({"read", "vread", "search-type", "history-instance"})
+# Changing a document is reading it first: the same care relationship, for the document as it is and as sent.
+CHANGES = frozenset({"update", "patch", "delete"})
 PATIENT_PARAMS = ("patient", "subject")
 NO_RELATIONSHIP = "no care relationship with this patient lets you read their shared care record"
 
@@ -63,7 +65,13 @@ NO_RELATIONSHIP = "no care relationship with this patient lets you read their sh
 def dsp_access(asked: Question) -> None:
     """The access rule (``Service.access_rules``): raises a 403 to refuse."""
     principal = asked.principal
-    if asked.type_name not in RECORD_TYPES or asked.kind not in READS or principal.is_system or principal.is_patient:
+    if asked.type_name not in RECORD_TYPES or principal.is_system:
+        return
+    if principal.is_patient:
+        if asked.kind == "delete":  # the record keeps what professionals wrote: the patient masks it instead
+            raise forbidden("a patient masks a document of the shared care record (meta.security R), never deletes it")
+        return
+    if asked.kind not in READS | CHANGES:
         return
     if not _is_professional(principal) or asked.conn is None:
         raise forbidden(NOT_PERMITTED, "access_denied")

@@ -316,3 +316,25 @@ def test_a_masked_document_is_not_counted_nor_reached_through_a_chain_or_has(lab
         "Patient", params={"_id": patient["id"], "_has:DocumentReference:patient:_id": doc_id}
     ).json()
     assert has_for_system["total"] == 1, "systems are not judged one by one"
+
+
+def test_only_a_treating_professional_changes_a_document_and_no_patient_deletes_one(lab: Lab) -> None:
+    """Writing over a document is reading it first: a stranger professional can neither overwrite nor delete
+    it (nor learn that it exists); the patient masks documents but cannot delete what professionals wrote."""
+    patient, doc_id, _ = lab.record()
+    original = lab.system.get(f"DocumentReference/{doc_id}").json()
+    overwritten = {**original, "description": "rewritten by a stranger"}
+    assert lab.write(overwritten, lab.doctor()).status_code == 403
+    assert lab.system.delete(f"DocumentReference/{doc_id}", headers=lab.doctor()).status_code == 403
+    patched = lab.system.patch(
+        f"DocumentReference/{doc_id}",
+        json=[{"op": "replace", "path": "/description", "value": "patched by a stranger"}],
+        headers={**lab.doctor(), "Content-Type": "application/json-patch+json"},
+    )
+    assert patched.status_code == 403
+    deleted_by_patient = lab.system.delete(f"DocumentReference/{doc_id}", headers=lab.patient_token(patient))
+    assert deleted_by_patient.status_code == 403
+    assert lab.system.get(f"DocumentReference/{doc_id}").json()["meta"]["versionId"] == original["meta"]["versionId"]
+    assert lab.treating(patient).status_code == 201
+    corrected = lab.write({**original, "description": "corrected by the treating doctor"}, lab.doctor())
+    assert corrected.status_code == 200, corrected.text
