@@ -32,6 +32,11 @@ from reference_impl.services.dsp import controls
 from reference_impl.store import resources as store
 from reference_impl.store.schema import resources
 
+STRANGERS_CHANGE_DOCUMENTS = declare(
+    "strangers-change-documents",
+    "any professional may update, patch or delete a document, care relationship or not; patients may delete them",
+    ("dsp@46",),
+)
 MASKED_VISIBLE = declare(
     "masked-visible-to-professionals",
     "a document the patient masked is still found and retrieved by the professionals treating them",
@@ -66,6 +71,8 @@ def dsp_access(asked: Question) -> None:
     """The access rule (``Service.access_rules``): raises a 403 to refuse."""
     principal = asked.principal
     if asked.type_name not in RECORD_TYPES or principal.is_system:
+        return
+    if asked.kind in CHANGES and asked.faults.on(STRANGERS_CHANGE_DOCUMENTS):
         return
     if principal.is_patient:
         if asked.kind == "delete":  # the record keeps what professionals wrote: the patient masks it instead

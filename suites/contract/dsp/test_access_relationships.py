@@ -1,4 +1,4 @@
-"""Who reads a record (dsp@30-32, dsp@42-45): the patient, professionals with a care relationship
+"""Who reads and changes a record (dsp@30-32, dsp@42-46): the patient, professionals with a care relationship
 (treating, declared by themselves; referent, designated by the patient), nobody else, with the same
 403 whether or not the patient exists."""
 
@@ -19,7 +19,7 @@ from suites.contract.dsp.access_support import (
     treating,
 )
 from suites.contract.dsp.support import new_patient
-from suites.contract.fhir_toolkit import body_of, create, entries, expressions, shown
+from suites.contract.fhir_toolkit import FHIR_JSON, body_of, create, entries, expressions, shown
 
 SIX_MONTHS = timedelta(days=184)  # the longest six calendar months, and a day for time zones
 
@@ -143,3 +143,35 @@ def test_submission_sets_follow_the_same_rule(fhir_client: EvidenceClient, token
     assert found.status_code == 200, f"a treating professional's List?patient= answered {shown(found)}"
     listed = {r.get("id") for r in entries(body_of(found, "List?patient="))}
     assert record.submission_set in listed, f"List?patient= found {listed}, not the SubmissionSet"
+
+
+@pytest.mark.requirement("dsp@46")
+def test_changing_a_document_takes_a_care_relationship_and_no_patient_deletes_one(
+    fhir_client: EvidenceClient, tokens: LabTokens, unique: str
+) -> None:
+    """a professional without a care relationship cannot overwrite, patch or delete the patient's document;
+    the patient cannot delete it either; it stays as provided"""
+    record = provide_record(fhir_client, unique, new_patient(fhir_client, unique)["id"])  # nobody treats them
+    path = f"DocumentReference/{record.document}"
+    provided = body_of(fhir_client.get(path), "the read of the provided document")
+    stranger = tokens.client_for("other_practitioner")
+    attempts = {
+        "PUT": stranger.put(path, json={**provided, "description": "rewritten"}, headers={"Content-Type": FHIR_JSON}),
+        "PATCH": stranger.patch(
+            path,
+            json=[{"op": "replace", "path": "/status", "value": "entered-in-error"}],
+            headers={"Content-Type": "application/json-patch+json"},
+        ),
+        "DELETE": stranger.delete(path),
+    }
+    for method, answer in attempts.items():
+        assert answer.status_code == 403, (
+            f"{method} {path} by a professional without a care relationship answered {shown(answer)}; expected 403"
+        )
+    now = body_of(fhir_client.get(path), "the read after the refused changes")
+    before, after = (body.get("meta", {}).get("versionId") for body in (provided, now))
+    assert after == before, f"{path} changed (version {before} -> {after}) although every change was refused"
+    own = f"DocumentReference/{provide_record(fhir_client, unique, patient_of(tokens, 'patient')).document}"
+    by_patient = tokens.client_for("patient").delete(own)
+    assert by_patient.status_code == 403, f"DELETE {own} by the patient answered {shown(by_patient)}; expected 403"
+    assert fhir_client.get(own).status_code == 200, f"{own} is gone although its DELETE was refused"
