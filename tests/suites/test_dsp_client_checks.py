@@ -12,7 +12,7 @@ import pytest
 
 from suites.client.dsp import test_document_consumer as consumer
 from suites.client.dsp import test_document_source as source
-from tests.support.journals import TARGET, fails, request, run_of
+from tests.support.journals import TARGET, fails, passes, request, run_of
 
 DOCTOR = "PractitionerRole/role-001"
 PDF = base64.b64encode(b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n").decode()
@@ -88,24 +88,26 @@ def test_a_clean_source_passes_every_source_check() -> None:
         dict(USERINFO), provide(), provide(replacing, answered="d2"), provide(document("Autre"), answered="d3")
     )
     for check in SOURCE_CHECKS:
-        check(run, TARGET)
+        assert passes(check, run)
 
 
 def test_a_document_outside_an_iti65_transaction_fails() -> None:
     check = source.test_documents_are_provided_as_iti65_transactions
-    fails(check, run_of(request("POST", "DocumentReference", json_body=document())), "sent on its own", "#1 POST")
+    assert fails(
+        check, run_of(request("POST", "DocumentReference", json_body=document())), "sent on its own", "#1 POST"
+    )
     batch = provide()
     batch["json_body"]["type"] = "batch"
-    fails(check, run_of(batch), "in a batch Bundle, not a transaction")
+    assert fails(check, run_of(batch), "in a batch Bundle, not a transaction")
     unlisted = provide()
     unlisted["json_body"]["entry"][0]["resource"]["entry"] = []
-    fails(check, run_of(unlisted), "is not listed by the SubmissionSet")
+    assert fails(check, run_of(unlisted), "is not listed by the SubmissionSet")
     no_set = provide()
     del no_set["json_body"]["entry"][0]
-    fails(check, run_of(no_set), "0 SubmissionSet Lists")
+    assert fails(check, run_of(no_set), "0 SubmissionSet Lists")
     elsewhere = document()
     elsewhere["content"][0]["attachment"]["url"] = "http://elsewhere/doc.pdf"
-    fails(check, run_of(provide(elsewhere)), "not to a Binary of the Bundle")
+    assert fails(check, run_of(provide(elsewhere)), "not to a Binary of the Bundle")
 
 
 @pytest.mark.parametrize(
@@ -114,27 +116,29 @@ def test_a_document_outside_an_iti65_transaction_fails() -> None:
 )
 def test_a_document_without_a_national_type_fails(changes: dict[str, Any], why: str) -> None:
     doc = document(code=changes.pop("code", "LABRESULT"), **changes)
-    fails(source.test_every_document_has_a_type_of_the_national_list, run_of(provide(doc)), why, "(Bundle entry 1)")
+    assert fails(
+        source.test_every_document_has_a_type_of_the_national_list, run_of(provide(doc)), why, "(Bundle entry 1)"
+    )
 
 
 def test_a_patient_named_otherwise_than_by_the_platform_fails() -> None:
     check = source.test_documents_name_their_patient_by_the_platform
     local = {"identifier": {"system": "urn:oid:1.3.182.2.4.2.1004", "value": "HRS-1"}}
-    fails(check, run_of(provide(document(subject=local))), "is no patient of the platform")
+    assert fails(check, run_of(provide(document(subject=local))), "is no patient of the platform")
     platform_id = {"identifier": {"system": "urn:oid:1.3.182.2.4.2", "value": "p-1"}}
-    fails(check, run_of(provide(document(subject=platform_id))), "one SubmissionSet for several patients")
+    assert fails(check, run_of(provide(document(subject=platform_id))), "one SubmissionSet for several patients")
     contained = {"reference": "#p"}
-    fails(check, run_of(provide(document(subject=contained))), "is no patient of the platform")
+    assert fails(check, run_of(provide(document(subject=contained))), "is no patient of the platform")
 
 
 def test_an_author_other_than_the_signed_in_professional_fails() -> None:
     check = source.test_documents_are_authored_by_the_signed_in_professional
     other = document(author=[{"reference": "PractitionerRole/role-002"}])
-    fails(check, run_of(dict(USERINFO), provide(other)), f"the signed-in professional {DOCTOR} is not among")
+    assert fails(check, run_of(dict(USERINFO), provide(other)), f"the signed-in professional {DOCTOR} is not among")
     both = document(author=[{"reference": DOCTOR}, {"reference": "Practitioner/prac-009"}])
-    fails(check, run_of(dict(USERINFO), provide(both)), "authored by ['Practitioner/prac-009'] besides")
+    assert fails(check, run_of(dict(USERINFO), provide(both)), "authored by ['Practitioner/prac-009'] besides")
     nobody = document(author=[{"reference": "Organization/o1"}])
-    fails(check, run_of(provide(nobody)), "no Practitioner or PractitionerRole among the authors")
+    assert fails(check, run_of(provide(nobody)), "no Practitioner or PractitionerRole among the authors")
 
 
 @pytest.mark.parametrize(
@@ -150,7 +154,7 @@ def test_content_labelled_with_a_wrong_media_type_fails(declared: str, binary_ty
     doc = document()
     doc["content"][0]["attachment"]["contentType"] = declared
     binary = {"resourceType": "Binary", "contentType": binary_type, "data": data}
-    fails(source.test_document_content_has_its_true_media_type, run_of(provide(doc, binary)), why)
+    assert fails(source.test_document_content_has_its_true_media_type, run_of(provide(doc, binary)), why)
 
 
 def test_media_types_name_what_the_bytes_are() -> None:
@@ -164,12 +168,12 @@ def test_media_types_name_what_the_bytes_are() -> None:
 
 def test_a_correction_published_as_a_new_document_fails_naming_the_first() -> None:
     check = source.test_a_corrected_document_replaces_the_one_it_corrects
-    fails(check, run_of(provide(), provide(answered="d2")), "published again as a new document, not replacing")
+    assert fails(check, run_of(provide(), provide(answered="d2")), "published again as a new document, not replacing")
     by_uuid = document(relatesTo=[{"code": "replaces", "target": {"reference": "urn:uuid:d"}}])
-    fails(check, run_of(provide(), provide(by_uuid, answered="d2")), "not DocumentReference/<id>")
+    assert fails(check, run_of(provide(), provide(by_uuid, answered="d2")), "not DocumentReference/<id>")
     refused = provide()
     refused["response_json"]["entry"][1]["response"]["status"] = "422 Unprocessable Entity"
-    check(run_of(refused, provide(answered="d2")), TARGET)  # the first never entered the record
+    assert passes(check, run_of(refused, provide(answered="d2")))  # the first never entered the record
 
 
 # --- document consumer --------------------------------------------------------------------------
@@ -236,26 +240,26 @@ CONSUMER_CHECKS = (
 def test_a_clean_consumer_passes_every_consumer_check() -> None:
     run = run_of(*signed_in(), declare(), find(response_json=FOUND), retrieve(), retrieve("*/*"))
     for check in CONSUMER_CHECKS:
-        check(run, TARGET)
+        assert passes(check, run)
     refused = run_of(*signed_in(), declare(), find(response_json=FOUND), retrieve(status=403), find(status=200))
-    consumer.test_a_403_is_not_retried_as_if_transient(refused, TARGET)
-    consumer.test_a_refused_document_is_never_used_again(refused, TARGET)
+    assert passes(consumer.test_a_403_is_not_retried_as_if_transient, refused)
+    assert passes(consumer.test_a_refused_document_is_never_used_again, refused)
 
 
 def test_a_search_without_patient_or_purpose_fails() -> None:
     check = consumer.test_documents_are_found_for_a_patient_with_a_purpose_of_use
     no_patient = as_user(request("GET", "DocumentReference", "status=current"))
-    fails(check, run_of(*signed_in(), no_patient), "naming no patient", "#3 GET /fhir/DocumentReference")
-    fails(check, run_of(*signed_in(purpose=None), find()), "granted without a purpose of use")
-    fails(check, run_of(*signed_in("PATRQT"), find()), "a token granted for PATRQT")
+    assert fails(check, run_of(*signed_in(), no_patient), "naming no patient", "#3 GET /fhir/DocumentReference")
+    assert fails(check, run_of(*signed_in(purpose=None), find()), "granted without a purpose of use")
+    assert fails(check, run_of(*signed_in("PATRQT"), find()), "a token granted for PATRQT")
     system = {
         "method": "POST",
         "path": "/auth/token",
         "form": [("grant_type", "client_credentials")],
         "response_json": {"access_token": TOKEN},
     }
-    fails(check, run_of(system, find()), "a token of the client_credentials grant")
-    fails(check, run_of(find()), "a token the platform did not issue in this run")
+    assert fails(check, run_of(system, find()), "a token of the client_credentials grant")
+    assert fails(check, run_of(find()), "a token the platform did not issue in this run")
 
 
 def test_a_refreshed_token_keeps_the_purpose_it_was_granted_for() -> None:
@@ -270,18 +274,17 @@ def test_a_refreshed_token_keeps_the_purpose_it_was_granted_for() -> None:
         "response_json": {"access_token": refreshed},
     }
     search = request("GET", "DocumentReference", "patient=pat-0001", headers={"authorization": f"Bearer {refreshed}"})
-    consumer.test_documents_are_found_for_a_patient_with_a_purpose_of_use(
-        run_of(consent, token, refresh, search), TARGET
-    )
+    check = consumer.test_documents_are_found_for_a_patient_with_a_purpose_of_use
+    assert passes(check, run_of(consent, token, refresh, search))
 
 
 def test_reading_before_a_care_relationship_fails() -> None:
     check = consumer.test_a_care_relationship_is_declared_before_reading
-    fails(check, run_of(*signed_in(), find(), declare()), "documents of Patient/pat-0001 read with no care")
+    assert fails(check, run_of(*signed_in(), find(), declare()), "documents of Patient/pat-0001 read with no care")
     refused = as_user(request("POST", "CareTeam", json_body=CARE_TEAM, status=403))
-    fails(check, run_of(refused, find()), "no care relationship declared")
+    assert fails(check, run_of(refused, find()), "no care relationship declared")
     other = {**CARE_TEAM, "subject": {"reference": "Patient/pat-0002"}}
-    fails(check, run_of(as_user(request("POST", "CareTeam", json_body=other, status=201)), find()), "pat-0001")
+    assert fails(check, run_of(as_user(request("POST", "CareTeam", json_body=other, status=201)), find()), "pat-0001")
     found = as_user(
         request(
             "GET",
@@ -290,41 +293,43 @@ def test_reading_before_a_care_relationship_fails() -> None:
             response_json={"resourceType": "Bundle", "entry": [{"resource": CARE_TEAM}]},
         )
     )
-    check(run_of(found, find()), TARGET)
+    assert passes(check, run_of(found, find()))
     elsewhere = run_of(declare(), find(scenario="t"))
-    fails(check, elsewhere, "read with no care relationship")
+    assert fails(check, elsewhere, "read with no care relationship")
 
 
 def test_a_retrieve_that_does_not_admit_the_media_type_fails() -> None:
     check = consumer.test_content_is_retrieved_with_its_media_type
     for accept in ("application/fhir+json", "text/*", "application/pdf;q=0, */*;q=0"):
-        fails(
+        assert fails(
             check, run_of(find(response_json=FOUND), retrieve(accept)), f"Accept {accept!r}", "#2 GET /fhir/Binary/b1"
         )
-    check(run_of(find(response_json=FOUND), retrieve("application/*")), TARGET)
+    assert passes(check, run_of(find(response_json=FOUND), retrieve("application/*")))
     with pytest.raises(pytest.skip.Exception, match="nothing to judge"):
         check(run_of(retrieve("application/fhir+json")), TARGET)  # a Binary no document listed
 
 
 def test_a_403_sent_again_fails_unless_something_changed() -> None:
     check = consumer.test_a_403_is_not_retried_as_if_transient
-    fails(check, run_of(find(status=403), find(status=403), find()), "sent again after the 403 of #1", ": #2 GET")
-    check(run_of(find(status=403), declare(), find()), TARGET)
-    check(run_of(find(status=403), *signed_in(), find()), TARGET)
-    check(run_of(find(status=403), find(scenario="t")), TARGET)
+    assert fails(
+        check, run_of(find(status=403), find(status=403), find()), "sent again after the 403 of #1", ": #2 GET"
+    )
+    assert passes(check, run_of(find(status=403), declare(), find()))
+    assert passes(check, run_of(find(status=403), *signed_in(), find()))
+    assert passes(check, run_of(find(status=403), find(scenario="t")))
 
 
 def test_a_refused_document_used_again_fails() -> None:
     check = consumer.test_a_refused_document_is_never_used_again
     read_again = as_user(request("GET", "DocumentReference/d1"))
-    fails(
+    assert fails(
         check, run_of(find(response_json=FOUND), retrieve(status=404), read_again), "DocumentReference/d1 used after #2"
     )
     cited = as_user(
         request("POST", "Communication", json_body={"payload": [{"contentReference": {"reference": "Binary/b1"}}]})
     )
     read_refused = as_user(request("GET", "DocumentReference/d1", status=403, response_json=None))
-    fails(check, run_of(find(response_json=FOUND), read_refused, cited), "Binary/b1 used after #2")
+    assert fails(check, run_of(find(response_json=FOUND), read_refused, cited), "Binary/b1 used after #2")
 
 
 def test_consumer_checks_with_nothing_to_judge_skip() -> None:

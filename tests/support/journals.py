@@ -29,11 +29,18 @@ def run_of(*requests: dict[str, Any], scenario: str = "s") -> ClientRun:
     return ClientRun(made, Registration("vendor"))
 
 
+def passes(check: Check, run: ClientRun) -> bool:
+    """Whether ``check`` passes on ``run`` (a failure is raised, with the check's own message)."""
+    check(run, TARGET)
+    return True
+
+
 def fails(check: Check, run: ClientRun, *expected: str) -> str:
-    """The failure message of ``check`` on ``run``, which must name each of ``expected``."""
+    """The failure message of ``check`` on ``run`` (never empty), which must name each of ``expected``."""
     with pytest.raises(AssertionError) as failed:
         check(run, TARGET)
     message = str(failed.value)
+    assert message, "a failing check says why"
     for text in expected:
         assert text in message, message
     return message
