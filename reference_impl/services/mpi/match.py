@@ -28,16 +28,8 @@ from reference_impl.naming import LOCAL_ID_PREFIX, NATIONAL_ID, PLATFORM_ID
 from reference_impl.rest import negotiation
 from reference_impl.rest.handler import Context, FhirResponse, Operation
 from reference_impl.rest.searching import make_bundle
-from reference_impl.services.mpi.matching import (
-    MATCH_GRADE,
-    DateLevel,
-    Demographics,
-    Grade,
-    Level,
-    Match,
-    date_variants,
-    score,
-)
+from reference_impl.services.mpi.matching import MATCH_GRADE, Demographics, Grade, Match, score
+from reference_impl.services.mpi.similarity import DateLevel, Level, date_variants
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource
 from reference_impl.store.schema import idx_date, idx_string, idx_token

@@ -10,20 +10,8 @@ import pytest
 from reference_impl.naming import NATIONAL_ID, PLATFORM_ID
 from reference_impl.services.mpi import matricule
 from reference_impl.services.mpi.demo import demo_patients
-from reference_impl.services.mpi.matching import (
-    DateLevel,
-    Day,
-    Demographics,
-    Grade,
-    Level,
-    Name,
-    compare,
-    date_level,
-    date_variants,
-    is_certain_match,
-    name_level,
-    score,
-)
+from reference_impl.services.mpi.matching import Demographics, Grade, compare, is_certain_match, score
+from reference_impl.services.mpi.similarity import DateLevel, Day, Level, Name, date_level, date_variants, name_level
 
 DEMO = {p["id"]: p for p in demo_patients()}
 BORN = date(1983, 8, 12)
