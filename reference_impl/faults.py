@@ -23,14 +23,17 @@ class Fault:
     description: str
     breaks: tuple[str, ...]  # requirement IDs (suites/requirements) the defect violates
     module: str = ""  # the module that declared it: the platform's faults are those of reference_impl
+    ignores: tuple[str, str] | None = None  # (type, search parameter) the search then ignores, for a service's faults
 
 
 _DECLARED: dict[str, Fault] = {}
 
 
-def declare(name: str, description: str, breaks: tuple[str, ...]) -> Fault:
-    """Declare a fault of the module that calls this; a name is declared once in the whole platform."""
-    fault = Fault(name, description, breaks, sys._getframe(1).f_globals.get("__name__", ""))
+def declare(name: str, description: str, breaks: tuple[str, ...], ignores: tuple[str, str] | None = None) -> Fault:
+    """Declare a fault of the module that calls this; a name is declared once in the whole platform.
+    ``ignores`` (type, search parameter): the generic search drops that parameter while the fault is on,
+    so a service's "parameter ignored" defects live in the service, not in the search code."""
+    fault = Fault(name, description, breaks, sys._getframe(1).f_globals.get("__name__", ""), ignores)
     if _DECLARED.get(name, fault) != fault:
         raise ValueError(f"fault {name} is declared twice, differently")
     _DECLARED[name] = fault
@@ -53,3 +56,7 @@ class FaultSwitches:
 
     def on(self, fault: Fault) -> bool:
         return fault.name in self.active
+
+    def ignored_search_parameters(self) -> frozenset[tuple[str, str]]:
+        """The (type, search parameter) pairs the switched-on faults make the search ignore."""
+        return frozenset(f.ignores for name in self.active if (f := _DECLARED[name]).ignores is not None)

@@ -68,18 +68,10 @@ REVINCLUDE_ROLE_IGNORED = declare(
     "_revinclude=PractitionerRole:... is ignored: a Practitioner search returns no roles",
     ("dir@7",),
 )
-SPECIALTY_SEARCH_IGNORED = declare(
-    "specialty-search-ignored", "PractitionerRole?specialty= is ignored: every role matches", ("dir@3",)
-)
 REVINCLUDE_UNFILTERED = declare(
     "revinclude-unfiltered",
     "_include and _revinclude return every referenced or referencing resource, whatever the token may read",
     ("auth@36",),
-)
-FIND_IGNORES_STATUS = declare(
-    "find-ignores-status",
-    "DocumentReference?status= is ignored: superseded documents are found as if current (MHD ITI-67)",
-    ("dsp@9",),
 )
 CHAIN_IGNORES_COMPARTMENT = declare(
     "chain-ignores-compartment",
@@ -221,12 +213,11 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
         request.summary = None
     if faults.on(CHAIN_IGNORES_COMPARTMENT) and request.type_name is not None:
         request.visibility = _SubQueriesSeeEverything(request.visibility, request.type_name)
+    ignored = faults.ignored_search_parameters()
     criteria: list[Criterion | HasCriterion] = []
     for given in request.criteria:
         changed = given
-        if _is_role_specialty(request, given) and faults.on(SPECIALTY_SEARCH_IGNORED):
-            continue
-        if _is_document_status(request, given) and faults.on(FIND_IGNORES_STATUS):
+        if isinstance(given, Criterion) and (request.type_name, given.param.code) in ignored:
             continue
         if isinstance(given, Criterion) and given.modifier is None:
             if given.param.type == "date" and faults.on(DATE_PREFIXES_IGNORED):
@@ -237,14 +228,6 @@ def _apply_search_faults(ctx: Context, params: list[tuple[str, str]], request: S
             changed = replace(given, modifier=None)
         criteria.append(changed)
     request.criteria = criteria
-
-
-def _is_role_specialty(request: SearchRequest, given: Criterion | HasCriterion) -> bool:
-    return request.type_name == "PractitionerRole" and isinstance(given, Criterion) and given.param.code == "specialty"
-
-
-def _is_document_status(request: SearchRequest, given: Criterion | HasCriterion) -> bool:
-    return request.type_name == "DocumentReference" and isinstance(given, Criterion) and given.param.code == "status"
 
 
 class _SubQueriesSeeEverything:

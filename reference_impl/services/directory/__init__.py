@@ -11,9 +11,17 @@ elements).
 
 from __future__ import annotations
 
+from reference_impl.faults import declare
 from reference_impl.services.descriptor import Service
 from reference_impl.services.directory import acting, activity
 from reference_impl.services.directory.demo import demo_directory
+
+SPECIALTY_SEARCH_IGNORED = declare(
+    "specialty-search-ignored",
+    "PractitionerRole?specialty= is ignored: every role matches",
+    ("dir@3",),
+    ignores=("PractitionerRole", "specialty"),
+)
 
 SERVICE = Service(
     "directory",

@@ -11,8 +11,16 @@ type for the demo patients.
 
 from __future__ import annotations
 
+from reference_impl.faults import declare
 from reference_impl.services.descriptor import Service
 from reference_impl.services.dsp import access, controls, doctypes, provide, replace
+
+FIND_IGNORES_STATUS = declare(
+    "find-ignores-status",
+    "DocumentReference?status= is ignored: superseded documents are found as if current (MHD ITI-67)",
+    ("dsp@9",),
+    ignores=("DocumentReference", "status"),
+)
 
 SERVICE = Service(
     "dsp",
