@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from reference_impl.auth import tokens
 from reference_impl.auth.keys import SigningKeys
@@ -42,6 +42,8 @@ REVOCATION_IGNORED = declare(
 LoginRule = Callable[[Connection, User, FaultSwitches], str | None]
 
 AUTH_PREFIX = "/auth"
+# Asked on every authenticated request: built once (building a statement costs more than running it).
+_REVOCATION_OF = select(issued_tokens.c.revoked_at).where(issued_tokens.c.jti == bindparam("jti"))
 FHIR_PREFIX = "/fhir"
 
 
@@ -62,6 +64,7 @@ class AuthService:
     settings: Settings
     keys: SigningKeys
     login_rules: list[LoginRule] = field(default_factory=list)  # the services' (Service.install adds them)
+    verified: tokens.VerifiedTokens = field(default_factory=tokens.VerifiedTokens)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthService:
@@ -107,10 +110,11 @@ class AuthService:
             audience_for(origin),
             lambda jti: self.is_revoked(conn, jti),
             accept_unsigned=self.faults.on(ALG_NONE_ACCEPTED),
+            verified=self.verified,
         )
 
     def is_revoked(self, conn: Connection, jti: str) -> bool:
-        row = conn.execute(select(issued_tokens.c.revoked_at).where(issued_tokens.c.jti == jti)).first()
+        row = conn.execute(_REVOCATION_OF, {"jti": jti}).first()
         if self.faults.on(REVOCATION_IGNORED):
             return row is None
         return row is None or row.revoked_at is not None  # unknown to this server: not one it issued

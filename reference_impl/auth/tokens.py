@@ -4,14 +4,24 @@ Validation accepts ES256 only (so ``alg: none`` and an HS256 token "signed" with
 are rejected), a known ``kid``, the expected ``iss`` and ``aud``, ``exp``/``nbf``/``iat`` within a
 small clock leeway, and a ``jti`` not revoked. Every failure is a ``TokenInvalid`` whose reason
 goes to ``WWW-Authenticate: Bearer error="invalid_token"``.
+
+Verifying the signature and claims is most of the cost of an authenticated request, and a client
+sends the same token for minutes: ``VerifiedTokens`` remembers verified tokens (by their SHA-256,
+never the token itself), bounded, each until the token expires. A remembered token is still refused
+once revoked (the revocation is looked up on every request, so a revocation by any server process
+counts at once) or once its signing key is no longer trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws, jwt
@@ -25,6 +35,7 @@ from reference_impl.auth.scopes import Scopes
 
 LEEWAY_S = 5
 REQUIRED = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "subject_role")
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 class TokenInvalid(Exception):
@@ -43,6 +54,46 @@ def issue(key: ECKey, claims: dict[str, Any], lifetime_s: int, now: int | None =
     return jwt.encode(header, full, key, algorithms=[ALGORITHM]), full
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    kid: str
+
+
+class VerifiedTokens:
+    """Tokens whose signature and claims verified, for one audience each: a bounded LRU by SHA-256."""
+
+    def __init__(self, capacity: int = VERIFIED_TOKENS_KEPT) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[bytes, str], _Verified] = OrderedDict()
+        self._lock = threading.Lock()  # units of work run on several threads (PostgreSQL)
+
+    @staticmethod
+    def _key(token: str, audience: str) -> tuple[bytes, str]:
+        return hashlib.sha256(token.encode()).digest(), audience
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, audience: str, now: int) -> _Verified | None:
+        key = self._key(token, audience)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            if now >= found.principal.expires_at:  # from its expiry on, validation (with its leeway) decides
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return found
+
+    def put(self, token: str, audience: str, kid: str, principal: Principal) -> None:
+        with self._lock:
+            self._entries[self._key(token, audience)] = _Verified(principal, kid)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+
 def validate(
     token: str,
     find_key: Callable[[str], ECKey | None],
@@ -51,8 +102,12 @@ def validate(
     is_revoked: Callable[[str], bool],
     now: int | None = None,
     accept_unsigned: bool = False,  # the fault alg-none-accepted only
+    verified: VerifiedTokens | None = None,
 ) -> Principal:
     now = now or int(time.time())
+    remembered = verified.get(token, audience, now) if verified is not None else None
+    if remembered is not None and find_key(remembered.kid) is not None:
+        return _unless_revoked(remembered.principal, is_revoked)
     try:
         header = jws.extract_compact(token.encode("ascii")).protected if token.count(".") == 2 else None
     except (JoseError, ValueError, UnicodeEncodeError):
@@ -84,9 +139,16 @@ def validate(
         raise TokenInvalid(_claim_problem(exc, claims)) from None
     if int(claims["iat"]) > now + LEEWAY_S:
         raise TokenInvalid("the token was issued in the future")
-    if is_revoked(str(claims["jti"])):
+    principal = _unless_revoked(_principal(claims), is_revoked)
+    if verified is not None:
+        verified.put(token, audience, str(header.get("kid", "")), principal)
+    return principal
+
+
+def _unless_revoked(principal: Principal, is_revoked: Callable[[str], bool]) -> Principal:
+    if is_revoked(principal.jti):
         raise TokenInvalid("the token was revoked")
-    return _principal(claims)
+    return principal
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

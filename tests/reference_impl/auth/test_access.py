@@ -370,3 +370,13 @@ def test_an_operation_runs_behind_the_same_token_check_and_audit(platform: Platf
     assert_outcome(platform.get("Patient/pat-0001/$unknown", platform.token()), 404)
     used = [e for e in platform.audit() if "$eqlab-summary" in e["outcomeDesc"]]
     assert sorted(e["outcome"] for e in used) == ["0", "4", "4"], used  # success, no token, other patient
+
+
+def test_a_token_already_used_is_refused_once_revoked(platform: Platform) -> None:
+    token = platform.token()
+    assert platform.get("Patient/pat-0002", token).status_code == 200  # verified and remembered
+    server = platform.app.state.fhir
+    jti = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==="))["jti"]
+    server.db.run(lambda conn: server.auth.revoke(conn, jti=jti), write=True)
+    response = platform.get("Patient/pat-0002", token)
+    assert "revoked" in assert_outcome(response, 401)["issue"][0]["diagnostics"]
