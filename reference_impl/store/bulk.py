@@ -1,0 +1,497 @@
+"""Loading a large dataset straight into the store: the rows ``resources.save`` would write, in bulk.
+
+A ``ChunkSource`` (the national dataset, ``seed/national.py``) makes its resources in numbered
+chunks, each a function of its number alone. Each chunk is written in one transaction together with
+its row in ``bulk_progress``: a load stopped by Ctrl-C, a crash or a power cut has committed whole
+chunks only, and a restart writes the chunks not yet there, never one twice. ``bulk_plan`` keeps what
+the load was asked (a restart with other parameters is refused) and, on PostgreSQL, the secondary
+indexes it dropped.
+
+Every resource is stored as a first version exactly as ``resources.save`` stores it: the JSON with
+``meta.versionId`` and ``meta.lastUpdated`` in front, its history row, its search index rows from
+the same ``SearchParamRegistry.index_rows`` (so a search finds a loaded resource exactly as one
+created over HTTP), and for documents (``documents.is_document``) the body sealed under a new key
+per document, wrapped by the master key, as ``DocumentVault.seal`` does (without its per-document
+key lookup: a loaded document is new by construction).
+
+PostgreSQL gets the rows by ``COPY`` (psycopg's ``cursor.copy``), SQLite by ``executemany``.
+On PostgreSQL, a load into an empty store first drops the secondary indexes of the tables it fills
+and builds them once at the end (``finish``): measured faster than maintaining them row by row
+(``benchmarks/national_scale.py`` prints both). Several processes may load (``workers``): chunk k
+goes to worker k mod n; each commits its own chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import orjson
+import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg import sql
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, func, select, text
+
+from reference_impl.fhir.dates import now_instant
+from reference_impl.fhir.fhirpath import evaluate
+from reference_impl.fhir.indexing import ROWS_BY_TYPE, Row
+from reference_impl.fhir.searchparams import SearchParam, SearchParamRegistry, registry
+from reference_impl.fhir.structure import ElementContext
+from reference_impl.store.database import Database
+from reference_impl.store.documents import FORMAT, NONCE_BYTES, is_document, key_context
+from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
+from reference_impl.vault import MasterKey
+
+METHOD = "PUT"  # a loaded resource is stored under its own id, as a transaction's PUT entry stores it
+POLL_SECONDS = 0.5
+FILLED_TABLES = ("resources", "resource_history", "document_keys", *(t.name for t in INDEX_TABLES.values()))
+
+_bookkeeping = MetaData()
+bulk_plan = Table(
+    "bulk_plan",
+    _bookkeeping,
+    Column("name", String(64), primary_key=True),
+    Column("parameters", Text, nullable=False),  # JSON: what the source says it is
+    Column("dropped_indexes", Text, nullable=False),  # JSON list of CREATE INDEX statements to run at the end
+)
+bulk_progress = Table(
+    "bulk_progress",
+    _bookkeeping,
+    Column("name", String(64), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("resources", Integer, nullable=False),
+)
+
+
+class ChunkSource(Protocol):
+    """Resources in numbered chunks; chunk k is the same whenever and wherever it is made."""
+
+    @property
+    def name(self) -> str:
+        """One load of a name per store."""
+
+    @property
+    def chunk_count(self) -> int: ...
+
+    def parameters(self) -> dict[str, Any]:
+        """What a restart must agree with (JSON values)."""
+
+    def chunk(self, number: int) -> Iterable[dict[str, Any]]: ...
+
+
+class LoadRefused(RuntimeError):
+    """The store holds a load of the same name made with other parameters."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    chunks_done: int  # committed so far, this run and earlier ones
+    chunks: int
+    chunks_this_run: int
+    resources: int  # committed so far, this run and earlier ones
+    resources_this_run: int
+    seconds: float  # this run
+
+    @property
+    def rate(self) -> float:
+        """Resources per second, this run."""
+        return self.resources_this_run / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at this run's pace so far (None before its first chunk)."""
+        if not self.chunks_this_run:
+            return None
+        return (self.chunks - self.chunks_done) * self.seconds / self.chunks_this_run
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    chunks_loaded: int  # by this run
+    resources_loaded: int  # by this run
+    resources: int  # in all, with earlier runs
+    load_seconds: float
+    index_seconds: float  # building the dropped indexes, and ANALYZE
+    complete: bool
+
+
+# --- rows ------------------------------------------------------------------------------------------
+
+IndexSuffix = tuple[Any, ...]  # (param code, *values) of one index row
+MEMO_LIMIT = 200_000  # remembered (parameter, elements) answers; all forgotten when full
+
+
+class IndexRowMemo:
+    """``SearchParamRegistry.index_rows``, remembered per parameter and the values it reads.
+
+    Hand-written for speed: the registry evaluates every parameter's FHIRPath on every resource
+    (about 120 µs a resource, most of a load's time), while most parameters of a generated resource
+    read elements many resources share (a status, a type, the patient, the same ``meta``). A
+    parameter whose every path starts with a child of the resource reads only those top-level
+    elements, so its rows are a function of their values: they are computed once per distinct
+    values and remembered. Any other parameter is evaluated every time. The rows are those of
+    ``index_rows`` (same evaluation, same de-duplication): ``tests/reference_impl/seed`` compares
+    both on every resource of a generated dataset.
+    """
+
+    def __init__(self, search: SearchParamRegistry) -> None:
+        self._registry = search
+        self._plans: dict[str, list[tuple[SearchParam, tuple[str, ...] | None]]] = {}
+        self._memo: dict[tuple[str, str, bytes], list[IndexSuffix]] = {}
+
+    def rows(self, resource: dict[str, Any]) -> Iterator[tuple[str, list[IndexSuffix]]]:
+        """(param type, rows) per parameter of ``resource``'s type."""
+        type_name = resource["resourceType"]
+        plan = self._plans.get(type_name)
+        if plan is None:
+            plan = self._plans[type_name] = self._plan(type_name)
+        values: dict[tuple[str, ...], bytes] = {}  # parameters reading the same elements: serialised once
+        for param, keys in plan:
+            if keys is None:
+                yield param.type, self._evaluate(param, resource)
+                continue
+            read = values.get(keys)
+            if read is None:
+                read = values[keys] = orjson.dumps([resource.get(k) for k in keys])
+            memo_key = (type_name, param.code, read)
+            found = self._memo.get(memo_key)
+            if found is None:
+                if len(self._memo) >= MEMO_LIMIT:
+                    self._memo.clear()
+                found = self._memo[memo_key] = self._evaluate(param, resource)
+            yield param.type, found
+
+    def _plan(self, type_name: str) -> list[tuple[SearchParam, tuple[str, ...] | None]]:
+        structure = self._registry.structure
+        plan: list[tuple[SearchParam, tuple[str, ...] | None]] = []
+        for param in self._registry.for_type(type_name).values():
+            if param.is_column:
+                continue
+            keys: set[str] | None = set()
+            for path in param.paths:
+                if not path or path[0].kind != "child" or keys is None:
+                    keys = None
+                    continue
+                keys.update(c.json_key for c in structure.children(ElementContext(type_name), path[0].name))
+            plan.append((param, tuple(sorted(keys)) if keys is not None else None))
+        return plan
+
+    def _evaluate(self, param: SearchParam, resource: dict[str, Any]) -> list[IndexSuffix]:
+        # index_rows' evaluation of one parameter, row for row.
+        nodes = evaluate(list(param.paths), resource, self._registry.structure)
+        seen: set[Row] = set()
+        found: list[IndexSuffix] = []
+        for row in ROWS_BY_TYPE[param.type](nodes):
+            if row not in seen:
+                seen.add(row)
+                found.append((param.code, *row))
+        return found
+
+
+@dataclass
+class Rows:
+    """The rows of one chunk, per table, in the tables' column order."""
+
+    resources: list[tuple[Any, ...]]
+    history: list[tuple[Any, ...]]
+    keys: list[tuple[Any, ...]]
+    index: dict[str, list[tuple[Any, ...]]]
+    count: int = 0
+
+
+class RowMaker:
+    """Turns resources into the rows ``resources.save`` writes for a first version."""
+
+    def __init__(self, master: MasterKey, search: SearchParamRegistry | None = None) -> None:
+        self._master = master
+        self._index = IndexRowMemo(search or registry())
+
+    def rows(self, resources: Iterable[dict[str, Any]]) -> Rows:
+        last_updated, instant = now_instant()
+        out = Rows([], [], [], {name: [] for name in INDEX_TABLES})
+        for resource in resources:
+            self.add(out, resource, last_updated, instant)
+        return out
+
+    def add(self, out: Rows, resource: dict[str, Any], last_updated: int, instant: str) -> None:
+        type_name, res_id = resource["resourceType"], resource["id"]
+        meta = dict(resource.get("meta") or {})
+        meta["versionId"] = "1"
+        meta["lastUpdated"] = instant
+        body = {"resourceType": type_name, "id": res_id, "meta": meta}
+        body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+        content: str | None = orjson.dumps(body).decode()
+        sealed = None
+        if is_document(type_name, body):
+            assert content is not None
+            sealed = self._seal(out, type_name, res_id, content)
+            content = None
+        out.resources.append((type_name, res_id, 1, last_updated, False, content, sealed))
+        out.history.append((type_name, res_id, 1, last_updated, METHOD, content, sealed))
+        key = (type_name, res_id)
+        for param_type, rows in self._index.rows(body):
+            if rows:
+                out.index[param_type].extend(key + row for row in rows)
+        out.count += 1
+
+    def _seal(self, out: Rows, type_name: str, res_id: str, content: str) -> bytes:
+        # DocumentVault.seal's format (documents.py): FORMAT + nonce + AES-256-GCM under the document's
+        # own key, associated data Type/id/_history/version; the key wrapped with key_context.
+        key = AESGCM.generate_key(bit_length=256)
+        out.keys.append((type_name, res_id, self._master.wrap(key, key_context(type_name, res_id))))
+        nonce = os.urandom(NONCE_BYTES)
+        associated = f"{type_name}/{res_id}/_history/1".encode()
+        return FORMAT + nonce + AESGCM(key).encrypt(nonce, content.encode(), associated)
+
+
+_COLUMNS = {
+    "resources": ("res_type", "res_id", "version_id", "last_updated", "deleted", "content", "sealed"),
+    "resource_history": ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed"),
+    "document_keys": ("res_type", "res_id", "wrapped_key"),
+    **{table.name: ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name]) for name, table in INDEX_TABLES.items()},
+}
+
+
+def _tables(rows: Rows) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    yield "resources", rows.resources
+    yield "resource_history", rows.history
+    yield "document_keys", rows.keys
+    for name, table in INDEX_TABLES.items():
+        yield table.name, rows.index[name]
+
+
+def _write(conn: Connection, rows: Rows) -> None:
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    if conn.dialect.name == "postgresql":
+        _copy(cast("psycopg.Connection[Any]", raw), rows)
+        return
+    cursor = raw.cursor()
+    try:
+        for table, table_rows in _tables(rows):
+            if table_rows:
+                columns = _COLUMNS[table]
+                marks = ", ".join("?" * len(columns))
+                cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", table_rows)
+    finally:
+        cursor.close()
+
+
+def _copy(raw: psycopg.Connection[Any], rows: Rows) -> None:
+    with raw.cursor() as cursor:
+        for table, table_rows in _tables(rows):
+            if not table_rows:
+                continue
+            columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS[table]))
+            with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), columns)) as copy:
+                for row in table_rows:
+                    copy.write_row(row)
+
+
+# --- the load --------------------------------------------------------------------------------------
+
+
+def prepare(db: Database, source: ChunkSource, drop_indexes: bool = True) -> list[int]:
+    """Record the load (or check a restart agrees with it) and, on PostgreSQL, drop the secondary
+    indexes when the store is empty (and ``drop_indexes``); the chunks still to load."""
+    parameters = json.dumps(source.parameters(), sort_keys=True)
+
+    def work(conn: Connection) -> list[int]:
+        _bookkeeping.create_all(conn)
+        row = conn.execute(select(bulk_plan.c.parameters).where(bulk_plan.c.name == source.name)).first()
+        if row is None:
+            dropped = _drop_secondary_indexes(conn) if drop_indexes and _is_empty(conn) else []
+            conn.execute(
+                bulk_plan.insert().values(name=source.name, parameters=parameters, dropped_indexes=json.dumps(dropped))
+            )
+        elif row[0] != parameters:
+            raise LoadRefused(
+                f"this store holds a {source.name} load made with {row[0]}, not {parameters}: "
+                "resume it with the same parameters, or use another store"
+            )
+        done = set(conn.execute(select(bulk_progress.c.chunk).where(bulk_progress.c.name == source.name)).scalars())
+        return [k for k in range(source.chunk_count) if k not in done]
+
+    return db.run(work, write=True)
+
+
+def recorded_parameters(db: Database, name: str) -> dict[str, Any] | None:
+    """The parameters of the load ``name`` the store holds (None: none, or no load ever)."""
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        _bookkeeping.create_all(conn)
+        row = conn.execute(select(bulk_plan.c.parameters).where(bulk_plan.c.name == name)).first()
+        return json.loads(row[0]) if row else None
+
+    found: dict[str, Any] | None = db.run(work, write=True)
+    return found
+
+
+def _is_empty(conn: Connection) -> bool:
+    return conn.execute(text("SELECT 1 FROM resources LIMIT 1")).first() is None
+
+
+def _drop_secondary_indexes(conn: Connection) -> list[str]:
+    """Drop the indexes of the filled tables that back no constraint (PostgreSQL); their definitions."""
+    if conn.dialect.name != "postgresql":
+        return []
+    found = conn.execute(
+        text(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i "
+            "WHERE i.schemaname = current_schema() AND i.tablename = ANY(:tables) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = current_schema() AND c.conname = i.indexname) ORDER BY i.indexname"
+        ),
+        {"tables": list(FILLED_TABLES)},
+    ).all()
+    for name, _ in found:
+        conn.execute(text(f'DROP INDEX "{name}"'))
+    return [definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1) for _, definition in found]
+
+
+def load_chunks(db: Database, source: ChunkSource, master: MasterKey, chunks: Iterable[int]) -> int:
+    """Write ``chunks``, each in one transaction with its progress row; the resources written."""
+    maker = RowMaker(master)
+    written = 0
+    for number in chunks:
+        rows = maker.rows(source.chunk(number))
+
+        def work(conn: Connection, rows: Rows = rows, number: int = number) -> None:
+            if conn.dialect.name == "postgresql":
+                # A commit lost to a crash loses its chunk and progress row together: the restart loads it again.
+                conn.execute(text("SET LOCAL synchronous_commit = off"))
+            _write(conn, rows)
+            conn.execute(bulk_progress.insert().values(name=source.name, chunk=number, resources=rows.count))
+
+        db.run(work, write=True)
+        written += rows.count
+    return written
+
+
+def committed(db: Database, source: ChunkSource) -> tuple[int, int]:
+    """(chunks, resources) committed so far."""
+    query = select(func.count(), func.coalesce(func.sum(bulk_progress.c.resources), 0)).where(
+        bulk_progress.c.name == source.name
+    )
+    chunks, resources = db.run(lambda conn: conn.execute(query).one(), write=False)
+    return int(chunks), int(resources)
+
+
+def finish(db: Database, source: ChunkSource) -> float:
+    """Build the indexes the load dropped, then refresh the planner's statistics; the seconds it took."""
+    started = time.monotonic()
+    row = db.run(
+        lambda conn: conn.execute(select(bulk_plan.c.dropped_indexes).where(bulk_plan.c.name == source.name)).one(),
+        write=False,
+    )
+    for definition in json.loads(row[0]):
+
+        def build(conn: Connection, definition: str = definition) -> None:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+            conn.execute(text(definition))
+
+        db.run(build, write=True)
+    db.run(
+        lambda conn: conn.execute(
+            bulk_plan.update().where(bulk_plan.c.name == source.name).values(dropped_indexes="[]")
+        ),
+        write=True,
+    )
+    with db.transaction(write=True) as conn:
+        conn.execute(text("ANALYZE"))
+    return time.monotonic() - started
+
+
+def load(
+    db_url: str,
+    source: ChunkSource,
+    master: Callable[[], MasterKey],
+    workers: int = 1,
+    stop_after: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    drop_indexes: bool = True,
+) -> LoadResult:
+    """Load what ``source`` has not loaded yet into the store at ``db_url`` (migrated already), sealing
+    documents with the key ``master`` gives (each process asks it: ``Settings.master``).
+
+    ``stop_after`` loads at most that many chunks and stops without building the indexes (a
+    deliberate interruption, for tests); ``workers`` > 1 loads in that many processes (PostgreSQL);
+    ``drop_indexes=False`` keeps the indexes up to date row by row (to measure what dropping saves).
+    """
+    db = Database(db_url)
+    try:
+        pending = prepare(db, source, drop_indexes)
+        if stop_after is not None:
+            pending = pending[:stop_after]
+        before = committed(db, source)
+        started = time.monotonic()
+        if workers <= 1 or db.dialect != "postgresql" or len(pending) <= 1:
+            key = master()
+            for number in pending:
+                load_chunks(db, source, key, [number])
+                if on_progress is not None:
+                    on_progress(_progress(db, source, before, started))
+        else:
+            _load_in_processes(db, db_url, source, master, pending, workers, before, started, on_progress)
+        load_seconds = time.monotonic() - started
+        chunks, total = committed(db, source)
+        complete = chunks == source.chunk_count
+        index_seconds = finish(db, source) if complete else 0.0
+        return LoadResult(len(pending), total - before[1], total, load_seconds, index_seconds, complete)
+    finally:
+        db.dispose()
+
+
+def _progress(db: Database, source: ChunkSource, before: tuple[int, int], started: float) -> Progress:
+    chunks, resources = committed(db, source)
+    elapsed = time.monotonic() - started
+    return Progress(chunks, source.chunk_count, chunks - before[0], resources, resources - before[1], elapsed)
+
+
+def _load_in_processes(
+    db: Database,
+    db_url: str,
+    source: ChunkSource,
+    master: Callable[[], MasterKey],
+    pending: list[int],
+    workers: int,
+    before: tuple[int, int],
+    started: float,
+    on_progress: Callable[[Progress], None] | None,
+) -> None:
+    context = multiprocessing.get_context("spawn")  # no engine, pool or thread of this process is shared
+    shares = [pending[w::workers] for w in range(workers)]
+    processes = [
+        context.Process(target=_worker, args=(db_url, source, master, share), daemon=True) for share in shares if share
+    ]
+    for process in processes:
+        process.start()
+    try:
+        while any(p.is_alive() for p in processes):
+            time.sleep(POLL_SECONDS)
+            if on_progress is not None:
+                on_progress(_progress(db, source, before, started))
+            failed = [p for p in processes if p.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(f"a loading process failed (exit code {failed[0].exitcode}); run the load again")
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+
+
+def _worker(db_url: str, source: ChunkSource, master: Callable[[], MasterKey], chunks: list[int]) -> None:
+    db = Database(db_url)
+    try:
+        load_chunks(db, source, master(), chunks)
+    except KeyboardInterrupt:  # the terminal's Ctrl-C reaches every process: the parent reports it
+        pass
+    finally:
+        db.dispose()
