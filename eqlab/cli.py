@@ -25,6 +25,7 @@ from eqlab.commands.detection import run_matrix
 from eqlab.commands.lab import key, report, verify
 from eqlab.commands.plans import plan
 from eqlab.commands.run import EXIT_INTERRUPTED, exit_code, print_outcome, run, run_or_exit
+from eqlab.commands.seeding import seed as seed_command
 from eqlab.commands.store_admin import (
     client,
     demo_secret_values,
@@ -261,6 +262,7 @@ def token(
 
 for command in (run, report, verify, plan, catalogue, key, client, platform_keys):
     main.add_command(command)
+main.add_command(seed_command)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -22,7 +22,12 @@ FORBIDDEN = {
     "reference_client": ("eqlab", "reference_impl", "suites"),
 }
 # reference_impl and reference_client inside commands only
-LAZY_ONLY = {Path("eqlab/cli.py"), Path("eqlab/commands/store_admin.py"), Path("eqlab/commands/detection.py")}
+LAZY_ONLY = {
+    Path("eqlab/cli.py"),
+    Path("eqlab/commands/store_admin.py"),
+    Path("eqlab/commands/detection.py"),
+    Path("eqlab/commands/seeding.py"),
+}
 FHIR_MODELS = Path("reference_impl/fhir/models.py")
 
 
