@@ -46,6 +46,13 @@ def _csv(value: str | None) -> tuple[str, ...]:
     "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="run checks in parallel processes"
 )
 @click.option(
+    "--load-workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="load suites: a locust master and this many worker processes on this machine, one merged result "
+    "(overrides the plan's workers; 0: one process)",
+)
+@click.option(
     "--rerun-failed",
     "--resume",
     "rerun_failed",
@@ -82,6 +89,7 @@ def run(
     requirements: str | None,
     keyword: str | None,
     workers: int,
+    load_workers: int | None,
     rerun_failed: Path | None,
     allow_production: bool,
     no_preflight: bool,
@@ -105,6 +113,7 @@ def run(
         options = RunOptions(
             platform_target, _csv(suites), _csv(requirements), keyword, workers, rerun_failed, out, progress,
             preflight=not no_preflight, client_command=client_command, interactive=interactive,
+            load_workers=load_workers,
         )  # fmt: skip
         outcome = run_or_exit(loaded, catalogue, options, LabKey.load_or_create(key_path))
     print_outcome(outcome)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -174,6 +174,24 @@ class Suite(Strict):
         default_factory=list, description="client suites: what the client under test is made to do, in order"
     )
 
+    @field_validator("params")
+    @classmethod
+    def _load_distribution(cls, params: dict[str, str | int | float | bool], info: ValidationInfo) -> dict[str, Any]:
+        if info.data.get("kind") != "load":
+            return params
+        workers = params.get("workers", 0)
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= MAX_LOAD_WORKERS:
+            raise ValueError(
+                f"'workers' must be a whole number from 0 (one process) to {MAX_LOAD_WORKERS}, not {workers!r}"
+            )
+        bind = params.get("master_bind")
+        if bind is not None:
+            if not isinstance(bind, str) or not re.match(r"^(\[[0-9a-fA-F:]+\]|[^\s:\[\]]+):\d{1,5}$", bind):
+                raise ValueError(f"'master_bind' must be HOST:PORT (e.g. 0.0.0.0:5557), not {bind!r}")
+            if not workers:
+                raise ValueError("'master_bind' waits for workers started elsewhere: say how many in 'workers'")
+        return params
+
     @model_validator(mode="after")
     def _scenarios_for_clients(self) -> Suite:
         if self.kind == "client" and not self.scenarios:
@@ -197,10 +215,11 @@ class Suite(Strict):
         return self
 
 
+MAX_LOAD_WORKERS = 64  # locust workers of one load suite (processes here, or on other machines)
 SUITE_PARAMS: dict[str, set[str]] = {
     "contract": set(),
     "fuzz": {"max_examples", "operations"},
-    "load": {"users", "spawn_rate", "duration", "scenario"},
+    "load": {"users", "spawn_rate", "duration", "scenario", "workers", "master_bind"},
     "ui": {"headless"},
     "client": set(),
 }

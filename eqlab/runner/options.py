@@ -39,6 +39,7 @@ class RunOptions:
     demo: bool = False  # `eqlab demo`: the target is a throw-away embedded platform, the result is no label
     client_command: str | None = None  # replaces the run step of every client scenario
     interactive: bool = False  # a person drives the client: run steps are skipped, expect steps wait for Enter
+    load_workers: int | None = None  # overrides the load suites' `workers` (0: one process, no master)
 
 
 @dataclass
