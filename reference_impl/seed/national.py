@@ -186,17 +186,20 @@ class NationalPlan:
     documents_per_patient: float = 8.0
     seed: int = NATIONAL_SEED
     as_of: date = date(2026, 12, 4)
+    chunk_persons: int = CHUNK_PERSONS
 
     def __post_init__(self) -> None:
         if self.patients < 1:
             raise ValueError("the national dataset needs at least one patient (--patients)")
+        if self.chunk_persons < 1:
+            raise ValueError("a chunk holds at least one person")
         if self.documents_per_patient < 0:
             raise ValueError("documents per patient cannot be negative (--documents-per-patient)")
 
     @property
     def chunks(self) -> int:
         """Chunks of people (numbered 1..chunks; chunk 0 is the directory)."""
-        return -(-self.patients // CHUNK_PERSONS)
+        return -(-self.patients // self.chunk_persons)
 
     @property
     def practitioners(self) -> int:
@@ -323,12 +326,12 @@ def _name(rng: random.Random, female: bool) -> tuple[str, list[str]]:
 
 def chunk_persons(plan: NationalPlan, number: int) -> range:
     """The people (numbered from 1) of chunk ``number`` (1..plan.chunks)."""
-    first = (number - 1) * CHUNK_PERSONS + 1
-    return range(first, min(plan.patients, number * CHUNK_PERSONS) + 1)
+    first = (number - 1) * plan.chunk_persons + 1
+    return range(first, min(plan.patients, number * plan.chunk_persons) + 1)
 
 
 def chunk(plan: NationalPlan, number: int) -> Iterator[dict[str, Any]]:
-    """The resources of chunk ``number``: chunk 0 is the directory, then people by CHUNK_PERSONS."""
+    """The resources of chunk ``number``: chunk 0 is the directory, then people by ``plan.chunk_persons``."""
     if number == 0:
         yield from directory(plan)
         return
@@ -581,7 +584,7 @@ class NationalSource:
             "documents_per_patient": plan.documents_per_patient,
             "seed": plan.seed,
             "as_of": plan.as_of.isoformat(),
-            "chunk_persons": CHUNK_PERSONS,
+            "chunk_persons": plan.chunk_persons,
         }
 
     def chunk(self, number: int) -> Iterator[dict[str, Any]]:

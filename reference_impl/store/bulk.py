@@ -383,7 +383,8 @@ def committed(db: Database, source: ChunkSource) -> tuple[int, int]:
 
 
 def finish(db: Database, source: ChunkSource) -> float:
-    """Build the indexes the load dropped, then refresh the planner's statistics; the seconds it took."""
+    """Build the indexes the load dropped, then refresh the planner's statistics of the filled tables;
+    the seconds it took."""
     started = time.monotonic()
     row = db.run(
         lambda conn: conn.execute(select(bulk_plan.c.dropped_indexes).where(bulk_plan.c.name == source.name)).one(),
@@ -404,7 +405,10 @@ def finish(db: Database, source: ChunkSource) -> float:
         write=True,
     )
     with db.transaction(write=True) as conn:
-        conn.execute(text("ANALYZE"))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"ANALYZE {', '.join(FILLED_TABLES)}"))
+        else:
+            conn.execute(text("ANALYZE"))
     return time.monotonic() - started
 
 
@@ -442,7 +446,7 @@ def load(
         load_seconds = time.monotonic() - started
         chunks, total = committed(db, source)
         complete = chunks == source.chunk_count
-        index_seconds = finish(db, source) if complete else 0.0
+        index_seconds = finish(db, source) if complete and pending else 0.0
         return LoadResult(len(pending), total - before[1], total, load_seconds, index_seconds, complete)
     finally:
         db.dispose()
@@ -488,9 +492,14 @@ def _load_in_processes(
 
 
 def _worker(db_url: str, source: ChunkSource, master: Callable[[], MasterKey], chunks: list[int]) -> None:
+    parent = os.getppid()
     db = Database(db_url)
+    key = master()
     try:
-        load_chunks(db, source, master(), chunks)
+        for number in chunks:
+            if os.getppid() != parent:  # the loading command died (killed, crashed): stop with it
+                return
+            load_chunks(db, source, key, [number])
     except KeyboardInterrupt:  # the terminal's Ctrl-C reaches every process: the parent reports it
         pass
     finally:
