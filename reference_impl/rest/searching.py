@@ -28,6 +28,7 @@ from reference_impl.rest import negotiation
 from reference_impl.rest.handler import Context, FhirResponse
 from reference_impl.rest.routing import Kind
 from reference_impl.store import resources as store
+from reference_impl.store.counting import Counting
 from reference_impl.store.resources import StoredResource, instant_of
 from reference_impl.store.search_sql import SearchPage, included, run_search
 
@@ -95,13 +96,15 @@ def search(ctx: Context) -> FhirResponse:
     request = parse_for_caller(ctx, ctx.interaction.type_name, params, strict)
     if faults.active:
         _apply_search_faults(ctx, params, request)
+    counting = _counting(request)
     if ctx.policy.judges(ctx.access.principal, request.type_name):
-        page = _judged_page(ctx, request)
+        page = _judged_page(ctx, request, counting)
     else:
-        page = run_search(ctx.conn, request)
+        page = run_search(ctx.conn, request, counting=counting)
         if ctx.policy.rules:  # the services' rules, as for a direct read of each match (the total shrinks with it)
             readable = [s for s in page.matches if ctx.policy.permits(ctx.access, "read", s.parsed())]
-            page = replace(page, matches=readable, total=page.total - (len(page.matches) - len(readable)))
+            total = page.total - (len(page.matches) - len(readable)) if page.total is not None else None
+            page = replace(page, matches=readable, total=total)
     include_visibility = ctx.access.visibility if not faults.on(REVINCLUDE_UNFILTERED) else SeesEverything()
     found = included(ctx.conn, page.matches, request.includes, include_visibility)
     if ctx.policy.rules:  # the services' rules, as for a direct read of each included resource
@@ -116,7 +119,7 @@ def search(ctx: Context) -> FhirResponse:
         outcome = {"resourceType": "OperationOutcome", "issue": [w.to_fhir() for w in warnings]}
         entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     path = ctx.interaction.type_name or ""
-    links = _links(ctx, path, request.used, request.count, request.offset, page.total)
+    links = _links(ctx, path, request.used, request.count, request.offset, page.more)
     total = page.total if not faults.on(NO_TOTAL) else None
     touched = tuple((s.type_name, s.id) for s in [*page.matches, *found])
     return FhirResponse(200, make_bundle("searchset", entries, links, total), touched=touched)
@@ -125,16 +128,31 @@ def search(ctx: Context) -> FhirResponse:
 MAX_JUDGED = 5000  # matches judged one by one in one search (such a search names one patient's record)
 
 
-def _judged_page(ctx: Context, request: SearchRequest) -> SearchPage:
+def _counting(request: SearchRequest) -> Counting:
+    """How the total is counted, as ``_total`` asks (the last one given): FHIR R4 names ``none``,
+    ``estimate`` and ``accurate``; any other value is a 400, like any invalid value of a known parameter.
+    Without ``_total`` as ``estimate``: exact up to ``counting.EXACT_UP_TO`` matches, estimated beyond."""
+    asked = [value for name, value in request.used if name == "_total"]
+    if not asked:
+        return Counting.ESTIMATE
+    try:
+        return Counting(asked[-1])
+    except ValueError:
+        modes = ", ".join(mode.value for mode in Counting)
+        raise invalid(f"_total must be one of {modes}, not '{asked[-1]}'", ["_total"]) from None
+
+
+def _judged_page(ctx: Context, request: SearchRequest, counting: Counting) -> SearchPage:
     """A search of a type the services' rules judge resource by resource: every match is judged before the
     page is cut, so the total, ``_summary=count`` and the pages count only what the caller may read (a
-    masked document is not even counted)."""
+    masked document is not even counted). Judged in full, they are counted exactly at no extra cost."""
     everything = run_search(ctx.conn, replace(request, count=MAX_JUDGED + 1, offset=0, summary=None), with_total=False)
     if len(everything.matches) > MAX_JUDGED:
         raise error(422, f"more than {MAX_JUDGED} matches to judge one by one: narrow the search", "too-costly")
     readable = [s for s in everything.matches if ctx.policy.permits(ctx.access, "read", s.parsed())]
     shown = [] if request.summary == "count" else readable[request.offset : request.offset + request.count]
-    return SearchPage(len(readable), shown)
+    total = len(readable) if counting is not Counting.NONE or request.summary == "count" else None
+    return SearchPage(total, shown, more=request.offset + request.count < len(readable))
 
 
 def parse_for_caller(
@@ -254,7 +272,7 @@ def _entry(ctx: Context, stored: StoredResource, request: SearchRequest, mode: s
 
 
 def _links(
-    ctx: Context, path: str, used: list[tuple[str, str]], count: int, offset: int, total: int
+    ctx: Context, path: str, used: list[tuple[str, str]], count: int, offset: int, more: bool
 ) -> list[dict[str, str]]:
     base = [(k, v) for k, v in used if k not in ("_count", "_offset")]
 
@@ -269,7 +287,7 @@ def _links(
         links.append({"relation": "first", "url": url(0)})
         if offset > 0:
             links.append({"relation": "previous", "url": url(max(0, offset - count))})
-        if offset + count < total and not ctx.faults.on(NO_NEXT_LINK):
+        if more and not ctx.faults.on(NO_NEXT_LINK):
             links.append({"relation": "next", "url": url(offset + count)})
     return links
 
@@ -317,13 +335,14 @@ def history(ctx: Context) -> FhirResponse:
     page = store.history_page(ctx.conn, type_name, res_id, since, at, count, offset, hidden)
     if res_id is None and ctx.policy.rules:  # the services' rules, as for a direct read of each version
         readable = [(s, m) for s, m in page.versions if ctx.policy.permits(ctx.access, "read", _version_of(s))]
-        page = replace(page, versions=readable, total=page.total - (len(page.versions) - len(readable)))
+        total = page.total - (len(page.versions) - len(readable)) if page.total is not None else None
+        page = replace(page, versions=readable, total=total)
     entries = [_history_entry(ctx, stored, method) for stored, method in page.versions]
     if ctx.faults.on(HISTORY_OLDEST_FIRST):
         entries.reverse()
     used = [(k, v) for k, v in ctx.request.query if k in ("_since", "_at")]
     path = "/".join(p for p in (type_name, res_id) if p) + ("/_history" if type_name else "_history")
-    bundle = make_bundle("history", entries, _links(ctx, path, used, count, offset, page.total), page.total)
+    bundle = make_bundle("history", entries, _links(ctx, path, used, count, offset, page.more), page.total)
     return FhirResponse(200, bundle, touched=tuple((s.type_name, s.id) for s, _ in page.versions))
 
 

@@ -51,9 +51,34 @@ def _sealed_documents(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.document_keys])
 
 
+# Index rows' type, parameter and value are far from independent (a DocumentReference's ``status`` row
+# says ``current`` 9 times in 10, no Patient row does): PostgreSQL, multiplying their frequencies,
+# guessed 5 times too few ``status=current`` documents and gathered every match to cut a page of 50.
+# Their most common combinations, gathered by ANALYZE, put its estimates within a few percent.
+EXTENDED_STATISTICS = {
+    "idx_token": ("res_type", "param", "code"),
+    "idx_string": ("res_type", "param", "value_norm"),
+    "idx_reference": ("res_type", "param", "target_type"),
+    "idx_date": ("res_type", "param"),
+    "idx_uri": ("res_type", "param", "value"),
+}
+
+
+def _search_plans_at_scale(conn: Connection) -> None:
+    # The index of a type's resources by last update gains the id that breaks ties: a search's pages,
+    # in that order, are read off it rather than sorted (search_sql.SearchSql.order_by).
+    conn.execute(text("DROP INDEX IF EXISTS ix_resources_type_updated"))
+    for index in schema.resources.indexes:
+        index.create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        for table, columns in EXTENDED_STATISTICS.items():
+            conn.execute(text(f"CREATE STATISTICS IF NOT EXISTS st_{table} (mcv) ON {', '.join(columns)} FROM {table}"))
+
+
 STORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core FHIR store: resources, history, search index", _core_store),
     Migration(3, "sealed documents: their bodies, and a key per document wrapped by the master key", _sealed_documents),
+    Migration(4, "search plans at scale: pages in index order, statistics of index rows", _search_plans_at_scale),
 )
 
 

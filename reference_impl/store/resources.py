@@ -11,10 +11,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, insert, select, text, update
 
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
+from reference_impl.store.counting import Counting, total_of
+from reference_impl.store.database import DriverStatement
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, history, resources
 
@@ -66,6 +68,10 @@ def opened_rows(conn: Connection, rows: Sequence[Any]) -> list[StoredResource]:
 _BY_KEY = (resources.c.res_type == bindparam("key_type"), resources.c.res_id == bindparam("key_id"))
 _SELECT_CURRENT = select(*CURRENT_COLUMNS).where(*_BY_KEY)
 _SELECT_CURRENT_FOR_UPDATE = _SELECT_CURRENT.with_for_update()
+_READ_CURRENT = DriverStatement(
+    "SELECT res_type, res_id, version_id, last_updated, deleted, content, sealed FROM resources"
+    " WHERE res_type = ? AND res_id = ?"
+)
 _SELECT_MANY = select(*CURRENT_COLUMNS).where(
     resources.c.res_type == bindparam("type_name"),
     resources.c.res_id.in_(bindparam("ids", expanding=True)),
@@ -104,8 +110,11 @@ _INSERT_INDEX = {name: insert(table) for name, table in INDEX_TABLES.items()}
 
 def current(conn: Connection, type_name: str, res_id: str, for_update: bool = False) -> StoredResource | None:
     """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL)."""
-    query = _SELECT_CURRENT_FOR_UPDATE if for_update else _SELECT_CURRENT
-    row = conn.execute(query, {"key_type": type_name, "key_id": res_id}).first()
+    row: Sequence[Any] | None
+    if for_update:
+        row = conn.execute(_SELECT_CURRENT_FOR_UPDATE, {"key_type": type_name, "key_id": res_id}).first()
+    else:  # every read runs this
+        row = _READ_CURRENT.first(conn, (type_name, res_id))
     return opened_rows(conn, [row])[0] if row else None
 
 
@@ -154,6 +163,47 @@ def save(
         version_id = previous.version_id
         conn.execute(_DELETE_VERSION, {"type_name": type_name, "res_id": res_id, "version_id": version_id})
     last_updated, instant = now_instant()
+    body, content, body_columns = _versioned(conn, resource, res_id, version_id, instant)
+    values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, **body_columns}
+    if previous is None:
+        conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
+    else:
+        conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
+        _drop_index(conn, type_name, res_id)
+    _append_history(conn, type_name, res_id, version_id, last_updated, method, body_columns)
+    for param_type, rows in _index_rows(registry, body, res_id).items():
+        conn.execute(_INSERT_INDEX[param_type], rows)
+    return StoredResource(type_name, res_id, version_id, last_updated, False, content)
+
+
+def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tuple[dict[str, Any], str]]) -> None:
+    """Store new resources (``(resource, id)``, each a version 1 created by POST) with one statement per
+    table for all of them: how the audit trail's group commit writes many AuditEvents at once."""
+    if not new:
+        return
+    last_updated, instant = now_instant()
+    current_rows: list[dict[str, Any]] = []
+    history_rows: list[dict[str, Any]] = []
+    index_rows: dict[str, list[dict[str, Any]]] = {}
+    for resource, res_id in new:
+        body, _, body_columns = _versioned(conn, resource, res_id, 1, instant)
+        key = {"res_type": body["resourceType"], "res_id": res_id, "version_id": 1, "last_updated": last_updated}
+        current_rows.append({**key, "deleted": False, **body_columns})
+        history_rows.append({**key, "method": "POST", **body_columns})
+        for param_type, rows in _index_rows(registry, body, res_id).items():
+            index_rows.setdefault(param_type, []).extend(rows)
+    conn.execute(_INSERT_CURRENT, current_rows)
+    conn.execute(_INSERT_HISTORY, history_rows)
+    for param_type, rows in index_rows.items():
+        conn.execute(_INSERT_INDEX[param_type], rows)
+
+
+def _versioned(
+    conn: Connection, resource: dict[str, Any], res_id: str, version_id: int, instant: str
+) -> tuple[dict[str, Any], str, dict[str, str | bytes | None]]:
+    """The body as stored for ``version_id`` (id and meta set), its JSON, and the row's body columns
+    (``content``, or ``sealed`` for a document)."""
+    type_name = resource["resourceType"]
     meta = dict(resource.get("meta") or {})
     meta["versionId"] = str(version_id)
     meta["lastUpdated"] = instant
@@ -163,16 +213,7 @@ def save(
     sealed = (
         sealing_of(conn).seal(conn, type_name, res_id, version_id, content) if is_document(type_name, body) else None
     )
-    body_columns: dict[str, str | bytes | None] = {"content": None if sealed is not None else content, "sealed": sealed}
-    values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, **body_columns}
-    if previous is None:
-        conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
-    else:
-        conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
-        _drop_index(conn, type_name, res_id)
-    _append_history(conn, type_name, res_id, version_id, last_updated, method, body_columns)
-    _write_index(conn, registry, body, res_id)
-    return StoredResource(type_name, res_id, version_id, last_updated, False, content)
+    return body, content, {"content": None if sealed is not None else content, "sealed": sealed}
 
 
 def mark_deleted(conn: Connection, previous: StoredResource) -> StoredResource:
@@ -213,21 +254,24 @@ def _drop_index(conn: Connection, type_name: str, res_id: str) -> None:
         conn.execute(statement, {"type_name": type_name, "res_id": res_id})
 
 
-def _write_index(conn: Connection, registry: SearchParamRegistry, body: dict[str, Any], res_id: str) -> None:
+def _index_rows(registry: SearchParamRegistry, body: dict[str, Any], res_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The search index rows of ``body``, per index table, as insert parameters."""
     type_name = body["resourceType"]
+    out: dict[str, list[dict[str, Any]]] = {}
     for param_type, rows in registry.index_rows(body).items():
         columns = INDEX_VALUE_COLUMNS[param_type]
-        payload = [
+        out[param_type] = [
             {"res_type": type_name, "res_id": res_id, "param": code, **dict(zip(columns, row, strict=True))}
             for code, row in rows
         ]
-        conn.execute(_INSERT_INDEX[param_type], payload)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
-    total: int
+    total: int | None  # exact up to counting.EXACT_UP_TO versions, estimated beyond (``counting.py``)
     versions: list[tuple[StoredResource, str]]  # (version, method)
+    more: bool = False  # older versions beyond this page exist
 
 
 def history_page(
@@ -253,16 +297,17 @@ def history_page(
     if at_us is not None:
         conditions.append(history.c.last_updated <= at_us)
     where = and_(*conditions) if conditions else and_(True)
-    total = (conn.execute(select(func.count()).select_from(history).where(where))).scalar_one()
-    query = (
+    matching = (
         select(*HISTORY_COLUMNS)
         .where(where)
         .order_by(history.c.last_updated.desc(), history.c.res_id, history.c.version_id.desc())
-        .limit(count)
-        .offset(offset)
     )
-    rows = (conn.execute(query)).all()
-    return HistoryPage(total, list(zip(opened_rows(conn, rows), (r[7] for r in rows), strict=True)))
+    total = total_of(conn, matching, Counting.ESTIMATE)
+    rows = conn.execute(matching.limit(count + 1).offset(offset)).all()  # one more: is there a next page?
+    shown = rows[:count]
+    return HistoryPage(
+        total, list(zip(opened_rows(conn, shown), (r[7] for r in shown), strict=True)), more=len(rows) > count
+    )
 
 
 def instant_of(stored: StoredResource) -> str:

@@ -40,7 +40,8 @@ resources = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("content", Text, nullable=True),
     Column("sealed", LargeBinary, nullable=True),
-    Index("ix_resources_type_updated", "res_type", "last_updated"),
+    # A type's resources in the order of a search's pages (ties by id): a page is read off it, not sorted.
+    Index("ix_resources_type_updated_id", "res_type", "last_updated", "res_id"),
 )
 
 history = Table(

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, literal, not_, or_, select, true, union_all
 
 from reference_impl.fhir.indexing import normalize
 from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Value, Visibility
 from reference_impl.fhir.searchparams import SearchParam
+from reference_impl.store.counting import Counting, total_of
 from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, opened_rows
 from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
 
@@ -152,14 +153,21 @@ class SearchSql:
         return select(resources.c.res_id).where(self.where(type_name, inner))
 
     def _matching(
-        self, type_name: str | None, param: SearchParam, condition: ColumnElement[bool]
+        self, type_name: str | None, param: SearchParam, *conditions: ColumnElement[bool]
     ) -> ColumnElement[bool]:
+        """Resources with an index row of ``param`` meeting any of ``conditions``.
+
+        Several conditions (a chain's target types) are a UNION of one sub-query each, not an OR inside
+        one: PostgreSQL turns ``IN (... UNION ALL ...)`` into a semi-join driven by the index, whereas an OR
+        of ``IN`` sub-queries is tested row by row against every candidate of the outer search.
+        """
         table = INDEX_TABLES[param.type]
-        found = select(table.c.res_id).where(table.c.param == param.code, condition)
+        found = [select(table.c.res_id).where(table.c.param == param.code, condition) for condition in conditions]
         if type_name is not None:
-            return resources.c.res_id.in_(found.where(table.c.res_type == type_name))
-        correlated = found.where(table.c.res_type == resources.c.res_type, table.c.res_id == resources.c.res_id)
-        return correlated.exists()
+            typed = [query.where(table.c.res_type == type_name) for query in found]
+            return resources.c.res_id.in_(typed[0] if len(typed) == 1 else union_all(*typed))
+        owner = (table.c.res_type == resources.c.res_type, table.c.res_id == resources.c.res_id)
+        return or_(*(query.where(*owner).exists() for query in found))
 
     def _criterion(
         self, type_name: str | None, criterion: Criterion | HasCriterion, visibility: Visibility
@@ -173,13 +181,14 @@ class SearchSql:
             present = self._matching(type_name, param, true())
             return not_(present) if criterion.missing else present
         if criterion.chains:
-            conditions = []
-            for target_type, inner in criterion.chains:
-                targets = self._sub_query(target_type, inner, visibility)
-                conditions.append(
-                    and_(idx_reference.c.target_type == target_type, idx_reference.c.target_id.in_(targets))
+            conditions = [
+                and_(
+                    idx_reference.c.target_type == target_type,
+                    idx_reference.c.target_id.in_(self._sub_query(target_type, inner, visibility)),
                 )
-            return self._matching(type_name, param, or_(*conditions))
+                for target_type, inner in criterion.chains
+            ]
+            return self._matching(type_name, param, *conditions)
         if criterion.modifier == "not":
             positive = Criterion(param, None, criterion.values)
             return not_(self._criterion(type_name, positive, visibility))
@@ -207,16 +216,25 @@ class SearchSql:
         return resources.c.res_id.in_(pointing)
 
     def order_by(self, type_name: str | None, request: SearchRequest) -> list[Any]:
+        """The sort keys, then ties broken by (last updated, type, id): every page has one order.
+
+        The ties follow the direction of a leading ``_lastUpdated`` or ``_id``, and those NOT NULL
+        columns get no NULLS LAST: then ``ix_resources_type_updated`` (type, last updated, id), read
+        forwards or backwards, yields the rows already in order and a page stops after its rows, instead
+        of sorting every match first.
+        """
         keys: list[Any] = []
         for param, descending in request.sort:
-            if param.code == "_id":
-                column: Any = resources.c.res_id
-            elif param.code == "_lastUpdated":
-                column = resources.c.last_updated
+            if param.code in ("_id", "_lastUpdated"):
+                column = resources.c.res_id if param.code == "_id" else resources.c.last_updated
+                keys.append(column.desc() if descending else column.asc())
             else:
                 column = self._sort_column(param, descending)
-            keys.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
-        keys.extend([resources.c.last_updated.asc(), resources.c.res_type.asc(), resources.c.res_id.asc()])
+                keys.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
+        leading = request.sort[0] if request.sort else None
+        backwards = leading is not None and leading[0].code in ("_id", "_lastUpdated") and leading[1]
+        ties = [resources.c.last_updated, resources.c.res_type, resources.c.res_id]
+        keys.extend(column.desc() if backwards else column.asc() for column in ties)
         return keys
 
     def _sort_column(self, param: SearchParam, descending: bool) -> Any:
@@ -273,25 +291,29 @@ def visible_any_type(limited: dict[str, Reach]) -> ColumnElement[bool]:
 
 @dataclass(frozen=True, slots=True)
 class SearchPage:
-    total: int
+    total: int | None  # None: not counted (``_total=none``, or a caller that needs only the matches)
     matches: list[StoredResource]
+    more: bool = False  # matches beyond this page exist (the next link), known without counting them
 
 
-def run_search(conn: Connection, request: SearchRequest, with_total: bool = True) -> SearchPage:
+def run_search(
+    conn: Connection, request: SearchRequest, with_total: bool = True, counting: Counting = Counting.ESTIMATE
+) -> SearchPage:
+    """One page of matches; their total counted as ``counting`` says (``counting.py``), or not at all
+    without ``with_total``. ``_summary=count`` is always an exact count."""
     sql = SearchSql()
     type_name = request.type_name
-    where = sql.where(type_name, request)
-    total = (conn.execute(select(func.count()).select_from(resources).where(where))).scalar_one() if with_total else -1
+    matching: Select[Any] = (
+        select(*CURRENT_COLUMNS).where(sql.where(type_name, request)).order_by(*sql.order_by(type_name, request))
+    )
+    if request.summary == "count":
+        counting = Counting.ACCURATE
+    total = total_of(conn, matching, counting if with_total else Counting.NONE)
     if request.summary == "count" or request.count == 0:
         return SearchPage(total, [])
-    query: Select[Any] = (
-        select(*CURRENT_COLUMNS)
-        .where(where)
-        .order_by(*sql.order_by(type_name, request))
-        .limit(request.count)
-        .offset(request.offset)
-    )
-    return SearchPage(total, opened_rows(conn, conn.execute(query).all()))
+    # One row more than the page: whether a next page exists, without a count.
+    rows = conn.execute(matching.limit(request.count + 1).offset(request.offset)).all()
+    return SearchPage(total, opened_rows(conn, rows[: request.count]), more=len(rows) > request.count)
 
 
 def included(

@@ -1,0 +1,56 @@
+"""How many rows match, without scanning millions of them for every page (a search's or history's total).
+
+FHIR lets a server give ``Bundle.total`` exactly, estimate it or leave it out (``_total=accurate |
+estimate | none``). Counting exactly costs a scan of every match: at national scale, 8 million
+documents or 10 million AuditEvents for a broad search, on every page. So by default a total is
+exact up to ``EXACT_UP_TO`` matches (a count over a LIMITed sub-query, which stops at the bound) and
+estimated beyond it: on PostgreSQL the planner's row estimate of the same query (``EXPLAIN``, no
+scan), never below the bound it passed; SQLite has no estimator and counts exactly (an embedded
+store, far from national scale). ``_total=accurate`` and ``_summary=count`` always count exactly.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Select, func, literal, select
+
+EXACT_UP_TO = 1000
+
+
+class Counting(Enum):
+    """How a total is counted: ``_total`` as the search asked (``none``: not at all)."""
+
+    NONE = "none"
+    ESTIMATE = "estimate"  # the default too: exact up to EXACT_UP_TO matches, estimated beyond
+    ACCURATE = "accurate"
+
+
+def total_of(conn: Connection, matching: Select[Any], counting: Counting) -> int | None:
+    """The number of rows ``matching`` (a SELECT of any columns, in its pages' order) returns, counted as
+    ``counting`` says.
+
+    The bounded count keeps the pages' order: the planner then takes the plan of a first page, the one
+    that stops early (rows read in index order, each probed), not one that gathers every match first.
+    """
+    if counting is Counting.NONE:
+        return None
+    ordered = matching.with_only_columns(literal(1), maintain_column_froms=True).limit(None).offset(None)
+    rows = ordered.order_by(None)
+    if counting is Counting.ACCURATE or conn.dialect.name != "postgresql":
+        return int(conn.execute(select(func.count()).select_from(rows.subquery())).scalar_one())
+    bounded = ordered.limit(EXACT_UP_TO + 1).subquery()
+    counted = int(conn.execute(select(func.count()).select_from(bounded)).scalar_one())
+    if counted <= EXACT_UP_TO:
+        return counted
+    return max(EXACT_UP_TO + 1, _planner_estimate(conn, rows))
+
+
+def _planner_estimate(conn: Connection, rows: Select[Any]) -> int:
+    """PostgreSQL's estimate of how many rows ``rows`` returns: planned, not run."""
+    compiled = rows.compile(conn, compile_kwargs={"render_postcompile": True})
+    plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar_one()
+    document = orjson.loads(plan) if isinstance(plan, str | bytes) else plan  # psycopg parses json itself
+    return int(document[0]["Plan"]["Plan Rows"])

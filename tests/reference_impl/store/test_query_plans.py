@@ -1,0 +1,247 @@
+"""The national flows' searches run on indexes on PostgreSQL at 10,000 patients, and a page counts no
+further than the bound.
+
+Each flow's statements are those ``run_search`` executes (captured as they run), then planned again
+with ``EXPLAIN (ANALYZE, FORMAT JSON)``: no sequential scan over the store's big tables, an index
+used. The store: 10,000 patients, 80,000 DocumentReferences, 100,000 AuditEvents and 20,000
+MedicationRequests (``tests/support/plan_dataset.py``), loaded once for the module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import Connection, event, text
+
+from reference_impl.fhir.query import QueryParser, SearchRequest
+from reference_impl.fhir.searchparams import registry
+from reference_impl.naming import NATIONAL_ID
+from reference_impl.platform import migrate_platform
+from reference_impl.store.counting import EXACT_UP_TO, Counting
+from reference_impl.store.database import Database
+from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
+from reference_impl.store.search_sql import SearchPage, run_search
+from tests.support.plan_dataset import DOCTYPES, PRESCRIPTION_ID, Sizes, load
+from tests.support.postgres import drop_schema, new_schema_url
+
+SIZES = Sizes(patients=10_000)
+BIG_TABLES = frozenset({"resources", "resource_history", *(t.name for t in INDEX_TABLES.values())})
+INDEX_NODES = frozenset({"Index Scan", "Index Only Scan", "Bitmap Index Scan"})
+
+
+@pytest.fixture(scope="module")
+def store(postgres_unavailable: str | None) -> Iterator[Database]:
+    if postgres_unavailable:
+        pytest.skip(postgres_unavailable)
+    url, schema = new_schema_url()
+    db = Database(url)
+    try:
+        migrate_platform(db)
+        with db.transaction(write=True) as conn:
+            load(conn, SIZES)
+        yield db
+    finally:
+        db.dispose()
+        drop_schema(schema)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A patient with the most common family name (the broadest PDQm search) and one of their documents."""
+
+    id: str
+    family: str
+    given: str
+    birth_date: str
+    matricule: str
+    document_type: str
+    prescription: str
+
+
+@pytest.fixture(scope="module")
+def person(store: Database) -> Person:
+    with store.transaction(write=False) as conn:
+        content = conn.execute(
+            text(
+                "SELECT r.content FROM resources r JOIN idx_string s ON s.res_type = 'Patient' "
+                "AND s.res_id = r.res_id AND s.param = 'family' AND s.value_norm = 'schmit' "
+                "WHERE r.res_type = 'Patient' ORDER BY r.res_id LIMIT 1"
+            )
+        ).scalar_one()
+        patient = orjson.loads(content)
+        document = orjson.loads(_first_of(conn, "DocumentReference", patient["id"]))
+        prescription = orjson.loads(_first_of(conn, "MedicationRequest", patient["id"]))
+    return Person(
+        patient["id"],
+        patient["name"][0]["family"],
+        patient["name"][0]["given"][0],
+        patient["birthDate"],
+        patient["identifier"][0]["value"],
+        document["type"]["coding"][0]["code"],
+        prescription["identifier"][0]["value"],
+    )
+
+
+def _first_of(conn: Connection, type_name: str, patient_id: str) -> str:
+    return str(
+        conn.execute(
+            text(
+                "SELECT r.content FROM resources r JOIN idx_reference x ON x.res_type = r.res_type "
+                "AND x.res_id = r.res_id AND x.param = 'patient' AND x.target_id = :patient "
+                "WHERE r.res_type = :type ORDER BY r.res_id LIMIT 1"
+            ),
+            {"patient": patient_id, "type": type_name},
+        ).scalar_one()
+    )
+
+
+def flows(p: Person) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """The searches of the national flows (PIXm's are those ``services/mpi/pix.py`` runs)."""
+    matricule = f"{NATIONAL_ID}|{p.matricule}"
+    return {
+        "PDQm family+given+birthdate": (
+            "Patient",
+            [("family", p.family), ("given", p.given), ("birthdate", p.birth_date)],
+        ),
+        "PDQm family (broad)": ("Patient", [("family", p.family)]),
+        "PDQm identifier": ("Patient", [("identifier", matricule)]),
+        "PIXm linked records": ("Patient", [("identifier", matricule), ("active:not", "false")]),
+        "PIXm replaced-by": ("Patient", [("_id", p.id)]),
+        "ITI-67 patient+status+type": (
+            "DocumentReference",
+            [("patient", p.id), ("status", "current"), ("type", f"{DOCTYPES}|{p.document_type}")],
+        ),
+        "prescription by identifier": ("MedicationRequest", [("identifier", f"{PRESCRIPTION_ID}|{p.prescription}")]),
+        "prescription by matricule+status": (
+            "MedicationRequest",
+            [("subject:Patient.identifier", matricule), ("status", "active")],
+        ),
+        "prescription by patient.identifier": ("MedicationRequest", [("patient.identifier", matricule)]),
+        "access log, newest first": ("AuditEvent", [("patient", p.id), ("date", "ge2020-01-01"), ("_sort", "-date")]),
+        "documents, latest first": ("DocumentReference", [("_sort", "-_lastUpdated"), ("_count", "10")]),
+        "current documents (broad)": ("DocumentReference", [("status", "current")]),
+        "current documents, page 101": ("DocumentReference", [("status", "current"), ("_offset", "5000")]),
+    }
+
+
+def _parse(type_name: str, params: list[tuple[str, str]]) -> SearchRequest:
+    return QueryParser(registry(), 50, 1000).parse(type_name, params, strict=True)
+
+
+def _search(conn: Connection, request: SearchRequest, counting: Counting) -> tuple[SearchPage, list[tuple[str, Any]]]:
+    """The page, and the statements that made it (SQL, parameters)."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if not statement.startswith("EXPLAIN"):
+            statements.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", record)
+    try:
+        page = run_search(conn, request, counting=counting)
+    finally:
+        event.remove(conn, "before_cursor_execute", record)
+    return page, statements
+
+
+def _plan(conn: Connection, statement: str, parameters: Any) -> dict[str, Any]:
+    plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar_one()
+    root: dict[str, Any] = plan[0]["Plan"]
+    return root
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _nodes(child)
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        "PDQm family+given+birthdate",
+        "PDQm family (broad)",
+        "PDQm identifier",
+        "PIXm linked records",
+        "PIXm replaced-by",
+        "ITI-67 patient+status+type",
+        "prescription by identifier",
+        "prescription by matricule+status",
+        "prescription by patient.identifier",
+        "access log, newest first",
+        "documents, latest first",
+        "current documents (broad)",
+        "current documents, page 101",
+    ],
+)
+def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flow: str) -> None:
+    type_name, params = flows(person)[flow]
+    with store.transaction(write=False) as conn:
+        page, statements = _search(conn, _parse(type_name, params), Counting.ESTIMATE)
+        plans = [_plan(conn, statement, parameters) for statement, parameters in statements]
+    assert page.matches, f"{flow}: the dataset should hold a match"
+    assert len(plans) == 2  # the bounded count, the page
+    for plan in plans:
+        nodes = list(_nodes(plan))
+        scanned = [
+            n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan" and n["Relation Name"] in BIG_TABLES
+        ]
+        assert not scanned, f"{flow}: sequential scan of {scanned}"
+        assert INDEX_NODES & {n["Node Type"] for n in nodes}, f"{flow}: no index used"
+
+
+def test_a_broad_search_counts_no_further_than_the_bound(store: Database) -> None:
+    request = _parse("DocumentReference", [("status", "current")])
+    current = SIZES.documents - SIZES.documents // 10
+    with store.transaction(write=False) as conn:
+        estimated, statements = _search(conn, request, Counting.ESTIMATE)
+        counted_rows = [
+            node["Actual Rows"] for node in _nodes(_plan(conn, *statements[0])) if node["Node Type"] == "Limit"
+        ]
+        accurate, _ = _search(conn, request, Counting.ACCURATE)
+        omitted, _ = _search(conn, request, Counting.NONE)
+    assert counted_rows == [EXACT_UP_TO + 1]  # the count stopped at the bound
+    assert estimated.total is not None and estimated.total > EXACT_UP_TO  # then the planner's estimate
+    assert accurate.total == current
+    assert omitted.total is None and omitted.more and len(omitted.matches) == 50
+
+
+def test_summary_count_is_exact_beyond_the_bound(store: Database) -> None:
+    request = _parse("DocumentReference", [("status", "superseded"), ("_summary", "count")])
+    with store.transaction(write=False) as conn:
+        page, _ = _search(conn, request, Counting.NONE)
+    assert page.total == SIZES.documents // 10 and not page.matches
+
+
+def test_the_loader_writes_the_index_rows_of_the_indexer(store: Database) -> None:
+    """The generated store is one ``resources.save`` would have made: each sampled resource's index rows
+    are those the registry derives from its content."""
+    with store.transaction(write=False) as conn:
+        for type_name, res_id in [
+            ("Patient", "pat-17"),
+            ("DocumentReference", "doc-30"),
+            ("AuditEvent", "ae-4"),
+            ("MedicationRequest", "rx-3"),
+        ]:
+            content = conn.execute(
+                text("SELECT content FROM resources WHERE res_type = :t AND res_id = :i"), {"t": type_name, "i": res_id}
+            ).scalar_one()
+            expected = {
+                (kind, code, row)
+                for kind, rows in registry().index_rows(orjson.loads(content)).items()
+                for code, row in rows
+            }
+            stored = set()
+            for kind, table in INDEX_TABLES.items():
+                columns = [table.c.param, *(table.c[c] for c in INDEX_VALUE_COLUMNS[kind])]
+                query = (
+                    table.select()
+                    .with_only_columns(*columns)
+                    .where(table.c.res_type == type_name, table.c.res_id == res_id)
+                )
+                stored |= {(kind, row[0], tuple(row[1:])) for row in conn.execute(query)}
+            assert stored == expected, type_name
