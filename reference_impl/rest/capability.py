@@ -11,6 +11,7 @@ from reference_impl.fhir.dates import now_instant
 from reference_impl.fhir.structure import FHIR_VERSION, structure
 from reference_impl.fhir.subsetting import subset
 from reference_impl.rest.handler import Context, FhirResponse
+from reference_impl.store.counting import EXACT_UP_TO
 
 CAPABILITY_OVERCLAIMS = declare(
     "capability-overclaims", "the CapabilityStatement lists a resource type the server does not serve", ("fhir@2",)
@@ -61,6 +62,14 @@ def smart_security(fhir_base: str) -> dict[str, Any]:
     }
 
 
+SEARCH_TOTALS = (
+    f"Search totals (`_total`): `accurate` counts every match; `none` leaves `Bundle.total` out; without `_total`, "
+    f"or with `estimate`, the total is exact up to {EXACT_UP_TO:,} matches and estimated beyond (the database "
+    "planner's estimate), so that a page never costs a count of millions. `_summary=count` always counts exactly. "
+    "Next links never depend on the total."
+)
+
+
 def capability_statement(ctx: Context) -> dict[str, Any]:
 
     revincludes: dict[str, list[str]] = {}
@@ -99,6 +108,7 @@ def capability_statement(ctx: Context) -> dict[str, Any]:
         resources.append({**resources[0], "type": "MedicinalProduct"})  # an R4 type this server does not serve
     rest: dict[str, Any] = {
         "mode": "server",
+        "documentation": SEARCH_TOTALS,
         "security": smart_security(ctx.request.base_url),
         "resource": resources,
         "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
