@@ -65,8 +65,7 @@ MAX_DOCUMENTS = 200  # documents of one person
 PRESCRIPTION_ID = "urn:oid:1.3.182.5.1"
 ATC = "http://www.whocc.no/atc"
 SNOMED = "http://snomed.info/sct"
-FIRST_BIRTH = date(1926, 1, 1)
-BIRTH_DAYS = 100 * 365
+FIRST_BIRTH = date(1900, 1, 1)  # birth days are counted from it (2 bytes each: until 2079)
 LOCAL_PREFIX = "nat"  # ids of the national dataset: nat-p0000001, nat-d0000001-001... (demo ids differ)
 
 # (key, name, city, postal code, directory code, share of patients fed): codes 2001+ (the demo uses 1001-1004).
@@ -225,7 +224,7 @@ class BirthRegister:
         for _ in range(plan.patients):
             decade = _draw(rng, _AGE_DECADES)
             age_days = int((decade + rng.random()) * 3650)
-            day = max(0, min(BIRTH_DAYS, (plan.as_of - FIRST_BIRTH).days - age_days))
+            day = (plan.as_of - FIRST_BIRTH).days - age_days  # ages below 100 years: after FIRST_BIRTH
             sequence = taken.get(day, rng.randrange(0, 40))  # the register's day does not start at 000
             if sequence > 999:
                 raise ValueError("more than 1,000 people born on one day: too many patients for the matricule")
