@@ -1,4 +1,8 @@
-"""Start servers for benchmarks as separate processes, so client and server do not share a core."""
+"""Start servers for benchmarks as separate processes, so client and server do not share a core.
+
+Every server here can run as several processes on one listening socket (``workers``), so that a
+figure and the ceiling it is divided by are measured with the same number of server processes.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped]  # locust's own dependency
 import psycopg
+import yaml
 
 from eqlab.commands.tokens import system_token
 
@@ -25,6 +32,22 @@ DEMO_SYSTEM_CLIENT = "eqlab-demo-system"
 DEMO_SYSTEM_KEY = ROOT / "testplans" / "keys" / "demo-system-client.private.jwk"
 
 
+@dataclass(frozen=True)
+class Served:
+    """A server started for a benchmark: where it answers and the process that was started."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+
+    def serving_pids(self) -> list[int]:
+        """The processes that answer requests: the workers, or the process itself when it has none.
+
+        A supervisor (``--workers`` > 1) only watches its children; profiling it shows nothing."""
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        workers = [c.pid for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        return workers or [self.process.pid]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -32,9 +55,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(cmd: list[str], probe_url: str, timeout: float = 120) -> Iterator[None]:
+def process(
+    cmd: list[str], probe_url: str, timeout: float = 120, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``cmd`` running until the block ends, once ``probe_url`` answers (its output shown if it exits early)."""
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=environment)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -49,7 +76,7 @@ def process(cmd: list[str], probe_url: str, timeout: float = 120) -> Iterator[No
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{' '.join(cmd)} did not answer in {timeout}s")
                 time.sleep(0.1)
-            yield
+            yield proc
         finally:
             proc.terminate()
             try:
@@ -59,31 +86,54 @@ def process(cmd: list[str], probe_url: str, timeout: float = 120) -> Iterator[No
 
 
 @contextmanager
-def reference_server(db_url: str, seed: str = "demo") -> Iterator[str]:
-    """A reference server on loopback; the demo seed registers the demo accounts benchmarks sign in with."""
+def reference_process(db_url: str, seed: str = "demo", workers: int = 1) -> Iterator[Served]:
+    """``eqlab serve`` on loopback; the demo seed registers the demo accounts benchmarks sign in with."""
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     cmd = [sys.executable, "-m", "eqlab.cli", "serve", "--port", str(port), "--db", db_url, "--seed", seed]
-    with process(cmd, f"{base}/metadata"):
-        yield base
+    with process([*cmd, "--workers", str(workers)], f"{base}/metadata") as proc:
+        yield Served(base, proc)
 
 
 @contextmanager
-def hello_server() -> Iterator[str]:
+def reference_server(db_url: str, seed: str = "demo", workers: int = 1) -> Iterator[str]:
+    """The FHIR base of ``eqlab serve`` on loopback (see ``reference_process``)."""
+    with reference_process(db_url, seed, workers) as served:
+        yield served.base
+
+
+@contextmanager
+def hello_process(workers: int = 1) -> Iterator[Served]:
+    """The bare ASGI ceiling (benchmarks/hello_app.py) on uvicorn, ``workers`` processes on one socket."""
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "benchmarks.hello_app:app",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    with process(cmd, f"http://127.0.0.1:{port}/hello"):
-        yield f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "uvicorn", "benchmarks.hello_app:app", "--port", str(port), "--workers", str(workers)]
+    with process([*cmd, "--log-level", "warning", "--no-access-log"], f"http://127.0.0.1:{port}/hello") as proc:
+        yield Served(f"http://127.0.0.1:{port}", proc)
+
+
+@contextmanager
+def hello_server(workers: int = 1) -> Iterator[str]:
+    """The origin of the hello-world server (see ``hello_process``)."""
+    with hello_process(workers) as served:
+        yield served.base
+
+
+@contextmanager
+def sekmet_process(workers: int = 1) -> Iterator[Served]:
+    """sekmet-fhir (PyPI), an independent FHIR server, on loopback with its data in a folder of its own.
+
+    It runs as ``sekmet serve`` does (uvicorn on ``sekmet.main:app_factory``), with ``--workers``
+    added; anonymous access (its default) and without its traffic log ("off for heavy load runs",
+    its settings say): its fastest configuration, so a ratio against it is never flattered."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    with tempfile.TemporaryDirectory(prefix="sekmet-bench-") as folder:
+        settings = {"base_url": base, "host": "127.0.0.1", "port": port, "log_inbound": False}
+        (Path(folder) / "settings.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+        cmd = [sys.executable, "-m", "uvicorn", "sekmet.main:app_factory", "--factory", "--port", str(port)]
+        cmd += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+        with process(cmd, f"{base}/metadata", cwd=Path(folder)) as proc:
+            yield Served(base, proc)
 
 
 def demo_system_headers(base: str, scope: str = "system/*.cruds") -> dict[str, str]:
@@ -99,4 +149,4 @@ def postgres_schema() -> Iterator[str]:
         yield f"{PG_URL}?schema={schema}"
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[arg-type]
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -8,6 +8,7 @@ store (``client``, ``platform-keys``) in ``commands/store_admin.py``, and ``dete
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import socket
@@ -69,8 +70,19 @@ def main() -> None:
 )
 @click.option("--faults", default="", metavar="A,B", help="Switch on deliberate defects (see --list-faults).")
 @click.option("--list-faults", is_flag=True, help="List the deliberate defects and exit.")
-def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list_faults: bool) -> None:
-    """Run the reference implementation of the national platform."""
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes on one store and one port (for multi-core machines).",
+)
+def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list_faults: bool, workers: int) -> None:
+    """Run the reference implementation of the national platform.
+
+    With --workers N the store is migrated and seeded once, then N processes share the port; a
+    worker that dies is replaced, one that cannot start stops the server (exit status 3).
+    """
     import uvicorn
 
     from reference_impl.app import FAULTS, create_app
@@ -100,9 +112,20 @@ def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list
         _print_demo_accounts(f"http://{shown_host}:{bound_port}/fhir")
     if switches.active:
         click.echo(f"  DELIBERATE DEFECTS ON: {', '.join(sorted(switches.active))}")
+    if workers > 1:
+        click.echo(f"  server processes:      {workers}")
     sys.stdout.flush()
-    config = uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[listener])
+    if workers == 1:
+        config = uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on")
+        uvicorn.Server(config).run(sockets=[listener])
+        return
+    from eqlab.commands.serving import serve_processes, start_once
+
+    with store_errors(settings.db_url):
+        start_once(create_app(settings))  # migrations, terminology and --seed: once, before any worker
+    # The workers find the store ready: seeding again would only race the other workers to no effect.
+    worker_settings = settings.model_copy(update={"seed": "none"})
+    raise SystemExit(serve_processes(functools.partial(create_app, worker_settings), listener, workers))
 
 
 @main.command()
