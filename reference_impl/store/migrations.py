@@ -67,8 +67,10 @@ EXTENDED_STATISTICS = {
 def _search_plans_at_scale(conn: Connection) -> None:
     # The index of a type's resources by last update gains the id that breaks ties: a search's pages,
     # in that order, are read off it rather than sorted (search_sql.SearchSql.order_by).
-    conn.execute(text("DROP INDEX IF EXISTS ix_resources_type_updated"))
-    for index in schema.resources.indexes:
+    # So do history pages, newest first, off the history's indexes read backwards.
+    for replaced in ("ix_resources_type_updated", "ix_history_type_updated", "ix_history_updated"):
+        conn.execute(text(f"DROP INDEX IF EXISTS {replaced}"))
+    for index in [*schema.resources.indexes, *schema.history.indexes]:
         index.create(conn, checkfirst=True)
     if conn.dialect.name == "postgresql":
         for table, columns in EXTENDED_STATISTICS.items():

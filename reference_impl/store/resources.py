@@ -300,7 +300,10 @@ def history_page(
     matching = (
         select(*HISTORY_COLUMNS)
         .where(where)
-        .order_by(history.c.last_updated.desc(), history.c.res_id, history.c.version_id.desc())
+        # Ties broken backwards too: the page is read backwards off ix_history_(type_)updated_id, not sorted.
+        .order_by(
+            *(c.desc() for c in (history.c.last_updated, history.c.res_type, history.c.res_id, history.c.version_id))
+        )
     )
     total = total_of(conn, matching, Counting.ESTIMATE)
     rows = conn.execute(matching.limit(count + 1).offset(offset)).all()  # one more: is there a next page?

@@ -54,8 +54,9 @@ history = Table(
     Column("method", String(8), nullable=False),
     Column("content", Text, nullable=True),
     Column("sealed", LargeBinary, nullable=True),
-    Index("ix_history_type_updated", "res_type", "last_updated"),
-    Index("ix_history_updated", "last_updated"),
+    # History pages, newest first, read backwards off these: a type's, and the whole server's.
+    Index("ix_history_type_updated_id", "res_type", "last_updated", "res_id", "version_id"),
+    Index("ix_history_updated_id", "last_updated", "res_type", "res_id", "version_id"),
 )
 
 document_keys = Table(

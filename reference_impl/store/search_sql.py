@@ -41,7 +41,9 @@ def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
 
 def _date_condition(low: Any, high: Any, value: Value) -> ColumnElement[bool]:
     sl, sh = int(value.low), int(value.high)
-    eq = and_(low >= sl, high <= sh)
+    # ``low < sh`` follows from ``low < high <= sh``: said outright, it bounds the index range scanned
+    # (low, high) from both ends, instead of every later date (half a national birth-date index).
+    eq = and_(low >= sl, low < sh, high <= sh)
     conditions: dict[str, ColumnElement[bool]] = {
         "eq": eq,
         "ne": not_(eq),

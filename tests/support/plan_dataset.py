@@ -197,11 +197,11 @@ def _statements(sizes: Sizes) -> list[str]:
     patients = f"""
     CREATE TEMP TABLE gen_patient ON COMMIT DROP AS
     SELECT i, 'pat-' || i AS id, f.column2 AS family, f.column3 AS family_norm, g.column2 AS given,
-           g.column3 AS given_norm, -14600 + (i * 7919) % 32850 AS birth_day,
+           g.column3 AS given_norm, (-14600 + (i::bigint * 7919) % 32850)::int AS birth_day,
            CASE WHEN i % 2 = 0 THEN 'female' ELSE 'male' END AS gender
     FROM generate_series(1, {n}) AS i
     JOIN {fam} AS f ON f.column1 = floor(power(((i * 2654435761::bigint) % 1000003) / 1000003.0, 2) * {families})
-    JOIN {giv} AS g ON g.column1 = (i * 40503) % {givens};
+    JOIN {giv} AS g ON g.column1 = (i::bigint * 40503) % {givens};
     ALTER TABLE gen_patient ADD COLUMN birth text, ADD COLUMN matricule text;
     UPDATE gen_patient SET birth = to_char(date '1970-01-01' + birth_day, 'YYYY-MM-DD'),
         matricule = to_char(date '1970-01-01' + birth_day, 'YYYYMMDD') || lpad((i % 100000)::text, 5, '0');

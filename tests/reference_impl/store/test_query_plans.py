@@ -23,6 +23,7 @@ from reference_impl.naming import NATIONAL_ID
 from reference_impl.platform import migrate_platform
 from reference_impl.store.counting import EXACT_UP_TO, Counting
 from reference_impl.store.database import Database
+from reference_impl.store.resources import history_page
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
 from reference_impl.store.search_sql import SearchPage, run_search
 from tests.support.plan_dataset import DOCTYPES, PRESCRIPTION_ID, Sizes, load
@@ -31,6 +32,8 @@ from tests.support.postgres import drop_schema, new_schema_url
 SIZES = Sizes(patients=10_000)
 BIG_TABLES = frozenset({"resources", "resource_history", *(t.name for t in INDEX_TABLES.values())})
 INDEX_NODES = frozenset({"Index Scan", "Index Only Scan", "Bitmap Index Scan"})
+# Searches matching tens of thousands: their pages (and bounded counts) are read in order off an index.
+READ_IN_ORDER = frozenset({"documents, latest first", "current documents (broad)", "current documents, page 101"})
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +195,30 @@ def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flo
         ]
         assert not scanned, f"{flow}: sequential scan of {scanned}"
         assert INDEX_NODES & {n["Node Type"] for n in nodes}, f"{flow}: no index used"
+        if flow in READ_IN_ORDER:
+            assert not {"Sort", "Incremental Sort"} & {n["Node Type"] for n in nodes}, f"{flow}: matches sorted"
+
+
+@pytest.mark.parametrize(("type_name", "hidden"), [("DocumentReference", ()), (None, ("AuditEvent",))])
+def test_history_pages_run_on_indexes_and_count_to_the_bound(
+    store: Database, type_name: str | None, hidden: tuple[str, ...]
+) -> None:
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if not statement.startswith("EXPLAIN"):
+            statements.append((statement, parameters))
+
+    with store.transaction(write=False) as conn:
+        event.listen(conn, "before_cursor_execute", record)
+        page = history_page(conn, type_name, None, None, None, 50, 0, hidden)
+        event.remove(conn, "before_cursor_execute", record)
+        count_plan, page_plan = (list(_nodes(_plan(conn, *statement))) for statement in statements)
+    assert len(page.versions) == 50 and page.more and page.total is not None and page.total > EXACT_UP_TO
+    assert [n["Actual Rows"] for n in count_plan if n["Node Type"] == "Limit"] == [EXACT_UP_TO + 1]
+    for nodes in (count_plan, page_plan):
+        assert {n["Node Type"] for n in nodes} & INDEX_NODES and "Seq Scan" not in {n["Node Type"] for n in nodes}
+        assert not {"Sort", "Incremental Sort"} & {n["Node Type"] for n in nodes}  # read in order off the index
 
 
 def test_a_broad_search_counts_no_further_than_the_bound(store: Database) -> None:
