@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -187,7 +188,14 @@ def _entities(record: AuditRecord) -> list[dict[str, object]]:
 
 def write(conn: Connection, registry: SearchParamRegistry, record: AuditRecord) -> str:
     """Store the AuditEvent of ``record`` in the transaction of ``conn``; returns its id."""
-    _, recorded = now_instant()
-    res_id = str(uuid.uuid4())
-    store.save(conn, registry, audit_event(record, recorded), res_id, None, "POST")
+    (res_id,) = write_all(conn, registry, [record])
     return res_id
+
+
+def write_all(conn: Connection, registry: SearchParamRegistry, records: Sequence[AuditRecord]) -> list[str]:
+    """Store the AuditEvents of ``records`` in the transaction of ``conn`` (one statement per table for
+    all of them); returns their ids."""
+    _, recorded = now_instant()
+    events = [(audit_event(record, recorded), str(uuid.uuid4())) for record in records]
+    store.create_all(conn, registry, events)
+    return [res_id for _, res_id in events]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, insert, update
 
 from reference_impl.auth import tokens
 from reference_impl.auth.keys import SigningKeys
@@ -26,6 +26,7 @@ from reference_impl.auth.registry import User
 from reference_impl.auth.schema import issued_tokens
 from reference_impl.faults import FaultSwitches, declare
 from reference_impl.settings import Settings
+from reference_impl.store.database import DriverStatement
 
 ALG_NONE_ACCEPTED = declare(
     "alg-none-accepted",
@@ -42,8 +43,8 @@ REVOCATION_IGNORED = declare(
 LoginRule = Callable[[Connection, User, FaultSwitches], str | None]
 
 AUTH_PREFIX = "/auth"
-# Asked on every authenticated request: built once (building a statement costs more than running it).
-_REVOCATION_OF = select(issued_tokens.c.revoked_at).where(issued_tokens.c.jti == bindparam("jti"))
+# Asked on every authenticated request.
+_REVOCATION_OF = DriverStatement(f"SELECT revoked_at FROM {issued_tokens.name} WHERE jti = ?")
 FHIR_PREFIX = "/fhir"
 
 
@@ -114,10 +115,10 @@ class AuthService:
         )
 
     def is_revoked(self, conn: Connection, jti: str) -> bool:
-        row = conn.execute(_REVOCATION_OF, {"jti": jti}).first()
+        row = _REVOCATION_OF.first(conn, (jti,))
         if self.faults.on(REVOCATION_IGNORED):
             return row is None
-        return row is None or row.revoked_at is not None  # unknown to this server: not one it issued
+        return row is None or row[0] is not None  # unknown to this server: not one it issued
 
     def revoke(self, conn: Connection, jti: str | None = None, family: str | None = None) -> int:
         """Revoke one access token, or every one issued from a grant (``family``)."""

@@ -13,12 +13,43 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from reference_impl.fhir.fhirpath import Path, UnsupportedExpression, compile_for_type, evaluate
+from reference_impl.fhir.fhirpath import (
+    Node,
+    Path,
+    PlainPath,
+    UnsupportedExpression,
+    compile_for_type,
+    evaluate,
+    follow,
+    plain_path,
+)
 from reference_impl.fhir.indexing import ROWS_BY_TYPE, Row
 from reference_impl.fhir.structure import Structure, search_parameter_definitions, structure
 
 log = logging.getLogger(__name__)
 COLUMN_PARAMS = {"_id": "token", "_lastUpdated": "date"}
+# Types whose resources are written on every request get only the parameters they are searched by:
+# every access writes an AuditEvent, and each parameter costs index rows on that hot path. The
+# access log is searched by patient, who (agent), what (entity), when, outcome, kind of access and
+# the break-the-glass label; the other 14 R4 AuditEvent parameters (address, site, policy...) are
+# not offered (nor listed in the CapabilityStatement).
+ONLY_PARAMS = {
+    "AuditEvent": frozenset(
+        {
+            "_id",
+            "_lastUpdated",
+            "_security",
+            "patient",
+            "agent",
+            "entity",
+            "date",
+            "outcome",
+            "type",
+            "subtype",
+            "action",
+        }
+    )
+}
 SYSTEM_LEVEL = "Resource"  # pseudo type holding the parameters every type has, for system search
 
 
@@ -40,6 +71,8 @@ class SearchParamRegistry:
     def __init__(self, struct: Structure, definitions: list[dict[str, Any]]) -> None:
         self.structure = struct
         self._by_type: dict[str, dict[str, SearchParam]] = defaultdict(dict)
+        # Per (resource type, parameter): its paths as PlainPaths, or None when one is not plain.
+        self._plain: dict[tuple[str, str], tuple[PlainPath, ...] | None] = {}
         for definition in definitions:
             self._register(definition)
 
@@ -54,6 +87,8 @@ class SearchParamRegistry:
             bases = [t for t in self.structure.served_types if t not in ("Bundle", "Binary", "Parameters")]
         for base in bases:
             if base != SYSTEM_LEVEL and not self.structure.is_served(base):
+                continue
+            if base in ONLY_PARAMS and code not in ONLY_PARAMS[base]:
                 continue
             try:
                 paths = tuple(compile_for_type(definition.get("expression") or "", base))
@@ -77,13 +112,25 @@ class SearchParamRegistry:
         for param in self.for_type(resource["resourceType"]).values():
             if param.is_column:
                 continue
-            nodes = evaluate(list(param.paths), resource, self.structure)
+            nodes = self.selected(resource, param)
             seen: set[Row] = set()
             for row in ROWS_BY_TYPE[param.type](nodes):
                 if row not in seen:
                     seen.add(row)
                     out[param.type].append((param.code, row))
         return out
+
+    def selected(self, resource: dict[str, Any], param: SearchParam) -> list[Node]:
+        """The values ``param`` selects in ``resource``."""
+        type_name = resource["resourceType"]
+        key = (type_name, param.code)
+        if key not in self._plain:
+            plain = [plain_path(path, type_name, self.structure) for path in param.paths]
+            self._plain[key] = None if None in plain else tuple(p for p in plain if p is not None)
+        paths = self._plain[key]
+        if paths is None:
+            return evaluate(list(param.paths), resource, self.structure)
+        return [node for path in paths for node in follow(path, resource)]
 
 
 @cache

@@ -4,9 +4,10 @@
 ``FhirServer.execute`` runs one interaction inside a given transaction (a transaction Bundle runs
 all its entries through it on one connection). Authorization and audit attach here, never to
 individual handlers: every interaction is decided by the access policy, and every access to
-patient data adds an audit record that is written in the same transaction as the access. A
-refused or failed attempt is audited in a transaction of its own (the attempt's own changes, if
-any, are rolled back; its audit event is not).
+patient data adds an audit record. A change's records are written in the same transaction as the
+change; a read's are committed by the audit log's group commit (``audit/group_commit.py``) before
+its answer leaves. A refused or failed attempt is audited in a transaction of its own (the
+attempt's own changes, if any, are rolled back; its audit event is not).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from reference_impl.audit.access import (
     failure_record,
     naming_its_patients,
     success_records,
-    touches_patient_data,
 )
 from reference_impl.audit.balp import AuditRecord
+from reference_impl.audit.group_commit import AuditLog
 from reference_impl.auth import bearer
 from reference_impl.auth.policy import AccessPolicy
 from reference_impl.auth.service import AuthService
@@ -51,6 +52,7 @@ class FhirServer:
         self.policy = AccessPolicy(self.registry, faults=self.faults)
         self.operations: dict[tuple[str | None, bool, str], Operation] = {}
         self.writes = WriteHooks()
+        self.audit_log = AuditLog(db, self.registry)
         self.handlers: dict[Kind, Handler] = {
             Kind.READ: crud.read,
             Kind.VREAD: crud.vread,
@@ -100,7 +102,7 @@ class FhirServer:
             request,
             found,
             lambda conn, caller, trail: self.execute(conn, caller, found, trail),
-            self._needs_write(found, request),
+            self.writes_data(found),
         )
 
     def _authenticated(self, conn: Connection, request: FhirRequest) -> FhirRequest:
@@ -118,8 +120,9 @@ class FhirServer:
         write: bool,
         long: bool = False,
     ) -> T:
-        """Authenticate the caller, run ``work`` for them and write the audit records it collects: all in
-        one transaction (a refusal is audited in one of its own, as the work's is rolled back)."""
+        """Authenticate the caller, run ``work`` for them and write the audit records it collects: a
+        change's in its own transaction, a read's by group commit before returning (a refusal is
+        audited in a transaction of its own, as the work's is rolled back)."""
         trail: list[AuditRecord] = []
         caller = request
 
@@ -128,18 +131,18 @@ class FhirServer:
             trail.clear()  # a retried unit starts its trail again
             caller = self._authenticated(conn, request)
             result = work(conn, caller, trail)
-            for record in trail:
-                audit.write(conn, self.registry, record)
+            if write:
+                audit.write_all(conn, self.registry, trail)
             return result
 
         try:
-            return await self.db.run_async(unit, write, long)
+            result = await self.db.run_async(unit, write, long)
         except FhirError as exc:
             await self._audit_failure(caller, interaction, exc, trail)
             raise
-
-    def _needs_write(self, interaction: Interaction, request: FhirRequest) -> bool:
-        return self.writes_data(interaction) or touches_patient_data(attempt(request, interaction))
+        if not write:
+            await self.audit_log.record(trail)
+        return result
 
     async def _audit_failure(
         self, request: FhirRequest, interaction: Interaction | None, exc: FhirError, trail: list[AuditRecord]

@@ -158,6 +158,29 @@ class Database:
             self._reader.dispose()
 
 
+class DriverStatement:
+    """A fixed statement run on the database driver's own cursor, inside the unit's transaction.
+
+    SQLAlchemy spends ~20 µs on each execution of even a cached statement; the driver alone takes
+    ~2 µs (measured on SQLite). For the few statements every request runs (the token's revocation,
+    the resource read) that is worth these lines; everything else goes through SQLAlchemy. The
+    drivers prepare such a statement once per connection (sqlite3's statement cache; psycopg
+    prepares a query from its fifth execution on). ``sql`` uses ``?`` placeholders.
+    """
+
+    def __init__(self, sql: str) -> None:
+        self._sql = {"sqlite": sql, "postgresql": sql.replace("?", "%s")}
+
+    def first(self, conn: Connection, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._sql[conn.dialect.name], params)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return tuple(row) if row is not None else None
+
+
 def _sqlstate(exc: DBAPIError) -> str | None:
     code = getattr(exc.orig, "sqlstate", None)
     return str(code) if code else None
@@ -178,4 +201,6 @@ def _configure_sqlite(engine: Engine, begin_statement: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin_statement)
+        # On the driver's connection: through SQLAlchemy this statement costs more than the rest of the
+        # transaction's bookkeeping (every request runs one).
+        conn.connection.dbapi_connection.execute(begin_statement)
