@@ -37,6 +37,7 @@ DEFAULTS = {"users": 10, "spawn_rate": 10, "duration": 10}
 # in seconds; another machine's started by a person, who gets longer) and for their last statistics.
 WORKER_CONNECT_S = {"local": 30.0, "remote": 300.0}
 WORKER_FINISH_S = 15.0
+WORKER_SILENCE_S = 10.0  # a worker without a heartbeat for this long is lost (locust lets 3 s heal)
 TOKEN_ENV = "EQLAB_LOAD_ACCESS_TOKEN"  # the locustfile reads the same name
 SLO_MEASURES = {  # plan key -> (statistic, unit, larger is better)
     "p95_ms": ("p95_ms", "ms", False),
@@ -122,6 +123,7 @@ def load_config(
     if int(config.get("workers") or 0) > 0:
         config["worker_connect_s"] = WORKER_CONNECT_S["remote" if config.get("master_bind") else "local"]
         config["worker_finish_s"] = WORKER_FINISH_S
+        config["worker_silence_s"] = WORKER_SILENCE_S
     return config
 
 

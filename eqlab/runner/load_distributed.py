@@ -19,7 +19,7 @@ Around locust's own protocol the lab adds a handshake of its own, so that nothin
   statistics and then ``eqlab_finished`` with what it counted itself, so the master knows the merge
   is complete (the channel keeps each worker's messages in order).
 
-A worker that exits, goes silent (no heartbeat for locust's 3 s), refuses or never connects ends the
+A worker that exits, goes silent (no heartbeat for ``worker_silence_s``), refuses or never connects ends the
 measurement with a ``LoadFailure`` naming it, within the configuration's time limits: never a hang.
 """
 
@@ -37,11 +37,12 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 import gevent
+import locust
 from locust import User
 from locust.env import Environment
 from locust.exception import RPCError
 from locust.rpc.protocol import Message
-from locust.runners import MasterRunner
+from locust.runners import HEARTBEAT_LIVENESS, MasterRunner
 
 from eqlab.evidence.redaction import text as redacted
 from eqlab.runner.load_locust import LoadFailure, summarize
@@ -53,6 +54,8 @@ FINISH, FINISHED = "eqlab_finish", "eqlab_finished"
 POLL_S = 0.1
 SETUP_S = 30.0  # for connected workers to answer the setup
 QUIT_S = 5.0  # for local workers to exit once told to quit
+QUIT_AFTER_FAILURE_S = 1.0  # the same when one failed: a hung one will not quit
+LAST_WORDS_S = 0.5  # for the messages of a worker that exited to arrive
 OUTPUT_TAIL = 600  # characters of a failed worker's output quoted in the error
 
 
@@ -103,6 +106,7 @@ class Crew:
     runner: MasterRunner
     local: list[LocalWorker]
     handshake: Handshake
+    silence_s: float  # a worker without a heartbeat for this long is lost
     loading: int = 0  # how many workers carry the load, once it started
 
     def active(self) -> int:
@@ -110,19 +114,33 @@ class Crew:
         return len(clients.ready) + len(clients.spawning) + len(clients.running)
 
     def check(self) -> None:
+        self._check_refusals()
         for worker in self.local:
             code = worker.process.poll()
             if code is not None:
+                gevent.sleep(LAST_WORDS_S)  # its last messages may still be on their way
+                self._check_refusals()
                 said = worker.tail()
                 raise LoadFailure(f"load worker {worker.number} exited (status {code})" + (f": {said}" if said else ""))
+        if self.loading:
+            self._check_lost()
+
+    def _check_lost(self) -> None:
+        """A worker that quit, or has been silent for ``silence_s``. Locust calls one that missed three
+        heartbeats missing and lets it heal: a worker starved of CPU for a few seconds is no failure."""
+        clients = self.runner.clients
+        quit_ = self.loading - len(clients.all)
+        silent = [c for c in clients.missing if HEARTBEAT_LIVENESS - c.heartbeat >= self.silence_s]
+        if quit_ > 0:
+            raise LoadFailure(f"{quit_} load worker(s) quit during the load")
+        if silent:
+            hosts = ", ".join(_host(c.id) for c in silent)
+            raise LoadFailure(f"{len(silent)} load worker(s) ({hosts}) sent no heartbeat for {self.silence_s:.0f} s")
+
+    def _check_refusals(self) -> None:
         if self.handshake.refused:
             client_id, why = next(iter(self.handshake.refused.items()))
             raise LoadFailure(f"load worker {_host(client_id)} refused the load: {why}")
-        if self.loading and self.active() < self.loading:
-            lost = ", ".join(_host(c.id) for c in self.runner.clients.missing) or "one that quit"
-            raise LoadFailure(
-                f"{self.loading - self.active()} load worker(s) ({lost}) stopped answering the master during the load"
-            )
 
     def wait_for(self, count: Callable[[], int], wanted: int, seconds: float, what: str) -> None:
         ends = time.monotonic() + seconds
@@ -155,8 +173,10 @@ def run_master(env: Environment, config: dict[str, Any]) -> dict[str, Any]:
     ):
         runner.register_message(kind, listener)
     env.events.worker_report.add_listener(handshake.on_report)  # type: ignore[no-untyped-call]
-    crew = Crew(runner, [] if remote else _start_local_workers(expected, runner.server.port, config), handshake)
+    local = [] if remote else _start_local_workers(expected, runner.server.port, config)
+    crew = Crew(runner, local, handshake, float(config["worker_silence_s"]))
     duration = float(config["duration"])
+    measured = False
     try:
         crew.wait_for(crew.active, expected, float(config["worker_connect_s"]), "connected to the master")
         setup = {"host": env.host, "classes": [c.__name__ for c in env.user_classes]}
@@ -173,9 +193,10 @@ def run_master(env: Environment, config: dict[str, Any]) -> dict[str, Any]:
         crew.wait_for(
             lambda: len(handshake.finished), wanted, float(config["worker_finish_s"]), "sent their last statistics"
         )
+        measured = True
     finally:
         runner.quit()  # tells every worker, here or elsewhere, to quit
-        _stop_local_workers(crew.local)
+        _stop_local_workers(crew.local, QUIT_S if measured else QUIT_AFTER_FAILURE_S)
     by_worker: list[dict[str, Any]] = [
         {
             "worker": runner.worker_indexes[client_id] + 1,
@@ -208,9 +229,9 @@ def _start_local_workers(count: int, port: int, config: dict[str, Any]) -> list[
     return workers
 
 
-def _stop_local_workers(workers: list[LocalWorker]) -> None:
-    """Told to quit, they get ``QUIT_S`` together to do so; then they are killed."""
-    ends = time.monotonic() + QUIT_S
+def _stop_local_workers(workers: list[LocalWorker], grace_s: float) -> None:
+    """Told to quit, they get ``grace_s`` together to do so; then they are killed."""
+    ends = time.monotonic() + grace_s
     for worker in workers:
         try:
             worker.process.wait(timeout=max(0.0, ends - time.monotonic()))
@@ -223,7 +244,7 @@ def _stop_local_workers(workers: list[LocalWorker]) -> None:
 def run_worker(master: str, classes: list[type[User]]) -> None:
     """Be one worker of the master at ``master`` (HOST:PORT) until it says the load is over."""
     host, port = split_address(master)
-    env = Environment(user_classes=classes)
+    env = Environment(user_classes=classes, events=locust.events)  # as the master's (load_worker.run)
     counted = {"requests": 0, "failures": 0}
 
     def count(exception: BaseException | None = None, **_: Any) -> None:

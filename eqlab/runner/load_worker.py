@@ -27,6 +27,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
+import locust  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
 from eqlab import paths  # noqa: E402
@@ -39,7 +40,8 @@ DEFAULT_LOCUSTFILE = "load/fhir/locustfile.py"  # under suites/: what a worker r
 
 def run(config: dict[str, Any]) -> dict[str, Any]:
     classes = user_classes(Path(config["locustfile"]), config.get("scenario"))
-    env = Environment(user_classes=classes, host=config["base_url"].rstrip("/") + "/")
+    # locust's global events, as its own command uses: a locustfile's @events hooks then work here too
+    env = Environment(user_classes=classes, host=config["base_url"].rstrip("/") + "/", events=locust.events)
     if int(config.get("workers") or 0) > 0:
         return run_master(env, config)
     runner = env.create_local_runner()

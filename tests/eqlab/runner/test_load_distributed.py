@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil  # type: ignore[import-untyped]  # locust's own dependency
 import pytest
@@ -24,15 +26,22 @@ from eqlab.commands.tokens import system_token
 from eqlab.plan.loader import load_plan
 from eqlab.runner.interrupt import ChildRun, StopRequest
 from eqlab.runner.load import TOKEN_ENV, load_config, run_locust
-from eqlab.runner.options import RunOptions
 from eqlab.yamlsource import SourceError
 from tests.eqlab.conftest import DEMO_KEY, DemoReference
 from tests.eqlab.runner.test_load import PLAN, run_text
+from tests.support.runs import eqlab_cli, eqlab_run
 from tests.support.servers import free_port
 
 SCENARIOS = Path(__file__).parent / "load_scenarios"  # never imported here: locust would patch this process
 CRASH_STATUS = 7  # load_scenarios/crashing.py's exit status
-FAST = {"users": 4, "spawn_rate": 4, "duration": 2, "worker_connect_s": 20, "worker_finish_s": 10}
+FAST = {
+    "users": 4,
+    "spawn_rate": 4,
+    "duration": 2,
+    "worker_connect_s": 20,
+    "worker_finish_s": 10,
+    "worker_silence_s": 10,
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +63,7 @@ def test_a_master_and_two_workers_make_one_result_judged_against_the_slos(refere
     outcome = run_text(
         tmp_path, plan.format(base_url=reference, p95=5000, environment="integration", key_file=DEMO_KEY)
     )
-    assert not outcome.results.lab_errors
+    assert not outcome.results.lab_errors, outcome.results.lab_errors
     slos = {s.name: s for s in outcome.results.slos}
     assert set(slos) == {"p95_ms", "error_rate", "throughput_rps"}
     assert all(s.measured is not None and s.passed for s in slos.values()), slos
@@ -81,13 +90,46 @@ def test_load_workers_on_the_command_line_override_the_plan(tmp_path: Path) -> N
     assert remote["worker_connect_s"] > load_config(planned, None, "http://127.0.0.1:1", tmp_path)["worker_connect_s"]
 
 
-def test_a_worker_that_crashes_ends_the_load_as_an_error_without_a_hang(reference: str) -> None:
-    config = {**FAST, "duration": 30, "workers": 2, "base_url": reference, "locustfile": str(SCENARIOS / "crashing.py")}
+def test_a_worker_that_crashes_ends_the_load_as_an_error_without_a_hang(reference: str, tmp_path: Path) -> None:
+    plan = PLAN.replace("path: load/fhir", f"path: {SCENARIOS / 'crashing.py'}").replace("duration: 3", "duration: 30")
     began = time.monotonic()
-    done = child(config)
-    assert time.monotonic() - began < 20, "the lab waited for the rest of the load"
-    assert done.exit_code == 3
-    assert f"exited (status {CRASH_STATUS})" in said(done)["error"]
+    text = plan.format(base_url=reference, p95=5000, environment="integration", key_file=DEMO_KEY)
+    done = eqlab_run(text, tmp_path, "--load-workers", "2")  # the plan has no workers: the option brings them
+    assert time.monotonic() - began < 30, "the lab waited for the rest of the load"
+    assert done.exit_code == 2, done.printed  # inconclusive: the SLOs were not measured
+    results = done.results()
+    (error,) = results["lab_errors"]
+    assert error.startswith("load suite crashing.py could not be measured: load worker ")
+    assert error.endswith(f"exited (status {CRASH_STATUS})")
+    assert f"lab error: {error}" in done.printed
+    assert all(s["measured"] is None and s["passed"] is None for s in results["slos"])
+    assert not list(done.run_dir.glob("load-*.json"))
+
+
+def test_load_workers_beyond_the_limit_are_a_usage_error(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        PLAN.format(base_url="http://127.0.0.1:9/fhir", p95=100, environment="integration", key_file=DEMO_KEY)
+    )
+    done = eqlab_cli("run", str(plan), "--load-workers", "65")
+    assert done.exit_code == 2
+    assert "Invalid value for '--load-workers': 65 is not in the range 0<=x<=64" in done.printed
+
+
+def test_a_worker_that_hangs_ends_the_load_as_an_error(reference: str, tmp_path: Path) -> None:
+    locustfile = tmp_path / "mine.py"  # a path of this test's own: its worker is told apart by it
+    locustfile.write_text((SCENARIOS / "patients.py").read_text(encoding="utf-8"), encoding="utf-8")
+    config: dict[str, Any] = {**FAST, "duration": 60, "workers": 1, "worker_silence_s": 2}
+    config |= {"base_url": reference, "locustfile": str(locustfile)}
+    finished: list[ChildRun] = []
+    running = threading.Thread(target=lambda: finished.append(child(config)))
+    running.start()
+    (worker,) = _workers_of(locustfile, expected=1)
+    _until_connected(worker, urlsplit(reference).port)  # to the target: the load is on
+    worker.suspend()  # SIGSTOP: alive but silent, as a worker stuck in a tight loop or on a frozen machine
+    running.join(timeout=30)
+    assert not running.is_alive(), "the lab waited for the hung worker"
+    assert said(finished[0])["error"] == f"1 load worker(s) ({socket.gethostname()}) sent no heartbeat for 2 s"
 
 
 def test_a_worker_that_never_connects_ends_the_load_as_an_error(reference: str) -> None:
@@ -140,6 +182,13 @@ def test_stopping_the_run_stops_the_master_and_its_workers(reference: str, tmp_p
     assert not alive, "a load worker outlived the run"
 
 
+def _until_connected(process: psutil.Process, port: int | None) -> None:
+    ends = time.monotonic() + 30
+    while not any(c.raddr and c.raddr.port == port for c in process.net_connections("tcp")):
+        assert time.monotonic() < ends, "the worker never connected to the target"
+        time.sleep(0.1)
+
+
 def _workers_of(locustfile: Path, expected: int) -> list[psutil.Process]:
     ends = time.monotonic() + 20
     while time.monotonic() < ends:
@@ -168,7 +217,3 @@ def test_a_plan_with_bad_load_distribution_names_the_line_and_key(tmp_path: Path
     with pytest.raises(SourceError) as caught:
         load_plan(plan, Catalogue.load(paths.catalogue_dir()), paths.suites_dir())
     assert f"{plan}:15:5: suites[0].params: {message}" in str(caught.value)
-
-
-def test_the_run_options_carry_the_load_workers() -> None:
-    assert RunOptions(load_workers=2).load_workers == 2
