@@ -46,19 +46,19 @@ from psycopg import sql
 from sqlalchemy import Connection
 
 # Run as a script, this folder comes first on the path, where benchmarks/fhir_core.py would stand in for
-# the fhir_core package the FHIR models import: the repository's root replaces it.
+# the fhir_core package the FHIR models import: the repository's root replaces it (hence E402 below).
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
-from benchmarks.loadgen import Request, Result, run
-from benchmarks.servers import PG_URL, demo_system_headers, reference_server
-from reference_impl.auth.service import AuthService
-from reference_impl.naming import NATIONAL_ID
-from reference_impl.platform import migrate_platform
-from reference_impl.seed.national import NationalPlan, NationalSource, chunk_persons
-from reference_impl.settings import Settings
-from reference_impl.store import bulk
-from reference_impl.store.database import Database
+from benchmarks.loadgen import Request, Result, run  # noqa: E402
+from benchmarks.servers import PG_URL, demo_system_headers, reference_server  # noqa: E402
+from reference_impl.auth.service import AuthService  # noqa: E402
+from reference_impl.naming import NATIONAL_ID  # noqa: E402
+from reference_impl.platform import migrate_platform  # noqa: E402
+from reference_impl.seed.national import NationalPlan, NationalSource, chunk_persons  # noqa: E402
+from reference_impl.settings import Settings  # noqa: E402
+from reference_impl.store import bulk  # noqa: E402
+from reference_impl.store.database import Database  # noqa: E402
 
 # The documents of this synthetic dataset are sealed under a key derived from a fixed phrase, so that a
 # kept schema opens again in the next run: it protects nothing but made-up data.
@@ -172,12 +172,12 @@ def load(url: str, plan: NationalPlan, workers: int, keep_indexes: bool) -> None
     last = [0.0]
 
     def progress(p: bulk.Progress) -> None:
-        if time.monotonic() - last[0] >= 15 or p.chunks_done == p.chunks:
+        if time.monotonic() - last[0] >= 15 or (p.chunks_done == p.chunks and last[0] != float("inf")):
             eta = f"{p.eta_seconds:.0f} s" if p.eta_seconds is not None else "?"
             print(
                 f"  loading: {p.chunks_done}/{p.chunks} chunks, {p.resources:,} resources, {p.rate:,.0f}/s, ETA {eta}"
             )
-            last[0] = time.monotonic()
+            last[0] = float("inf") if p.chunks_done == p.chunks else time.monotonic()  # the last line once
 
     result = bulk.load(
         url, NationalSource(plan), settings.master, workers=workers, on_progress=progress, drop_indexes=not keep_indexes
