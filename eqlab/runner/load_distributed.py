@@ -11,10 +11,12 @@ workers an operator starts elsewhere (``python -m eqlab.runner.load_worker --mas
 
 Around locust's own protocol the lab adds a handshake of its own, so that nothing is left to hope:
 
-* ``eqlab_setup`` (master -> each worker): the target, the user classes, and for workers that are
-  not this machine's children the access token (local workers inherit it in their environment);
-  the worker refuses (``eqlab_refused``) a non-loopback target unless its own operator allowed one
-  (``EQLAB_ALLOW_REMOTE_LOAD=1``) or a scenario it does not have, else answers ``eqlab_ready``;
+* ``eqlab_setup`` (master -> each worker): the target and the user classes; the worker refuses
+  (``eqlab_refused``) a non-loopback target unless its own operator allowed one
+  (``EQLAB_ALLOW_REMOTE_LOAD=1``), a loopback one when it reached the master over the network (the
+  target would be its own machine), or a scenario it does not have; else answers ``eqlab_ready``;
+* ``eqlab_token`` (master -> each ready worker started elsewhere): the access token, which this
+  machine's workers inherit in their environment; a worker that refused never gets it;
 * ``eqlab_finish`` (master -> each worker) at the end: the worker stops its users, sends its last
   statistics and then ``eqlab_finished`` with what it counted itself, so the master knows the merge
   is complete (the channel keeps each worker's messages in order).
@@ -49,7 +51,7 @@ from eqlab.runner.load_locust import LoadFailure, summarize
 from eqlab.runner.options import LOOPBACK, REMOTE_LOAD_ENV
 
 TOKEN_ENV = "EQLAB_LOAD_ACCESS_TOKEN"  # the name eqlab.runner.load and the locustfiles use
-SETUP, READY, REFUSED = "eqlab_setup", "eqlab_ready", "eqlab_refused"
+SETUP, READY, REFUSED, TOKEN = "eqlab_setup", "eqlab_ready", "eqlab_refused", "eqlab_token"
 FINISH, FINISHED = "eqlab_finish", "eqlab_finished"
 POLL_S = 0.1
 SETUP_S = 30.0  # for connected workers to answer the setup
@@ -179,12 +181,12 @@ def run_master(env: Environment, config: dict[str, Any]) -> dict[str, Any]:
     measured = False
     try:
         crew.wait_for(crew.active, expected, float(config["worker_connect_s"]), "connected to the master")
-        setup = {"host": env.host, "classes": [c.__name__ for c in env.user_classes]}
-        if remote and os.environ.get(TOKEN_ENV):
-            setup["token"] = os.environ[TOKEN_ENV]  # other machines' workers have no other way to get it
-        runner.send_message(SETUP, setup)
+        runner.send_message(SETUP, {"host": env.host, "classes": [c.__name__ for c in env.user_classes]})
         crew.loading = crew.active()
         crew.wait_for(lambda: len(handshake.ready), crew.loading, SETUP_S, "answered the setup")
+        if remote and os.environ.get(TOKEN_ENV):  # other machines' workers have no other way to get it
+            for client_id in handshake.ready:
+                runner.send_message(TOKEN, {"token": os.environ[TOKEN_ENV]}, client_id=client_id)
         runner.start(int(config["users"]), spawn_rate=float(config["spawn_rate"]))
         crew.hold(duration)
         runner.send_message(FINISH)
@@ -258,14 +260,15 @@ def run_worker(master: str, classes: list[type[User]]) -> None:
         raise LoadFailure(f"no locust master answered at {master}") from None
 
     def on_setup(environment: Environment, msg: Message) -> None:
-        refusal = _refusal(msg.data, classes)
+        refusal = _refusal(msg.data, classes, host)
         if refusal:
             runner.send_message(REFUSED, {"why": refusal})
             runner.quit()
             return
-        if msg.data.get("token"):
-            os.environ[TOKEN_ENV] = msg.data["token"]
         runner.send_message(READY)
+
+    def on_token(environment: Environment, msg: Message) -> None:
+        os.environ[TOKEN_ENV] = str(msg.data["token"])  # where the scenario reads it, as on the lab's machine
 
     def on_finish(environment: Environment, msg: Message) -> None:
         runner.stop()
@@ -273,12 +276,18 @@ def run_worker(master: str, classes: list[type[User]]) -> None:
         runner.send_message(FINISHED, dict(counted))
 
     runner.register_message(SETUP, on_setup)
+    runner.register_message(TOKEN, on_token)
     runner.register_message(FINISH, on_finish)
     runner.greenlet.join()
 
 
-def _refusal(setup: dict[str, Any], classes: list[type[User]]) -> str | None:
+def _refusal(setup: dict[str, Any], classes: list[type[User]], master_host: str) -> str | None:
     target = urlsplit(str(setup["host"])).hostname or ""
+    if target in LOOPBACK and master_host not in LOOPBACK:
+        return (
+            f"the target {target} is a loopback address: the lab's machine for the lab, this machine for this worker, "
+            f"which reached the lab at {master_host}; give the lab the target's network address"
+        )
     if target not in LOOPBACK and os.environ.get(REMOTE_LOAD_ENV) != "1":
         return (
             f"load only targets loopback addresses, not {target}; the operator of this worker "

@@ -166,6 +166,31 @@ def test_a_worker_started_elsewhere_gets_the_token_from_the_master(reference: st
     assert worker.returncode == 0 and token not in worker_out.decode()
 
 
+def test_a_worker_on_another_machine_refuses_a_loopback_target(reference: str) -> None:
+    """From another machine, 127.0.0.1 is that machine: its load would measure nothing of the target."""
+    network_address = _network_address()
+    port = free_port()
+    config = {**FAST, "workers": 1, "master_bind": f"0.0.0.0:{port}", "base_url": reference}
+    config["locustfile"] = locustfile = str(SCENARIOS / "patients.py")
+    command = [sys.executable, "-m", "eqlab.runner.load_worker", "--master", f"{network_address}:{port}"]
+    worker = subprocess.Popen([*command, "--locustfile", locustfile], stdout=subprocess.DEVNULL)
+    try:
+        done = child(config)
+    finally:
+        worker.wait(timeout=10)
+    assert "refused the load: the target 127.0.0.1 is a loopback address" in said(done)["error"]
+    assert f"which reached the lab at {network_address}" in said(done)["error"]
+
+
+def _network_address() -> str:
+    """An IPv4 address of this machine that is not loopback (as another machine would reach it)."""
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return str(address.address)
+    pytest.skip("this machine has no network address besides loopback")
+
+
 def test_stopping_the_run_stops_the_master_and_its_workers(reference: str, tmp_path: Path) -> None:
     locustfile = tmp_path / "mine.py"  # a path of this test's own: its workers are told apart by it
     locustfile.write_text((SCENARIOS / "patients.py").read_text(encoding="utf-8"), encoding="utf-8")
