@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, inser
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, total_of
-from reference_impl.store.database import DriverStatement
+from reference_impl.store.database import DriverStatement, insert_statement
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, history, resources
 
@@ -101,6 +101,17 @@ _DELETE_VERSION = delete(history).where(
     history.c.res_id == bindparam("res_id"),
     history.c.version_id == bindparam("version_id"),
 )
+# create_all's statements: many rows at once, on the driver (SQLAlchemy's per-row work costs more than the insert).
+_CREATE_CURRENT = insert_statement(
+    resources.name, ("res_type", "res_id", "version_id", "last_updated", "deleted", "content", "sealed")
+)
+_CREATE_HISTORY = insert_statement(
+    history.name, ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed")
+)
+_CREATE_INDEX_ROW = {
+    name: insert_statement(table.name, ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name]))
+    for name, table in INDEX_TABLES.items()
+}
 _DROP_INDEX = {
     name: delete(table).where(table.c.res_type == bindparam("type_name"), table.c.res_id == bindparam("res_id"))
     for name, table in INDEX_TABLES.items()
@@ -182,20 +193,20 @@ def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tu
     if not new:
         return
     last_updated, instant = now_instant()
-    current_rows: list[dict[str, Any]] = []
-    history_rows: list[dict[str, Any]] = []
-    index_rows: dict[str, list[dict[str, Any]]] = {}
+    current_rows: list[tuple[object, ...]] = []
+    history_rows: list[tuple[object, ...]] = []
+    index_rows: dict[str, list[tuple[object, ...]]] = {}
     for resource, res_id in new:
         body, _, body_columns = _versioned(conn, resource, res_id, 1, instant)
-        key = {"res_type": body["resourceType"], "res_id": res_id, "version_id": 1, "last_updated": last_updated}
-        current_rows.append({**key, "deleted": False, **body_columns})
-        history_rows.append({**key, "method": "POST", **body_columns})
-        for param_type, rows in _index_rows(registry, body, res_id).items():
-            index_rows.setdefault(param_type, []).extend(rows)
-    conn.execute(_INSERT_CURRENT, current_rows)
-    conn.execute(_INSERT_HISTORY, history_rows)
+        type_name, content, sealed = body["resourceType"], body_columns["content"], body_columns["sealed"]
+        current_rows.append((type_name, res_id, 1, last_updated, False, content, sealed))
+        history_rows.append((type_name, res_id, 1, last_updated, "POST", content, sealed))
+        for param_type, found in registry.index_rows(body).items():
+            index_rows.setdefault(param_type, []).extend((type_name, res_id, code, *row) for code, row in found)
+    _CREATE_CURRENT.run_many(conn, current_rows)
+    _CREATE_HISTORY.run_many(conn, history_rows)
     for param_type, rows in index_rows.items():
-        conn.execute(_INSERT_INDEX[param_type], rows)
+        _CREATE_INDEX_ROW[param_type].run_many(conn, rows)
 
 
 def _versioned(

@@ -15,6 +15,7 @@ from reference_impl.services.mpi.demo import demo_patients
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database, normalize_url
 from reference_impl.store.migrations import current_version
+from tests.support.postgres import query
 from tests.support.tokens import mint
 
 
@@ -83,3 +84,17 @@ def test_url_normalisation(given: str, expected: str) -> None:
 def test_unsupported_database_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported database URL"):
         Database("mysql://localhost/db")
+
+
+@pytest.mark.postgres
+def test_a_unit_on_a_connection_the_server_dropped_runs_again_on_a_new_one(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    try:
+        first = db.run(lambda conn: conn.exec_driver_sql("SELECT pg_backend_pid()").scalar(), write=False)
+        # The pooled connection dies (a server restart, an idle timeout, an administrator): no pre-ping
+        # finds it; the unit meets it, and runs again on a fresh one.
+        query("SELECT pg_terminate_backend(%s)", first)
+        again = db.run(lambda conn: conn.exec_driver_sql("SELECT pg_backend_pid()").scalar(), write=False)
+        assert again != first
+    finally:
+        db.dispose()
