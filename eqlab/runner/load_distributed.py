@@ -21,8 +21,9 @@ Around locust's own protocol the lab adds a handshake of its own, so that nothin
   statistics and then ``eqlab_finished`` with what it counted itself, so the master knows the merge
   is complete (the channel keeps each worker's messages in order).
 
-A worker that exits, goes silent (no heartbeat for ``worker_silence_s``), refuses or never connects ends the
-measurement with a ``LoadFailure`` naming it, within the configuration's time limits: never a hang.
+A worker that exits, goes silent (no heartbeat for ``worker_silence_s``), refuses or never connects
+ends the measurement with a ``LoadFailure`` naming it, within the configuration's time limits: never
+a hang.
 """
 
 from __future__ import annotations
