@@ -32,6 +32,7 @@ French, Italian, Belgian, German, from the Balkans) with their STATEC shares of 
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import itertools
 import random
@@ -240,16 +241,8 @@ class BirthRegister:
 
 
 def _draw(rng: random.Random, cumulative: list[float]) -> int:
-    """An index drawn with the weights ``cumulative`` sums (``random.choices`` without its list)."""
-    point = rng.random() * cumulative[-1]
-    low, high = 0, len(cumulative) - 1
-    while low < high:
-        middle = (low + high) // 2
-        if cumulative[middle] < point:
-            low = middle + 1
-        else:
-            high = middle
-    return low
+    """An index drawn with the weights ``cumulative`` sums (``random.choices`` without building a list)."""
+    return bisect.bisect_left(cumulative, rng.random() * cumulative[-1])
 
 
 def organization_id(key: str) -> str:
