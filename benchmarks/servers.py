@@ -47,6 +47,18 @@ class Served:
         workers = [c.pid for c in children if "resource_tracker" not in " ".join(c.cmdline())]
         return workers or [self.process.pid]
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the process and its children (the workers)."""
+        started = psutil.Process(self.process.pid)
+        total = 0.0
+        for process in [started, *started.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -91,7 +103,8 @@ def reference_process(db_url: str, seed: str = "demo", workers: int = 1) -> Iter
     port = free_port()
     base = f"http://127.0.0.1:{port}/fhir"
     cmd = [sys.executable, "-m", "eqlab.cli", "serve", "--port", str(port), "--db", db_url, "--seed", seed]
-    with process([*cmd, "--workers", str(workers)], f"{base}/metadata") as proc:
+    # Seeding on a busy machine (the PostgreSQL server shared) has taken minutes.
+    with process([*cmd, "--workers", str(workers)], f"{base}/metadata", timeout=600) as proc:
         yield Served(base, proc)
 
 
