@@ -5,7 +5,8 @@ with no think time: what the lab's generator costs per request. ``PlainHello`` i
 ``FastHttpUser``, for comparison (the lab refuses to run it; the benchmark runs it with locust).
 
 Each process that runs a load writes the CPU time it spent while the load ran (``test_start`` to
-``test_stop``: imports and start-up excluded) to ``$EQLAB_BENCH_CPU_DIR/<pid>.json``.
+``test_stop``: imports and start-up excluded) to ``$EQLAB_BENCH_CPU_DIR/<pid>.json``, and says
+when its load started (``<pid>.started``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ _started: dict[str, float] = {}
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
 def _measure_from(**_: Any) -> None:
     _started.update(cpu=time.process_time(), wall=time.perf_counter())
+    folder = os.environ.get(CPU_DIR_ENV)
+    if folder:
+        (Path(folder) / f"{os.getpid()}.started").touch()  # the benchmark times the load from here
 
 
 @events.test_stop.add_listener  # type: ignore[untyped-decorator]

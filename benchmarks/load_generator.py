@@ -28,9 +28,11 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,13 +119,22 @@ def run_lab(base: str, seconds: int, connections: int, workers: int) -> Measured
 
 
 def run_plain_locust(base: str, seconds: int, connections: int) -> Measured:
-    """Locust's own FastHttpUser and command, without the lab's rules, in one process."""
+    """Locust's own FastHttpUser and command, without the lab's rules, in one process. Stopped by
+    SIGTERM ``seconds`` after its load began: its --run-time counts from before slow imports end."""
     with tempfile.TemporaryDirectory() as cpu_dir, tempfile.TemporaryDirectory() as out_dir:
         command = [sys.executable, "-m", "locust", "-f", str(SCENARIO), "PlainHello", "--headless", "--host", base]
-        command += ["-u", str(connections), "-r", "1000", "-t", f"{seconds}s", "--only-summary"]
-        command += ["--json-file", f"{out_dir}/stats", "--loglevel", "ERROR"]
+        command += ["-u", str(connections), "-r", "1000", "--only-summary", "--json-file", f"{out_dir}/stats"]
         env = {**os.environ, "EQLAB_BENCH_CPU_DIR": cpu_dir}
-        subprocess.run(command, capture_output=True, text=True, env=env, cwd=HERE, check=True)
+        locust = subprocess.Popen(command, env=env, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not list(Path(cpu_dir).glob("*.started")):
+            if locust.poll() is not None or time.monotonic() > deadline:
+                locust.kill()
+                raise RuntimeError("plain locust did not start its load")
+            time.sleep(0.05)
+        time.sleep(seconds)
+        locust.send_signal(signal.SIGTERM)
+        locust.wait(timeout=30)
         entries = json.loads(Path(out_dir, "stats.json").read_text(encoding="utf-8"))
         requests = sum(e["num_requests"] for e in entries)
         failures = sum(e["num_failures"] for e in entries)
@@ -148,11 +159,11 @@ def main() -> None:
             run_lab(base, args.seconds, args.connections, workers=args.workers),
             run_plain_locust(f"{base}/", args.seconds, args.connections),
         ]
-    print(f"  {'generator':<34} {'req/s':>9} {'CPU s':>7} {'req/s per core':>15} {'vs wrk per core':>16} failures")
+    print(f"  {'generator':<40} {'req/s':>9} {'CPU s':>7} {'req/s per core':>15} {'vs wrk per core':>16} failures")
     for row in rows:
         ratio = f"{row.per_core / wrk.per_core:>16.2f}" if wrk else f"{'(no wrk)':>16}"
         print(
-            f"  {row.generator:<34} {row.per_second:>9,.0f} {row.cpu_s:>7.2f} {row.per_core:>15,.0f} {ratio} "
+            f"  {row.generator:<40} {row.per_second:>9,.0f} {row.cpu_s:>7.2f} {row.per_core:>15,.0f} {ratio} "
             f"{row.failures}"
         )
     if wrk is None:
