@@ -26,7 +26,8 @@ import yaml
 from eqlab.commands.tokens import system_token
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_PORT = 5432
+PG_URL = f"postgresql://postgres@127.0.0.1:{POSTGRES_PORT}/test"
 # The demo system client that `--seed demo` registers (DEMO ONLY: its private key is published).
 DEMO_SYSTEM_CLIENT = "eqlab-demo-system"
 DEMO_SYSTEM_KEY = ROOT / "testplans" / "keys" / "demo-system-client.private.jwk"
@@ -47,17 +48,42 @@ class Served:
         workers = [c.pid for c in children if "resource_tracker" not in " ".join(c.cmdline())]
         return workers or [self.process.pid]
 
-    def cpu_seconds(self) -> float:
-        """CPU time (user + system) used so far by the process and its children (the workers)."""
+    def cpu_seconds(self) -> dict[int, float]:
+        """CPU time (user + system) used so far by each of the server's processes: the process, its
+        children (the workers) and the PostgreSQL server processes holding their connections."""
         started = psutil.Process(self.process.pid)
-        total = 0.0
-        for process in [started, *started.children(recursive=True)]:
+        own = [started, *started.children(recursive=True)]
+        used = {}
+        for process in own + _database_backends(own):
             try:
                 times = process.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            total += times.user + times.system
-        return total
+            used[process.pid] = times.user + times.system
+        return used
+
+
+def _database_backends(clients: list[psutil.Process]) -> list[psutil.Process]:
+    """The PostgreSQL processes serving ``clients``' connections (matched by the clients' local ports)."""
+    ports = set()
+    for client in clients:
+        try:
+            connections = client.net_connections("tcp")
+        except psutil.NoSuchProcess:
+            continue
+        ports |= {c.laddr.port for c in connections if c.raddr and c.raddr.port == POSTGRES_PORT}
+    if not ports:
+        return []
+    backends = []
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] != "postgres":
+            continue
+        try:
+            if any(c.raddr and c.raddr.port in ports for c in process.net_connections("tcp")):
+                backends.append(process)
+        except psutil.Error:
+            continue
+    return backends
 
 
 def free_port() -> int:
