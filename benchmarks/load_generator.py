@@ -150,6 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load generators on one trivial endpoint: {os.cpu_count()} cores, {args.seconds} s each, "
           f"{args.connections} connections/users, server: uvicorn, one process")  # fmt: skip
+    print(f"machine load (1 min): {os.getloadavg()[0]:.1f}: req/s depend on it, req/s per core hardly")
     with hello_server() as base:
         url = f"{base}/hello"
         wrk = run_wrk(url, args.seconds, args.connections)
