@@ -67,14 +67,19 @@ EXTENDED_STATISTICS = {
 def _search_plans_at_scale(conn: Connection) -> None:
     # The index of a type's resources by last update gains the id that breaks ties: a search's pages,
     # in that order, are read off it rather than sorted (search_sql.SearchSql.order_by).
-    # So do history pages, newest first, off the history's indexes read backwards.
-    for replaced in ("ix_resources_type_updated", "ix_history_type_updated", "ix_history_updated"):
-        conn.execute(text(f"DROP INDEX IF EXISTS {replaced}"))
-    for index in [*schema.resources.indexes, *schema.history.indexes]:
-        index.create(conn, checkfirst=True)
+    # So do history pages, newest first, off the history's indexes read backwards. The index tables'
+    # lookup indexes gain the id: a criterion's matches come off the index alone.
+    index_tables = schema.INDEX_TABLES.values()
+    replaced = ["ix_resources_type_updated", "ix_history_type_updated", "ix_history_updated"]
+    replaced += [f"ix_{table.name}_lookup" for table in index_tables]
+    for name in replaced:
+        conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+    for table in [schema.resources, schema.history, *index_tables]:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
     if conn.dialect.name == "postgresql":
-        for table, columns in EXTENDED_STATISTICS.items():
-            conn.execute(text(f"CREATE STATISTICS IF NOT EXISTS st_{table} (mcv) ON {', '.join(columns)} FROM {table}"))
+        for name, columns in EXTENDED_STATISTICS.items():
+            conn.execute(text(f"CREATE STATISTICS IF NOT EXISTS st_{name} (mcv) ON {', '.join(columns)} FROM {name}"))
 
 
 STORE_MIGRATIONS: tuple[Migration, ...] = (

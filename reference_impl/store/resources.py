@@ -18,7 +18,7 @@ from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, total_of
 from reference_impl.store.database import DriverStatement, insert_statement
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
-from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, history, resources
+from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, WHOLE_SERVER_HISTORY, history, resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +301,8 @@ def history_page(
         conditions.append(history.c.res_type.not_in(list(hidden_types)))
     if type_name is not None:
         conditions.append(history.c.res_type == type_name)
+    else:
+        conditions.append(WHOLE_SERVER_HISTORY)  # true of every row: it lets the whole server's index serve
     if res_id is not None:
         conditions.append(history.c.res_id == res_id)
     if since_us is not None:

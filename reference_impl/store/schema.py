@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    literal_column,
 )
 from sqlalchemy.dialects import postgresql
 
@@ -54,9 +55,21 @@ history = Table(
     Column("method", String(8), nullable=False),
     Column("content", Text, nullable=True),
     Column("sealed", LargeBinary, nullable=True),
-    # History pages, newest first, read backwards off these: a type's, and the whole server's.
+    # A type's history pages, newest first, read backwards off it: in order, no sort.
     Index("ix_history_type_updated_id", "res_type", "last_updated", "res_id", "version_id"),
-    Index("ix_history_updated_id", "last_updated", "res_type", "res_id", "version_id"),
+)
+# The whole server's history pages, newest first. Partial, with a predicate every row meets, so that only
+# the whole server's query (which states it) may use it: the planner, believing types spread evenly over
+# time, took an index on the last update alone for a type's pages too, and walked through every newer
+# version of other types (AuditEvents, written with every access) to find 50 DocumentReference versions.
+# A literal, never a bound parameter: the planner must see the predicate in the query's own text (a
+# generic plan of a prepared statement knows no parameter's value).
+WHOLE_SERVER_HISTORY = history.c.version_id > literal_column("0")
+Index(
+    "ix_history_server_updated",
+    history.c.last_updated,
+    postgresql_where=WHOLE_SERVER_HISTORY,
+    sqlite_where=WHOLE_SERVER_HISTORY,
 )
 
 document_keys = Table(
@@ -77,7 +90,8 @@ def _index_table(name: str, *columns: Column[object], lookup: tuple[str, ...]) -
         Column("param", String(64), nullable=False),
         *columns,
     )
-    Index(f"ix_idx_{name}_lookup", table.c.res_type, table.c.param, *(table.c[c] for c in lookup))
+    # The id last: a criterion's matches are read off the index alone (an index-only scan), no table rows.
+    Index(f"ix_idx_{name}_lookup_id", table.c.res_type, table.c.param, *(table.c[c] for c in lookup), table.c.res_id)
     Index(f"ix_idx_{name}_owner", table.c.res_type, table.c.res_id)
     return table
 
