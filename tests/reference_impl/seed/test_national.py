@@ -27,7 +27,7 @@ from reference_impl.store.database import Database
 from reference_impl.store.schema import INDEX_TABLES, history, resources
 from reference_impl.vault import MasterKey
 from tests.conftest import BACKENDS
-from tests.support.postgres import drop_schema, new_schema_url
+from tests.support.postgres import drop_schema, new_schema_url, query
 from tests.support.servers import sqlite_url, threaded_server
 from tests.support.tokens import mint
 
@@ -169,6 +169,18 @@ def expected_counts(plan: NationalPlan) -> tuple[int, int, dict[str, int]]:
 
 def test_every_row_a_save_writes_is_there_once(store_url: str) -> None:
     assert counts(store_url) == expected_counts(SMALL)
+
+
+def test_a_load_leaves_its_tables_vacuumed_and_analysed_on_postgresql(store_url: str) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("SQLite has neither visibility maps nor VACUUM ANALYZE")
+    schema = store_url.rsplit("schema=", 1)[1]
+    visible = query(
+        "SELECT min(c.relallvisible) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname IN ('resources', 'resource_history')",
+        schema,
+    )
+    assert isinstance(visible, int) and visible > 0  # index-only scans need not visit the table
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
