@@ -186,7 +186,8 @@ def load(url: str, plan: NationalPlan, workers: int, keep_indexes: bool) -> None
     print(
         f"load: {result.resources_loaded:,} resources in {result.load_seconds:,.1f} s = {rate:,.0f} resources/s "
         f"({workers} loading processes, indexes {'kept' if keep_indexes else 'dropped and rebuilt'}); "
-        f"indexes + ANALYZE {result.index_seconds:,.1f} s; {result.resources:,} resources in the store"
+        f"indexes + VACUUM ANALYZE {result.index_seconds:,.1f} s; {result.resources:,} resources in the store; "
+        f"{_load_average()}"
     )
 
 
@@ -214,6 +215,7 @@ def flows(base: str, settings: Settings, found: Sample, clients: int, seconds: f
         ],
     }
     print(f"\n{clients} concurrent clients, {seconds:.0f} s per flow, every request with a token and audited:")
+    print(f"  ({_load_average()}: the cores are shared, the figures move with what else runs)")
     for label, requests in gets.items():
         if not requests:
             print(f"  {label:<54} (no such requests in the sample)")
@@ -228,6 +230,11 @@ def _mixed(requests: list[tuple[str, dict[str, str]]]) -> Iterator[Request]:
     while True:
         path, headers = rng.choice(requests)
         yield ("GET", path, b"", {"Accept": "application/fhir+json", **headers})
+
+
+def _load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"machine load {one:.1f} (1 min), {five:.1f} (5 min)"
 
 
 def _line(label: str, result: Result) -> str:
