@@ -10,7 +10,6 @@ application as ``agent``s, and the patient, the resources touched and (for a sea
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -196,6 +195,6 @@ def write_all(conn: Connection, registry: SearchParamRegistry, records: Sequence
     """Store the AuditEvents of ``records`` in the transaction of ``conn`` (one statement per table for
     all of them); returns their ids."""
     _, recorded = now_instant()
-    events = [(audit_event(record, recorded), str(uuid.uuid4())) for record in records]
+    events = [(audit_event(record, recorded), store.new_id()) for record in records]
     store.create_all(conn, registry, events)
     return [res_id for _, res_id in events]

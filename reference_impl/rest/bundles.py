@@ -23,11 +23,12 @@ from reference_impl.faults import FaultSwitches, declare
 from reference_impl.fhir.errors import FhirError, error, invalid
 from reference_impl.fhir.validation import check_resource, parse_json
 from reference_impl.rest import negotiation
-from reference_impl.rest.crud import find_matches, new_id
+from reference_impl.rest.crud import find_matches
 from reference_impl.rest.handler import Context, FhirResponse
 from reference_impl.rest.routing import FhirRequest, Interaction, Kind, route
 from reference_impl.rest.searching import make_bundle
 from reference_impl.settings import Settings
+from reference_impl.store import resources as store
 from reference_impl.store.resources import instant_of
 
 TRANSACTION_NOT_ATOMIC = declare(
@@ -225,7 +226,7 @@ def _assign_ids(server: Pipeline, conn: Connection, entries: list[Entry]) -> dic
                 references[entry.full_url] = f"{type_name}/{matches[0].id}"
                 continue
         body_id = (entry.resource or {}).get("id") if sub.method == "PUT" else None
-        res_id = body_id if isinstance(body_id, str) else new_id()
+        res_id = body_id if isinstance(body_id, str) else store.new_id()
         references[entry.full_url] = f"{type_name}/{res_id}"
         entry.request = replace(sub, assigned_id=res_id)
     return references

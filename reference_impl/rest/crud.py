@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -71,10 +70,6 @@ CONDITIONAL_EXISTENCE_ORACLE = declare(
     ("auth@38",),
 )
 OCTET_STREAM = "application/octet-stream"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -166,7 +161,7 @@ def create(ctx: Context) -> FhirResponse:
         if len(matches) == 1:
             _reach(ctx, matches[0].parsed())
             return _written(ctx, matches[0], 200)
-    stored = _save(ctx, resource, ctx.request.assigned_id or new_id(), None, "POST")
+    stored = _save(ctx, resource, ctx.request.assigned_id or store.new_id(), None, "POST")
     return _written(ctx, stored, 201)
 
 
@@ -198,7 +193,7 @@ def _conditional_update(ctx: Context, resource: dict[str, Any]) -> FhirResponse:
         return _put(ctx, resource, target)
     if body_id is not None:
         return _put(ctx, resource, body_id)
-    return _put(ctx, resource, ctx.request.assigned_id or new_id(), server_chose_id=True)
+    return _put(ctx, resource, ctx.request.assigned_id or store.new_id(), server_chose_id=True)
 
 
 def _put(ctx: Context, resource: dict[str, Any], res_id: str, server_chose_id: bool = False) -> FhirResponse:

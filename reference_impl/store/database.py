@@ -26,6 +26,7 @@ several servers or test runs share one database.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -54,6 +55,7 @@ POSTGRESQL_POOL_SIZE = 4 * (os.cpu_count() or 1)
 # SQLite's planner needs statistics to drive a search from the index of the matching rows rather
 # than walk every resource in sort order; refresh them after this many changed rows.
 SQLITE_ROWS_BETWEEN_OPTIMIZE = 5000
+CHECKPOINT_INTERVAL_S = 0.5
 
 
 def normalize_url(url: str) -> str:
@@ -73,17 +75,23 @@ class Database:
         if self.dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://HOST/DB")
         self.schema: str | None = None
+        self._checkpointer: WalCheckpointer | None = None
         if self.dialect == "sqlite":
             self._writer, self._reader = self._sqlite_engines(parsed.database or "")
             self._changes_at_last_optimize = 0
             self._writer_turn = threading.Lock()  # SQLite has one writer: async writers queue here
+            if parsed.database not in (None, "", ":memory:"):
+                self._checkpointer = WalCheckpointer(self._reader)
         else:
             query = dict(parsed.query)
             schema = query.pop("schema", None)
             if schema is not None and (not isinstance(schema, str) or not _SCHEMA_NAME.match(schema)):
                 raise ValueError(f"invalid schema name in the database URL: {schema!r}")
             self.schema = schema
-            connect_args = {"options": f"-c search_path={schema}"} if schema else {}
+            # Requests are short: starting parallel workers costs 30-200 ms per statement under load, far
+            # more than the index plans' own work (benchmarks/query_plans.py --serial).
+            options = "-c max_parallel_workers_per_gather=0" + (f" -c search_path={schema}" if schema else "")
+            connect_args = {"options": options}
             # No pre-ping (a round trip per checkout, ~6% of a read): a connection found dead is retried instead.
             engine = create_engine(
                 parsed.set(query=query),
@@ -102,8 +110,8 @@ class Database:
         args = {"check_same_thread": False}
         writer = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args=args)
         reader = create_engine(url, pool_size=8, max_overflow=8, connect_args=args)
-        for engine, begin in ((writer, "BEGIN IMMEDIATE"), (reader, "BEGIN")):
-            _configure_sqlite(engine, begin)
+        _configure_sqlite(writer, "BEGIN IMMEDIATE", "PRAGMA wal_autocheckpoint=0")  # WalCheckpointer's work
+        _configure_sqlite(reader, "BEGIN")
         return writer, reader
 
     @contextmanager
@@ -121,6 +129,8 @@ class Database:
                     result = work(conn)
                     if write and self.dialect == "sqlite":
                         self._optimize_when_grown(conn)
+                        if self._checkpointer is not None:
+                            self._checkpointer.start()
                     return result
             except DBAPIError as exc:
                 retryable = exc.connection_invalidated or _sqlstate(exc) in RETRYABLE_SQLSTATES
@@ -163,9 +173,53 @@ class Database:
             self._writer_turn.release()
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()
+
+
+class WalCheckpointer:
+    """Copies SQLite's write-ahead log into the database file from a thread of its own.
+
+    SQLite checkpoints on the commit that makes the log long enough (every 1,000 pages), so one
+    request in a few hundred paid for writing back and syncing everyone's pages: measured, that
+    doubled the wall time of the audit trail's group commits. The writer no longer checkpoints;
+    this thread does, every ``CHECKPOINT_INTERVAL_S`` once the store has been written to, in
+    PASSIVE mode (never waiting for, nor holding up, a reader or the writer).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+
+    def start(self) -> None:
+        if self._thread is None:
+            with self._starting:
+                if self._thread is None and not self._stopped.is_set():
+                    self._thread = threading.Thread(target=self._run, name="sqlite-wal-checkpoint", daemon=True)
+                    self._thread.start()
+
+    def checkpoint(self) -> None:
+        with self._engine.connect() as conn:
+            conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+
+    def _run(self) -> None:
+        while not self._stopped.wait(CHECKPOINT_INTERVAL_S):
+            try:
+                self.checkpoint()
+            except Exception:  # a busy or vanished file: the next round tries again
+                log.debug("WAL checkpoint failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.checkpoint()  # leave the log written back
 
 
 class DriverStatement:
@@ -208,7 +262,7 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return str(code) if code else None
 
 
-def _configure_sqlite(engine: Engine, begin_statement: str) -> None:
+def _configure_sqlite(engine: Engine, begin_statement: str, *pragmas: str) -> None:
     # The sqlite3 module's own transaction handling would defer BEGIN; take control of it so that
     # writers start with BEGIN IMMEDIATE (SQLAlchemy docs, "Serializable isolation / Savepoints").
     @event.listens_for(engine, "connect")
@@ -219,6 +273,8 @@ def _configure_sqlite(engine: Engine, begin_statement: str) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA analysis_limit=1000")  # keeps ANALYZE to milliseconds
+        for pragma in pragmas:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
+from reference_impl.fhir.searchparams import SearchParamRegistry
+from reference_impl.fhir.structure import search_parameter_definitions, structure
 from reference_impl.platform import migrate_platform, migrations
 from reference_impl.seed.demo import demo_bundle
 from reference_impl.services.mpi.demo import demo_patients
 from reference_impl.settings import Settings
-from reference_impl.store.database import Database, normalize_url
+from reference_impl.store import resources as store
+from reference_impl.store.database import CHECKPOINT_INTERVAL_S, Database, normalize_url
 from reference_impl.store.migrations import current_version
 from tests.support.postgres import query
 from tests.support.tokens import mint
@@ -98,3 +105,33 @@ def test_a_unit_on_a_connection_the_server_dropped_runs_again_on_a_new_one(postg
         assert again != first
     finally:
         db.dispose()
+
+
+def _rows_in_the_file_alone(path: Path) -> int:
+    """Patients in the database file itself, the write-ahead log ignored (immutable: no WAL read)."""
+    with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM resources WHERE res_type = 'Patient'").fetchone()[0])
+        except sqlite3.OperationalError:  # not even the tables are in the file yet
+            return 0
+
+
+def test_the_write_ahead_log_is_written_back_in_the_background(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    try:
+        migrate_platform(db, [])
+        registry = SearchParamRegistry(structure(), search_parameter_definitions())
+
+        def create(conn: Connection) -> None:
+            store.create_all(conn, registry, [({"resourceType": "Patient"}, f"p{n}") for n in range(300)])
+
+        db.run(create, write=True)
+        deadline = time.monotonic() + 10
+        while _rows_in_the_file_alone(path) < 300:
+            assert time.monotonic() < deadline, "the log was never written back"
+            time.sleep(CHECKPOINT_INTERVAL_S / 2)
+        db.run(lambda conn: store.create_all(conn, registry, [({"resourceType": "Patient"}, "last")]), write=True)
+    finally:
+        db.dispose()
+    assert _rows_in_the_file_alone(path) == 301, "a disposed store leaves its log written back"
