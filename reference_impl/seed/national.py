@@ -45,6 +45,9 @@ from datetime import date, timedelta
 from functools import cached_property
 from typing import Any
 
+from reference_impl.audit.balp import SUCCESS, AuditRecord, audit_event
+from reference_impl.auth.principal import Principal
+from reference_impl.auth.scopes import Scopes
 from reference_impl.naming import LOCAL_ID_PREFIX, NATIONAL_ID, ORGANIZATION_ID, PLATFORM_ID, PRACTITIONER_ID
 from reference_impl.services.dsp.controls import DSP_SYSTEM, REFERENT, RELATIONSHIP_DAYS, TREATING
 from reference_impl.services.dsp.demo import PUBLISHED_COUNTS, SUBMISSION_SET
@@ -62,11 +65,16 @@ REFERENT_SHARE = 0.6  # active records with a referring doctor
 TREATING_SHARE = 0.3  # active records with a treating professional (six months)
 PRESCRIPTIONS_MEAN = 2.0
 VACCINATIONS_MEAN = 1.5
+# Past accesses in an active record's access log (AuditEvents of professionals' document reads): a
+# platform in service has an audit trail, and a store loaded without one would have the database plan
+# the trail's searches for an empty table.
+ACCESSES_MEAN = 3.0
 MAX_DOCUMENTS = 200  # documents of one person
 PRESCRIPTION_ID = "urn:oid:1.3.182.5.1"
 ATC = "http://www.whocc.no/atc"
 SNOMED = "http://snomed.info/sct"
 FIRST_BIRTH = date(1900, 1, 1)  # birth days are counted from it (2 bytes each: until 2079)
+ACCESS_CLIENT = "national-practice-software"  # the client application named in the generated access log
 LOCAL_PREFIX = "nat"  # ids of the national dataset: nat-p0000001, nat-d0000001-001... (demo ids differ)
 
 # (key, name, city, postal code, directory code, share of patients fed): codes 2001+ (the demo uses 1001-1004).
@@ -457,6 +465,32 @@ def _record(
         "source": documents[0]["author"][0],
         "entry": [{"item": {"reference": f"DocumentReference/{d['id']}"}} for d in documents],
     }
+    yield from _access_log(plan, person, subject, documents)
+
+
+def _access_log(
+    plan: NationalPlan, person: int, subject: dict[str, str], documents: list[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """Professionals' past reads of the person's documents, as the platform audited them (BALP)."""
+    rng = random.Random(f"{plan.seed}-access-{person}")  # its own draws: the rest of the person is unchanged
+    for n in range(1, _poisson(rng, ACCESSES_MEAN) + 1):
+        document = rng.choice(documents)
+        reader = document["author"][0]["reference"]
+        principal = Principal(
+            client_id=ACCESS_CLIENT,
+            subject=reader.split("/", 1)[1],
+            role="doctor",
+            scopes=Scopes.parse("user/DocumentReference.rs"),
+            jti=f"{LOCAL_PREFIX}-t{person:07d}-{n:02d}",
+            expires_at=0,
+            fhir_user=reader,
+            purpose_of_use="TREAT",
+        )
+        read = f"DocumentReference/{document['id']}"
+        record = AuditRecord(
+            "R", "read", SUCCESS, f"GET {read} -> 200", principal, patients=(subject["reference"],), entities=(read,)
+        )
+        yield {"id": f"{LOCAL_PREFIX}-a{person:07d}-{n:02d}", **audit_event(record, _when(rng, plan, 365))}
 
 
 def _care_team(res_id: str, subject: dict[str, str], member: str, kind: str, period: dict[str, str]) -> dict[str, Any]:

@@ -4,8 +4,10 @@ the platform serves it exactly as if every resource had been written over HTTP."
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -171,9 +173,12 @@ def test_every_row_a_save_writes_is_there_once(store_url: str) -> None:
     assert counts(store_url) == expected_counts(SMALL)
 
 
-def test_a_load_leaves_its_tables_vacuumed_and_analysed_on_postgresql(store_url: str) -> None:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("SQLite has neither visibility maps nor VACUUM ANALYZE")
+def test_a_load_leaves_its_tables_analysed_and_on_postgresql_vacuumed(store_url: str) -> None:
+    if not store_url.startswith("postgresql"):  # SQLite has no visibility maps: its planner's statistics
+        with closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as conn:
+            analysed = {row[0] for row in conn.execute("SELECT tbl FROM sqlite_stat1")}
+        assert {"resources", "resource_history", "idx_token", "idx_reference"} <= analysed
+        return
     schema = store_url.rsplit("schema=", 1)[1]
     visible = query(
         "SELECT min(c.relallvisible) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -226,7 +231,8 @@ def platform(store_url: str) -> Iterator[tuple[httpx.Client, Any, str]]:
 def one_of_each_type() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for resource in resources_of(SMALL):
-        found.setdefault(resource["resourceType"], resource)
+        if resource["resourceType"] != "AuditEvent":  # the platform alone writes those (405 over HTTP)
+            found.setdefault(resource["resourceType"], resource)
     return found
 
 
