@@ -89,8 +89,13 @@ class Database:
                 raise ValueError(f"invalid schema name in the database URL: {schema!r}")
             self.schema = schema
             # Requests are short: starting parallel workers costs 30-200 ms per statement under load, far
-            # more than the index plans' own work (benchmarks/query_plans.py --serial).
-            options = "-c max_parallel_workers_per_gather=0" + (f" -c search_path={schema}" if schema else "")
+            # more than the index plans' own work (benchmarks/query_plans.py --serial). psycopg prepares a
+            # statement from its fifth run, and PostgreSQL then plans it once for any parameters: a search
+            # for one patient's documents got the plan for every document (0.05 s became 3.7 s at 20,000
+            # patients); each run is planned for its own values instead.
+            options = "-c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_custom_plan"
+            if schema:
+                options += f" -c search_path={schema}"
             connect_args = {"options": options}
             # No pre-ping (a round trip per checkout, ~6% of a read): a connection found dead is retried instead.
             engine = create_engine(

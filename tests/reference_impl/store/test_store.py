@@ -135,3 +135,21 @@ def test_the_write_ahead_log_is_written_back_in_the_background(tmp_path: Path) -
     finally:
         db.dispose()
     assert _rows_in_the_file_alone(path) == 301, "a disposed store leaves its log written back"
+
+
+@pytest.mark.postgres
+def test_postgresql_plans_every_search_for_its_own_values_and_serially(postgres_url: str) -> None:
+    # A prepared statement's generic plan ignores how selective the values are (one patient's documents
+    # were read through every document's); parallel workers cost more to start than short plans run.
+    db = Database(postgres_url)
+    try:
+        settings = db.run(
+            lambda conn: [
+                conn.exec_driver_sql(f"SHOW {name}").scalar()
+                for name in ("plan_cache_mode", "max_parallel_workers_per_gather")
+            ],  # fmt: skip
+            write=False,
+        )
+    finally:
+        db.dispose()
+    assert settings == ["force_custom_plan", "0"]
