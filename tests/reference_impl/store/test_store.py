@@ -147,7 +147,7 @@ def test_postgresql_plans_every_search_for_its_own_values_and_serially(postgres_
             lambda conn: [
                 conn.exec_driver_sql(f"SHOW {name}").scalar()
                 for name in ("plan_cache_mode", "max_parallel_workers_per_gather")
-            ],  # fmt: skip
+            ],
             write=False,
         )
     finally:
