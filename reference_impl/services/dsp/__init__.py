@@ -30,7 +30,11 @@ SERVICE = Service(
         "Consent": (controls.check_record_consent,),
         "CareTeam": (controls.check_care_team,),
     },
-    followers={"DocumentReference": (replace.supersede_replaced,)},
+    followers={
+        "DocumentReference": (replace.supersede_replaced,),
+        "Consent": (access.forget_record_decisions,),
+        "CareTeam": (access.forget_record_decisions,),
+    },
     access_rules=(access.dsp_access,),
     owners={"Binary": access.binary_owners},
     judged_types=("DocumentReference", "Binary", "List"),
