@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from joserfc.jwk import ECKey
@@ -64,14 +65,20 @@ def run(tmp_path: Path, base_url: str, p95: float) -> RunOutcome:
     return run_text(tmp_path, PLAN.format(base_url=base_url, p95=p95, environment="integration", key_file=DEMO_KEY))
 
 
-def test_slos_are_measured_and_met(reference: str, tmp_path: Path) -> None:
-    outcome = run(tmp_path, reference, p95=5000)
+def granted_load_statistics(outcome: RunOutcome) -> dict[str, Any]:
+    """Every SLO measured and met and the plan granted: then the run's load statistics."""
     slos = {s.name: s for s in outcome.results.slos}
     assert set(slos) == {"p95_ms", "error_rate", "throughput_rps"}
     assert all(s.measured is not None and s.passed for s in slos.values()), slos
     assert outcome.results.decision.verdict == "granted"
     (stats_file,) = outcome.run_dir.glob("load-*.json")
-    stats = json.loads(stats_file.read_text())
+    stats: dict[str, Any] = json.loads(stats_file.read_text())
+    return stats
+
+
+def test_slos_are_measured_and_met(reference: str, tmp_path: Path) -> None:
+    outcome = run(tmp_path, reference, p95=5000)
+    stats = granted_load_statistics(outcome)
     assert stats["requests"] > 20 and stats["failures"] == 0  # every request carried the token
     assert {"GET Patient/[id]", "POST Observation"} <= set(stats["by_request"])
     for written in outcome.run_dir.iterdir():
