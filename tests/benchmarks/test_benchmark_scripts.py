@@ -24,6 +24,8 @@ TINY = {
     "bulk_writer.py": ["--entries", "200", "--interval", "0.02"],
     "mpi_match.py": ["--patients", "300", "--probes", "60"],
     "dsp.py": ["--seconds", "0.3", "--connections", "2", "--kb", "2"],
+    # The benchmark at 1,000,000 patients is not a test; its code is, at 10,000.
+    "national_scale.py": ["--patients", "10000", "--seconds", "0.5", "--clients", "4", "--schema", "eqlab_test_nat"],
 }
 
 
@@ -92,3 +94,14 @@ def test_dsp_benchmark_measures_mhd_rates_sealed_and_clear_and_the_cost_of_seali
         assert re.search(rf"SQLite sealed {name}[^\n]*?\s+[\d,]+/s\s+p50 .+ p95 .+ not 2xx 0", output), (name, output)
     assert re.search(r"SQLite sealed / clear throughput: provide, 1 client \d+\.\d\d, .+ retrieve \d+\.\d\d", output)
     assert re.search(r"sealing costs -?[\d,]+ µs per document", output), output
+
+
+@pytest.mark.postgres
+def test_national_scale_loads_10000_patients_and_measures_every_flow(postgres_unavailable: str | None) -> None:
+    if postgres_unavailable:
+        pytest.skip(postgres_unavailable)
+    output = bench("national_scale.py")
+    assert re.search(r"load: [\d,]+ resources in [\d.]+ s = [\d,]+ resources/s", output), output
+    assert re.search(r"store size: [\d.]+ GiB", output), output
+    figures = FIGURE.findall(output)
+    assert len(figures) == 6 and all(n == "0" for n in figures), output  # the six national flows, all 2xx
