@@ -47,6 +47,7 @@ from reference_impl.fhir.searchparams import SearchParam, SearchParamRegistry, r
 from reference_impl.fhir.structure import ElementContext
 from reference_impl.store.database import Database, normalize_url
 from reference_impl.store.documents import FORMAT, NONCE_BYTES, is_document, key_context
+from reference_impl.store.resources import versioned_body
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
 from reference_impl.vault import MasterKey
 
@@ -223,11 +224,7 @@ class RowMaker:
 
     def add(self, out: Rows, resource: dict[str, Any], last_updated: int, instant: str) -> None:
         type_name, res_id = resource["resourceType"], resource["id"]
-        meta = dict(resource.get("meta") or {})
-        meta["versionId"] = "1"
-        meta["lastUpdated"] = instant
-        body = {"resourceType": type_name, "id": res_id, "meta": meta}
-        body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+        body = versioned_body(resource, res_id, 1, instant)
         content: str | None = orjson.dumps(body).decode()
         sealed = None
         if is_document(type_name, body):

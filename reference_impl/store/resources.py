@@ -217,17 +217,23 @@ def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tu
         _CREATE_INDEX_ROW[param_type].run_many(conn, rows)
 
 
+def versioned_body(resource: dict[str, Any], res_id: str, version_id: int, instant: str) -> dict[str, Any]:
+    """``resource`` as stored for ``version_id``: type, id and meta (versionId, lastUpdated) first."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = instant
+    body = {"resourceType": resource["resourceType"], "id": res_id, "meta": meta}
+    body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    return body
+
+
 def _versioned(
     conn: Connection, resource: dict[str, Any], res_id: str, version_id: int, instant: str
 ) -> tuple[dict[str, Any], str, dict[str, str | bytes | None]]:
     """The body as stored for ``version_id`` (id and meta set), its JSON, and the row's body columns
     (``content``, or ``sealed`` for a document)."""
     type_name = resource["resourceType"]
-    meta = dict(resource.get("meta") or {})
-    meta["versionId"] = str(version_id)
-    meta["lastUpdated"] = instant
-    body = {"resourceType": type_name, "id": res_id, "meta": meta}
-    body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    body = versioned_body(resource, res_id, version_id, instant)
     content = orjson.dumps(body).decode()
     sealed = (
         sealing_of(conn).seal(conn, type_name, res_id, version_id, content) if is_document(type_name, body) else None
