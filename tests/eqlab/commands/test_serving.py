@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from eqlab.cli import main
+from eqlab.commands.serving import HEALTHCHECK_SECONDS
 from tests.eqlab.test_cli import demo_patients
 from tests.support.servers import ServerProcess
 
@@ -110,9 +111,13 @@ def test_workers_share_the_port_and_the_store_and_stop_together(server: ServerPr
 
 def test_a_worker_that_dies_is_replaced(unseeded_server: ServerProcess) -> None:
     server = unseeded_server
+    started = time.monotonic() + 60
+    while server.output().count("Application startup complete.") < WORKERS:  # both serving: each answers pings
+        assert time.monotonic() < started, server.output()[-3000:]
+        time.sleep(0.2)
     first, second = workers_of(server)
     first.kill()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + HEALTHCHECK_SECONDS  # the supervisor's longest wait on a worker
     while {w.pid for w in workers_of(server)} in ({first.pid, second.pid}, {second.pid}):
         assert time.monotonic() < deadline, server.output()[-3000:]
         time.sleep(0.2)
