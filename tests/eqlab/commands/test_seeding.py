@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from eqlab.cli import main
 from eqlab.commands.seeding import ProgressLine
 from reference_impl.seed.national import NationalPlan, NationalSource
-from reference_impl.store.bulk import Progress, RowMaker
+from reference_impl.store.bulk import Progress
+from reference_impl.store.bulk_rows import RowMaker
 from reference_impl.vault import MasterKey
 from tests.support.postgres import PG_URL, drop_schema, new_schema_url, query
 

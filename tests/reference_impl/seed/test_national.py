@@ -24,7 +24,7 @@ from reference_impl.seed.national import NationalPlan, NationalSource
 from reference_impl.services.dsp.demo import PUBLISHED_COUNTS
 from reference_impl.services.mpi import matricule
 from reference_impl.settings import Settings
-from reference_impl.store import bulk
+from reference_impl.store import bulk, bulk_rows
 from reference_impl.store.database import Database
 from reference_impl.store.schema import INDEX_TABLES, history, resources
 from reference_impl.vault import MasterKey
@@ -113,7 +113,7 @@ def test_documents_follow_the_agencys_proportions(population: list[dict[str, Any
 
 
 def test_the_index_rows_it_remembers_are_those_of_the_registry(population: list[dict[str, Any]]) -> None:
-    memo = bulk.IndexRowMemo(registry())
+    memo = bulk_rows.IndexRowMemo(registry())
     for resource in population[:6_000]:
         remembered = Counter((t, row) for t, rows in memo.rows(resource) for row in rows)
         expected = Counter(
@@ -165,7 +165,7 @@ def counts(url: str) -> tuple[int, int, dict[str, int]]:
 
 
 def expected_counts(plan: NationalPlan) -> tuple[int, int, dict[str, int]]:
-    rows = bulk.RowMaker(master()).rows(resources_of(plan))
+    rows = bulk_rows.RowMaker(master()).rows(resources_of(plan))
     return rows.count, rows.count, {name: len(found) for name, found in rows.index.items()}
 
 
