@@ -338,3 +338,35 @@ def test_only_a_treating_professional_changes_a_document_and_no_patient_deletes_
     assert lab.treating(patient).status_code == 201
     corrected = lab.write({**original, "description": "corrected by the treating doctor"}, lab.doctor())
     assert corrected.status_code == 200, corrected.text
+
+
+@pytest.mark.parametrize("ending", ["DELETE", "PUT"])
+def test_a_care_relationship_ended_within_a_transaction_closes_the_record_to_its_later_entries(
+    lab: Lab, ending: str
+) -> None:
+    """A transaction remembers its decisions on a record, and forgets them when a care relationship in
+    it is deleted or changed: deleting a document (decided: allowed), ending one's own relationship,
+    then finding the record's documents is refused, and the whole transaction rolled back."""
+    patient, doc_id, _ = lab.record()
+    declared = lab.treating(patient)
+    assert declared.status_code == 201, declared.text
+    team = declared.json()
+    ended_entry: dict[str, Any] = {"request": {"method": ending, "url": f"CareTeam/{team['id']}"}}
+    if ending == "PUT":
+        ended_entry["resource"] = {**team, "status": "inactive"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "DELETE", "url": f"DocumentReference/{doc_id}"}},
+            ended_entry,
+            {"request": {"method": "GET", "url": f"DocumentReference?patient={patient['id']}"}},
+        ],
+    }
+    refused = lab.system.post("", json=bundle, headers={**lab.doctor(), **FHIR_JSON})
+    assert refused.status_code == 403, refused.text
+    assert lab.system.get(f"DocumentReference/{doc_id}").status_code == 200, "rolled back: the document stays"
+    assert lab.system.get(f"CareTeam/{team['id']}").json()["status"] == "active"
+    without_ending = {**bundle, "entry": [bundle["entry"][0], bundle["entry"][2]]}
+    allowed = lab.system.post("", json=without_ending, headers={**lab.doctor(), **FHIR_JSON})
+    assert allowed.status_code == 200, allowed.text
