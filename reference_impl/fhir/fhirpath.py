@@ -137,19 +137,22 @@ class PlainPath:
     """A path of plain child steps, each with one JSON key, resolved once against the structure: the
     keys to follow and what the values at the end are. Following it gives the nodes ``evaluate``
     gives without resolving elements per resource: indexing every write spends most of its time
-    here, so this hand-written shortcut is worth its few lines (about 3x faster, measured)."""
+    here, so this hand-written shortcut is worth its few lines (about 3x faster, measured). A path may
+    end with ``resolve() is Type`` (``resolves_to``), as every ``patient`` parameter does."""
 
     keys: tuple[str, ...]
     type_name: str
     context: ElementContext | None
+    resolves_to: str | None = None
 
 
 def plain_path(steps: Path, root_type: str, structure: Structure) -> PlainPath | None:
     """``steps`` as a PlainPath from a ``root_type`` resource; None when a step is not a plain child
-    (a choice element, a filter, a cast...): ``evaluate`` handles those."""
+    (a choice element, a filter, a cast...) or a final ``resolve() is``: ``evaluate`` handles those."""
     context: ElementContext | None = ElementContext(root_type)
     type_name, keys = root_type, []
-    for step in steps:
+    resolves_to = steps[-1].name if steps and steps[-1].kind == "resolve-is" else None
+    for step in steps[:-1] if resolves_to else steps:
         if step.kind != "child" or context is None:
             return None
         children = structure.children(context, step.name)
@@ -158,7 +161,7 @@ def plain_path(steps: Path, root_type: str, structure: Structure) -> PlainPath |
         child = children[0]
         keys.append(child.json_key)
         type_name, context = child.type_name, child.context
-    return PlainPath(tuple(keys), type_name, context)
+    return PlainPath(tuple(keys), type_name, context, resolves_to)
 
 
 def follow(path: PlainPath, resource: dict[str, Any]) -> list[Node]:
@@ -175,6 +178,8 @@ def follow(path: PlainPath, resource: dict[str, Any]) -> list[Node]:
         if not found:
             return []
         values = found
+    if path.resolves_to is not None:
+        values = [value for value in values if reference_type(value) == path.resolves_to]
     return [Node(value, path.type_name, path.context) for value in values]
 
 

@@ -30,8 +30,30 @@ def test_most_parameters_take_the_shortcut_and_the_others_do_not() -> None:
     params = registry().for_type("Observation")
     plain = {code for code, p in params.items() if all(plain_path(x, "Observation", structure) for x in p.paths)}
     assert {"code", "category", "status", "identifier", "performer"} <= plain
+    assert "patient" in plain  # subject.where(resolve() is Patient): a plain path ending with a type filter
     assert "value-quantity" not in plain  # a choice element (value[x])
-    assert "patient" not in plain  # subject.where(resolve() is Patient)
+
+
+def test_a_plain_path_ending_with_resolve_is_keeps_only_references_to_that_type() -> None:
+    structure = registry().structure
+    (path,) = registry().get("Observation", "patient").paths  # type: ignore[union-attr]
+    plain = plain_path(path, "Observation", structure)
+    assert plain is not None and plain.keys == ("subject",) and plain.resolves_to == "Patient"
+    subjects = [
+        {"reference": "Patient/p1"},
+        {"reference": "Group/g1"},
+        {"reference": "https://other.example/fhir/Patient/p2/_history/3"},
+        {"reference": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"},
+        {"reference": "#contained"},
+        {"type": "Patient", "identifier": {"value": "x"}},
+        {"display": "nobody"},
+    ]
+    for subject in subjects:
+        observation = {"resourceType": "Observation", "status": "final", "subject": subject}
+        followed = [n.value for n in follow(plain, observation)]
+        assert followed == [n.value for n in evaluate([path], observation, structure)], subject
+    kept = [s for s in subjects if follow(plain, {"resourceType": "Observation", "subject": s})]
+    assert kept == [subjects[0], subjects[2], subjects[5]]
 
 
 def test_a_plain_path_follows_lists_and_skips_what_is_absent() -> None:
