@@ -153,3 +153,19 @@ def test_postgresql_plans_every_search_for_its_own_values_and_serially(postgres_
     finally:
         db.dispose()
     assert settings == ["force_custom_plan", "0"]
+
+
+@pytest.mark.postgres
+def test_postgresql_reads_outside_a_transaction_and_writes_in_one(postgres_url: str) -> None:
+    # At READ COMMITTED a statement sees what committed before it, in a transaction or not: a unit
+    # that only reads runs each statement on its own (no BEGIN, no COMMIT); a writing unit stays atomic.
+    def transaction_ids(conn: Connection) -> list[object]:
+        return [conn.exec_driver_sql("SELECT txid_current()").scalar() for _ in range(2)]
+
+    db = Database(postgres_url)
+    try:
+        read, written = db.run(transaction_ids, write=False), db.run(transaction_ids, write=True)
+    finally:
+        db.dispose()
+    assert read[0] != read[1], "each statement of a read unit is a transaction of its own"
+    assert written[0] == written[1], "a writing unit is one transaction"
