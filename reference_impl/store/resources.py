@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, inser
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, total_of
-from reference_impl.store.database import DriverStatement, insert_statement
+from reference_impl.store.database import DriverStatement, TableAppend
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, WHOLE_SERVER_HISTORY, history, resources
 
@@ -102,15 +102,15 @@ _DELETE_VERSION = delete(history).where(
     history.c.res_id == bindparam("res_id"),
     history.c.version_id == bindparam("version_id"),
 )
-# create_all's statements: many rows at once, on the driver (SQLAlchemy's per-row work costs more than the insert).
-_CREATE_CURRENT = insert_statement(
+# create_all's rows: many at once, on the driver (SQLAlchemy's per-row work costs more than the insert).
+_CREATE_CURRENT = TableAppend(
     resources.name, ("res_type", "res_id", "version_id", "last_updated", "deleted", "content", "sealed")
 )
-_CREATE_HISTORY = insert_statement(
+_CREATE_HISTORY = TableAppend(
     history.name, ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed")
 )
 _CREATE_INDEX_ROW = {
-    name: insert_statement(table.name, ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name]))
+    name: TableAppend(table.name, ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name]))
     for name, table in INDEX_TABLES.items()
 }
 _DROP_INDEX = {
@@ -211,10 +211,10 @@ def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tu
         history_rows.append((type_name, res_id, 1, last_updated, "POST", content, sealed))
         for param_type, found in registry.index_rows(body).items():
             index_rows.setdefault(param_type, []).extend((type_name, res_id, code, *row) for code, row in found)
-    _CREATE_CURRENT.run_many(conn, current_rows)
-    _CREATE_HISTORY.run_many(conn, history_rows)
+    _CREATE_CURRENT.write(conn, current_rows)
+    _CREATE_HISTORY.write(conn, history_rows)
     for param_type, rows in index_rows.items():
-        _CREATE_INDEX_ROW[param_type].run_many(conn, rows)
+        _CREATE_INDEX_ROW[param_type].write(conn, rows)
 
 
 def versioned_body(resource: dict[str, Any], res_id: str, version_id: int, instant: str) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
@@ -169,3 +171,57 @@ def test_postgresql_reads_outside_a_transaction_and_writes_in_one(postgres_url: 
         db.dispose()
     assert read[0] != read[1], "each statement of a read unit is a transaction of its own"
     assert written[0] == written[1], "a writing unit is one transaction"
+
+
+@pytest.mark.parametrize("count", [1, 3, 40])  # fewer rows per table than a COPY is worth, and more
+def test_created_together_is_stored_as_saved_one_by_one(db_url: str, count: int) -> None:
+    """``create_all`` (the audit trail's group commit) writes the rows ``save`` writes: the body, its
+    history and every index row (a search parameter of each type the AuditEvents use)."""
+    registry = SearchParamRegistry(structure(), search_parameter_definitions())
+    observations = [
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": f"8867-{n}", "display": "Heart rate"}]},
+            "subject": {"reference": f"Patient/p{n}"},
+            "effectiveDateTime": f"2026-01-{1 + n % 28:02d}",
+            "valueQuantity": {"value": n, "unit": "/min"},
+        }
+        for n in range(count)
+    ]
+
+    def rows(conn: Connection, prefix: str) -> list[tuple[str, ...]]:
+        """Every row of the resources named ``prefix<n>``, ids and instants left out."""
+        found = []
+        for table in ("resources", "resource_history", "idx_token", "idx_reference", "idx_date", "idx_quantity"):
+            columns = [c for c in COMPARED_COLUMNS if c in _columns(conn, table)]
+            query = text(f"SELECT {', '.join(columns)} FROM {table} WHERE res_id LIKE :prefix")
+            for row in conn.execute(query, {"prefix": f"{prefix}%"}):
+                cells = dict(zip(columns, row, strict=True))
+                if cells.get("content"):
+                    body = json.loads(cells["content"])
+                    cells["content"] = json.dumps({**body, "id": "<id>", "meta": {}}, sort_keys=True)
+                cells["res_id"] = cells["res_id"].removeprefix(prefix)
+                found.append((table, *(str(cells[c]) for c in columns)))
+        return sorted(found)
+
+    db = Database(db_url)
+    try:
+        migrate_platform(db)
+        together = [(observation, f"all{n}") for n, observation in enumerate(observations)]
+        db.run(lambda conn: store.create_all(conn, registry, together), write=True)
+        for observation, res_id in together:
+            db.run(partial(store.save, registry=registry, resource=observation, res_id=res_id.replace("all", "one"),
+                           previous=None, method="POST"), write=True)  # fmt: skip
+        stored_together, one_by_one = db.run(lambda conn: (rows(conn, "all"), rows(conn, "one")), write=False)
+    finally:
+        db.dispose()
+    assert stored_together == one_by_one
+    assert sum(1 for row in stored_together if row[0] == "idx_token") >= count  # the index rows are there
+
+
+COMPARED_COLUMNS = ("res_id", "version_id", "deleted", "method", "content", "param", "code", "target_id", "low")
+
+
+def _columns(conn: Connection, table: str) -> set[str]:
+    return {column["name"] for column in inspect(conn).get_columns(table)}
