@@ -1,5 +1,6 @@
 """The national dataset's reference data: institutions, places, name groups with their shares of
-the population, specialties, medications and vaccines (``national.py`` draws from them)."""
+the population, specialties, medications and vaccines (``national.py`` and ``national_record.py``
+draw from them)."""
 
 from __future__ import annotations
 
