@@ -302,7 +302,8 @@ def run_search(
     conn: Connection, request: SearchRequest, with_total: bool = True, counting: Counting = Counting.ESTIMATE
 ) -> SearchPage:
     """One page of matches; their total counted as ``counting`` says (``counting.py``), or not at all
-    without ``with_total``. ``_summary=count`` is always an exact count."""
+    without ``with_total``. ``_summary=count`` is always an exact count. The last page needs no count:
+    its offset and its rows are the total (most searches of one patient's data fit on their first page)."""
     sql = SearchSql()
     type_name = request.type_name
     matching: Select[Any] = (
@@ -310,12 +311,20 @@ def run_search(
     )
     if request.summary == "count":
         counting = Counting.ACCURATE
-    total = total_of(conn, matching, counting if with_total else Counting.NONE)
+    if not with_total:
+        counting = Counting.NONE
     if request.summary == "count" or request.count == 0:
-        return SearchPage(total, [])
+        return SearchPage(total_of(conn, matching, counting), [])
     # One row more than the page: whether a next page exists, without a count.
     rows = conn.execute(matching.limit(request.count + 1).offset(request.offset)).all()
-    return SearchPage(total, opened_rows(conn, rows[: request.count]), more=len(rows) > request.count)
+    more = len(rows) > request.count
+    if counting is Counting.NONE:
+        total = None
+    elif not more and (rows or request.offset == 0):  # the last page: the total is known without a count
+        total = request.offset + len(rows)
+    else:
+        total = total_of(conn, matching, counting)
+    return SearchPage(total, opened_rows(conn, rows[: request.count]), more=more)
 
 
 def included(

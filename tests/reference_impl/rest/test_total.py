@@ -42,3 +42,12 @@ def test_an_unknown_total_mode_is_a_400_naming_it(fhir: httpx.Client, handling: 
     answer = fhir.get("Patient", params={"_total": "exact"}, headers={"Prefer": f"handling={handling}"})
     outcome = assert_outcome(answer, 400, "invalid")
     assert "_total" in outcome["issue"][0]["diagnostics"] and "exact" in outcome["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("mode", ["accurate", "estimate"])
+def test_every_page_totals_what_a_count_gives(fhir: httpx.Client, three: list[str], mode: str) -> None:
+    # The last page knows the total from its own rows (no count); the others, and a page past the end, count.
+    for count, offset in [(5, 0), (3, 0), (2, 0), (2, 2), (1, 2), (1, 1), (2, 3), (2, 4)]:
+        page = search(fhir, f"Patient?family=totalcount&_total={mode}&_count={count}&_offset={offset}")
+        assert page["total"] == 3, f"_count={count}&_offset={offset}"
+        assert len(page.get("entry", [])) == max(0, min(count, 3 - offset))

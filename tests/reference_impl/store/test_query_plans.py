@@ -189,7 +189,7 @@ def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flo
         page, statements = _search(conn, _parse(type_name, params), Counting.ESTIMATE)
         plans = [_plan(conn, statement, parameters) for statement, parameters in statements]
     assert page.matches, f"{flow}: the dataset should hold a match"
-    assert len(plans) == 2  # the bounded count, the page
+    assert len(plans) == (2 if page.more else 1)  # the page, and the bounded count unless it is the last page
     for plan in plans:
         nodes = list(_nodes(plan))
         scanned = [
@@ -229,9 +229,9 @@ def test_a_broad_search_counts_no_further_than_the_bound(store: Database) -> Non
     request = _parse("DocumentReference", [("status", "current")])
     current = SIZES.documents - SIZES.documents // 10
     with store.transaction(write=False) as conn:
-        estimated, statements = _search(conn, request, Counting.ESTIMATE)
+        estimated, statements = _search(conn, request, Counting.ESTIMATE)  # the page, then the count
         counted_rows = [
-            node["Actual Rows"] for node in _nodes(_plan(conn, *statements[0])) if node["Node Type"] == "Limit"
+            node["Actual Rows"] for node in _nodes(_plan(conn, *statements[1])) if node["Node Type"] == "Limit"
         ]
         accurate, _ = _search(conn, request, Counting.ACCURATE)
         omitted, _ = _search(conn, request, Counting.NONE)
