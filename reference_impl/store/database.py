@@ -51,6 +51,9 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
 MAX_ATTEMPTS = 8
 # PostgreSQL units wait on the network in worker threads: a few connections per core keep the cores busy.
+# No overflow beyond them: a pool that lends extra connections under load closes them as soon as it
+# has enough idle ones, and opens them again at the next peak (601 sessions started in 10 s of 16
+# clients, each a PostgreSQL process; 12 without overflow, measured). A unit beyond waits its turn.
 POSTGRESQL_POOL_SIZE = 4 * (os.cpu_count() or 1)
 # SQLite's planner needs statistics to drive a search from the index of the matching rows rather
 # than walk every resource in sort order; refresh them after this many changed rows.
@@ -106,7 +109,7 @@ class Database:
                 create_engine(
                     parsed.set(query=query),
                     pool_size=POSTGRESQL_POOL_SIZE,
-                    max_overflow=POSTGRESQL_POOL_SIZE,
+                    max_overflow=0,
                     connect_args=connect_args,
                     **isolation,
                 )
