@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, event, inspect, text
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
@@ -22,7 +22,7 @@ from reference_impl.seed.demo import demo_bundle
 from reference_impl.services.mpi.demo import demo_patients
 from reference_impl.settings import Settings
 from reference_impl.store import resources as store
-from reference_impl.store.database import CHECKPOINT_INTERVAL_S, Database, normalize_url
+from reference_impl.store.database import CHECKPOINT_INTERVAL_S, POSTGRESQL_POOL_SIZE, Database, normalize_url
 from reference_impl.store.migrations import current_version
 from tests.support.postgres import query
 from tests.support.tokens import mint
@@ -225,3 +225,24 @@ COMPARED_COLUMNS = ("res_id", "version_id", "deleted", "method", "content", "par
 
 def _columns(conn: Connection, table: str) -> set[str]:
     return {column["name"] for column in inspect(conn).get_columns(table)}
+
+
+@pytest.mark.postgres
+def test_postgresql_connections_are_opened_once_not_at_every_peak(postgres_url: str) -> None:
+    # Waves of more concurrent units than the pool holds: each connection is opened once and kept.
+    db = Database(postgres_url)
+    opened: list[object] = []
+    for engine in (db._reader, db._writer):
+        event.listen(engine, "connect", lambda *_: opened.append(1))
+    try:
+        with ThreadPoolExecutor(max_workers=4 * POSTGRESQL_POOL_SIZE) as pool:
+            for _wave in range(5):
+                units = [pool.submit(db.run, _briefly_busy, w) for w in (False, True) * (2 * POSTGRESQL_POOL_SIZE)]
+                assert all(unit.result() == 1 for unit in units)
+    finally:
+        db.dispose()
+    assert 0 < len(opened) <= 2 * POSTGRESQL_POOL_SIZE
+
+
+def _briefly_busy(conn: Connection) -> object:
+    return conn.exec_driver_sql("SELECT 1 FROM pg_sleep(0.01)").scalar()
