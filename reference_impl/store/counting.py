@@ -48,6 +48,17 @@ def total_of(conn: Connection, matching: Select[Any], counting: Counting) -> int
     return max(EXACT_UP_TO + 1, _planner_estimate(conn, rows))
 
 
+def total_after_page(
+    conn: Connection, matching: Select[Any], counting: Counting, offset: int, page_rows: int, more: bool
+) -> int | None:
+    """The total of ``matching`` once a page of it was read (``page_rows`` rows from ``offset``, and
+    whether ``more`` follow): the last page needs no count, its offset and its rows are the total (most
+    searches of one patient's data fit on their first page); any other page is counted as ``total_of``."""
+    if counting is not Counting.NONE and not more and (page_rows or offset == 0):
+        return offset + page_rows
+    return total_of(conn, matching, counting)
+
+
 def _planner_estimate(conn: Connection, rows: Select[Any]) -> int:
     """PostgreSQL's estimate of how many rows ``rows`` returns: planned, not run."""
     compiled = rows.compile(conn, compile_kwargs={"render_postcompile": True})

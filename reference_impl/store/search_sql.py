@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, lit
 from reference_impl.fhir.indexing import normalize
 from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Value, Visibility
 from reference_impl.fhir.searchparams import SearchParam
-from reference_impl.store.counting import Counting, total_of
+from reference_impl.store.counting import Counting, total_after_page, total_of
 from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, opened_rows
 from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
 
@@ -302,8 +302,8 @@ def run_search(
     conn: Connection, request: SearchRequest, with_total: bool = True, counting: Counting = Counting.ESTIMATE
 ) -> SearchPage:
     """One page of matches; their total counted as ``counting`` says (``counting.py``), or not at all
-    without ``with_total``. ``_summary=count`` is always an exact count. The last page needs no count:
-    its offset and its rows are the total (most searches of one patient's data fit on their first page)."""
+    without ``with_total`` (``counting.total_after_page``: the last page needs no count). ``_summary=count``
+    is always an exact count."""
     sql = SearchSql()
     type_name = request.type_name
     matching: Select[Any] = (
@@ -317,14 +317,9 @@ def run_search(
         return SearchPage(total_of(conn, matching, counting), [])
     # One row more than the page: whether a next page exists, without a count.
     rows = conn.execute(matching.limit(request.count + 1).offset(request.offset)).all()
-    more = len(rows) > request.count
-    if counting is Counting.NONE:
-        total = None
-    elif not more and (rows or request.offset == 0):  # the last page: the total is known without a count
-        total = request.offset + len(rows)
-    else:
-        total = total_of(conn, matching, counting)
-    return SearchPage(total, opened_rows(conn, rows[: request.count]), more=more)
+    shown, more = rows[: request.count], len(rows) > request.count
+    total = total_after_page(conn, matching, counting, request.offset, len(shown), more)
+    return SearchPage(total, opened_rows(conn, shown), more=more)
 
 
 def included(

@@ -1,5 +1,5 @@
 """``_total`` over real HTTP: none leaves the total out, accurate and estimate give it, anything else is a 400;
-the next link does not depend on the total."""
+the next link does not depend on the total; every page of a search or a history totals what a count gives."""
 
 from __future__ import annotations
 
@@ -49,5 +49,16 @@ def test_every_page_totals_what_a_count_gives(fhir: httpx.Client, three: list[st
     # The last page knows the total from its own rows (no count); the others, and a page past the end, count.
     for count, offset in [(5, 0), (3, 0), (2, 0), (2, 2), (1, 2), (1, 1), (2, 3), (2, 4)]:
         page = search(fhir, f"Patient?family=totalcount&_total={mode}&_count={count}&_offset={offset}")
+        assert page["total"] == 3, f"_count={count}&_offset={offset}"
+        assert len(page.get("entry", [])) == max(0, min(count, 3 - offset))
+
+
+def test_every_history_page_totals_its_versions(fhir: httpx.Client) -> None:
+    created = create(fhir, patient("Historytotal"))
+    for version in range(2, 4):
+        updated = fhir.put(f"Patient/{created['id']}", json={**created, "birthDate": f"199{version}-01-01"})
+        assert updated.status_code == 200, updated.text
+    for count, offset in [(5, 0), (3, 0), (2, 0), (2, 2), (1, 1), (2, 3), (2, 4)]:
+        page = fhir.get(f"Patient/{created['id']}/_history", params={"_count": count, "_offset": offset}).json()
         assert page["total"] == 3, f"_count={count}&_offset={offset}"
         assert len(page.get("entry", [])) == max(0, min(count, 3 - offset))

@@ -215,7 +215,7 @@ def test_history_pages_run_on_indexes_and_count_to_the_bound(
         event.listen(conn, "before_cursor_execute", record)
         page = history_page(conn, type_name, None, None, None, 50, 0, hidden)
         event.remove(conn, "before_cursor_execute", record)
-        count_plan, page_plan = (list(_nodes(_plan(conn, *statement))) for statement in statements)
+        page_plan, count_plan = (list(_nodes(_plan(conn, *statement))) for statement in statements)
     assert len(page.versions) == 50 and page.more and page.total is not None and page.total > EXACT_UP_TO
     assert [n["Actual Rows"] for n in count_plan if n["Node Type"] == "Limit"] == [EXACT_UP_TO + 1]
     for nodes in (count_plan, page_plan):
