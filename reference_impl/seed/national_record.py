@@ -14,8 +14,8 @@ import hashlib
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date, timedelta
+from typing import Any, Protocol
 
 from reference_impl.audit.balp import SUCCESS, AuditRecord, audit_event
 from reference_impl.auth.principal import Principal
@@ -38,8 +38,19 @@ from reference_impl.services.dsp.demo import PUBLISHED_COUNTS, SUBMISSION_SET
 from reference_impl.services.dsp.doctypes import SYSTEM as DOCUMENT_TYPES
 from reference_impl.services.dsp.doctypes import document_types
 
-if TYPE_CHECKING:
-    from reference_impl.seed.national import NationalPlan
+
+class RecordPlan(Protocol):
+    """What a record needs of the national plan (``national.NationalPlan``, which imports this module)."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def as_of(self) -> date: ...
+    @property
+    def documents_per_patient(self) -> float: ...
+    @property
+    def practitioners(self) -> int: ...
+
 
 ACTIVE_SHARE = 687_824 / 1_018_484  # records with at least one document (the agency's figures)
 REFERENT_SHARE = 0.6  # active records with a referring doctor
@@ -55,7 +66,7 @@ _DOCUMENT_WEIGHTS = cumulative_weights(list(PUBLISHED_COUNTS.values()))
 
 
 def record(
-    plan: NationalPlan, rng: random.Random, person: int, subject: dict[str, str], institution: int
+    plan: RecordPlan, rng: random.Random, person: int, subject: dict[str, str], institution: int
 ) -> Iterator[dict[str, Any]]:
     """The person's shared care record: care relationships, documents, their SubmissionSet, its access log."""
     referent, treating = any_practitioner(rng, plan.practitioners), any_practitioner(rng, plan.practitioners)
@@ -94,7 +105,7 @@ def record(
 
 
 def _access_log(
-    plan: NationalPlan, person: int, subject: dict[str, str], documents: list[dict[str, Any]]
+    plan: RecordPlan, person: int, subject: dict[str, str], documents: list[dict[str, Any]]
 ) -> Iterator[dict[str, Any]]:
     """Professionals' past reads of the person's documents, as the platform audited them (BALP)."""
     rng = random.Random(f"{plan.seed}-access-{person}")  # its own draws: the rest of the person is unchanged
@@ -135,7 +146,7 @@ def _urn(rng: random.Random) -> str:
 
 
 def _document(
-    plan: NationalPlan, rng: random.Random, res_id: str, subject: dict[str, str], author: int, custodian: str
+    plan: RecordPlan, rng: random.Random, res_id: str, subject: dict[str, str], author: int, custodian: str
 ) -> dict[str, Any]:
     """A document as provided (ITI-65): typed, current, its small text content inline (sealed at rest)."""
     code = _DOCUMENT_CODES[draw(rng, _DOCUMENT_WEIGHTS)]
