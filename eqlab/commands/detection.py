@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
@@ -42,6 +43,9 @@ CLIENT_FAULTS_ENV = "EQLAB_CLIENT_FAULTS"  # the reference client's own switch (
 STORE_FILE = "reference.sqlite3"
 # A stopped run ends its checks (GRACE_S), then its server (GRACE_S), and concludes its partial run.
 STOP_WAIT_S = 3 * GRACE_S + 10
+# A run that has no verdict by then is stopped and is an error row: the matrix never hangs on one (a
+# forked run once hung for good in its server's signature check). A run takes seconds to a minute.
+RUN_DEADLINE_S = 600.0
 
 
 class ReferenceFault(Protocol):
@@ -212,8 +216,18 @@ def seed_store(folder: Path) -> Path:
     from reference_impl.settings import Settings
 
     store = folder / STORE_FILE
-    with serve_in_thread(create_app(Settings(db_url=f"sqlite:///{store}", seed="demo"))):
-        pass  # starting it migrated and seeded the store
+
+    def seed() -> None:
+        with serve_in_thread(create_app(Settings(db_url=f"sqlite:///{store}", seed="demo"))):
+            pass  # starting it migrated and seeded the store
+
+    # In a process of its own: the matrix forks its runs from this one, which should hold no other
+    # thread then (a lock another thread holds at a fork stays locked in the child for good).
+    seeding = multiprocessing.get_context("fork").Process(target=seed)
+    seeding.start()
+    seeding.join()
+    if seeding.exitcode != 0:
+        raise click.ClickException(f"seeding the reference store failed (exit code {seeding.exitcode})")
     return store
 
 
@@ -297,10 +311,12 @@ def _print_row(name: str, row: Row) -> None:
         click.echo(f"{'':32} proof: {row.proof}")
 
 
-def in_parallel(runs: Sequence[Callable[[], Detection]], jobs: int) -> Generator[Row, None, None]:
+def in_parallel(
+    runs: Sequence[Callable[[], Detection]], jobs: int, deadline_s: float = RUN_DEADLINE_S
+) -> Generator[Row, None, None]:
     """Each run in a process of its own, ``jobs`` at a time, started in order; yields their rows in that
-    order, each as soon as it and the ones before it are done. Closed early (Ctrl-C), it stops the runs
-    under way and waits for them to conclude."""
+    order, each as soon as it and the ones before it are done; a run still going after ``deadline_s`` is
+    stopped, an error row. Closed early (Ctrl-C), it stops the runs under way and waits for them to conclude."""
     # Forked, not spawned: a run starts in milliseconds with the catalogue and plans already loaded.
     context = multiprocessing.get_context("fork")
     waiting = deque(enumerate(runs))
@@ -311,10 +327,12 @@ def in_parallel(runs: Sequence[Callable[[], Detection]], jobs: int) -> Generator
             while index not in done:
                 while waiting and len(running) < jobs:
                     number, run = waiting.popleft()
-                    running[number] = _RunProcess(context, run)
-                wait([waitable for child in running.values() for waitable in child.waitables()])
+                    running[number] = _RunProcess(context, run, time.monotonic() + deadline_s)
+                first_due = min(child.deadline for child in running.values())
+                waitables = [waitable for child in running.values() for waitable in child.waitables()]
+                wait(waitables, timeout=max(0.0, first_due - time.monotonic()))
                 for number, child in list(running.items()):
-                    row = child.finished()
+                    row = child.finished() or child.stopped_when_overdue(deadline_s)
                     if row is not None:
                         done[number] = row
                         del running[number]
@@ -332,7 +350,10 @@ def in_parallel(runs: Sequence[Callable[[], Detection]], jobs: int) -> Generator
 class _RunProcess:
     """One run in a forked process; its row comes back through a pipe."""
 
-    def __init__(self, context: multiprocessing.context.ForkContext, run: Callable[[], Detection]) -> None:
+    def __init__(
+        self, context: multiprocessing.context.ForkContext, run: Callable[[], Detection], deadline: float
+    ) -> None:
+        self.deadline = deadline  # time.monotonic()
         self.receiver, sender = context.Pipe(duplex=False)
         self.process: BaseProcess = context.Process(target=_run_in_child, args=(run, sender), daemon=True)
         self.process.start()
@@ -355,6 +376,17 @@ class _RunProcess:
         if self.row is None:
             return FailedRun(f"the run's process ended (exit code {self.process.exitcode}) without a verdict")
         return self.row
+
+    def stopped_when_overdue(self, deadline_s: float) -> Row | None:
+        """Past its deadline: the process stopped (as Ctrl-C stops it, then killed) and its error row."""
+        if time.monotonic() < self.deadline:
+            return None
+        self.process.terminate()
+        self.process.join(STOP_WAIT_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        return FailedRun(f"no verdict within {deadline_s:.0f} s: the run was stopped")
 
 
 def _run_in_child(run: Callable[[], Detection], results: Connection) -> None:

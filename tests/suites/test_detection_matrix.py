@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from eqlab.cli import main
 from eqlab.commands import detection
-from eqlab.commands.detection import Detection, detect, seed_store
+from eqlab.commands.detection import STOP_WAIT_S, Detection, FailedRun, detect, in_parallel, seed_store
 from tests.support.paths import REPO
 
 EXIT_INTERRUPTED = 130
@@ -156,3 +156,18 @@ def test_ctrl_c_stops_every_run_and_leaves_no_process(tmp_path: Path) -> None:
     assert "interrupted" in printed.decode()
     time.sleep(0.5)
     assert not _processes_with(marker), "every run and every check process stopped"
+
+
+def test_a_run_without_a_verdict_by_its_deadline_is_stopped_as_an_error_row() -> None:
+    def hangs() -> Detection:
+        time.sleep(3600)
+        raise AssertionError("unreachable")
+
+    def raises() -> Detection:
+        raise ValueError("no plan")
+
+    started = time.monotonic()
+    rows = list(in_parallel([hangs, raises], jobs=2, deadline_s=2))
+    assert time.monotonic() - started < 2 + STOP_WAIT_S, "stopped at its deadline, not waited for"
+    assert isinstance(rows[0], FailedRun) and rows[0].reason == "no verdict within 2 s: the run was stopped"
+    assert isinstance(rows[1], FailedRun) and rows[1].reason == "ValueError: no plan"
