@@ -22,7 +22,8 @@ from click.testing import CliRunner
 
 from eqlab.cli import main
 from eqlab.commands import detection
-from eqlab.commands.detection import STOP_WAIT_S, Detection, FailedRun, detect, in_parallel, seed_store
+from eqlab.commands.detection import Detection, detect, seed_store
+from eqlab.commands.run_pool import STOP_WAIT_S, FailedRun, in_parallel
 from tests.support.paths import REPO
 
 EXIT_INTERRUPTED = 130
