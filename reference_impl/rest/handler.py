@@ -30,7 +30,7 @@ class FhirResponse:
     headers: dict[str, str] = field(default_factory=dict)
     stored: StoredResource | None = None  # the resource version this response is about
     raw_media_type: str | None = None  # set when ``body`` is raw (non-FHIR) content, e.g. a Binary
-    touched: tuple[tuple[str, str], ...] = ()  # (type, id) of the resources a search or history returned
+    touched: tuple[StoredResource, ...] = ()  # the resource versions a search, history or operation returned
 
     def json_bytes(self) -> bytes:
         if self.body is None:

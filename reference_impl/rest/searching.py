@@ -121,8 +121,7 @@ def search(ctx: Context) -> FhirResponse:
     path = ctx.interaction.type_name or ""
     links = _links(ctx, path, request.used, request.count, request.offset, page.more)
     total = page.total if not faults.on(NO_TOTAL) else None
-    touched = tuple((s.type_name, s.id) for s in [*page.matches, *found])
-    return FhirResponse(200, make_bundle("searchset", entries, links, total), touched=touched)
+    return FhirResponse(200, make_bundle("searchset", entries, links, total), touched=(*page.matches, *found))
 
 
 MAX_JUDGED = 5000  # matches judged one by one in one search (such a search names one patient's record)
@@ -343,7 +342,7 @@ def history(ctx: Context) -> FhirResponse:
     used = [(k, v) for k, v in ctx.request.query if k in ("_since", "_at")]
     path = "/".join(p for p in (type_name, res_id) if p) + ("/_history" if type_name else "_history")
     bundle = make_bundle("history", entries, _links(ctx, path, used, count, offset, page.more), page.total)
-    return FhirResponse(200, bundle, touched=tuple((s.type_name, s.id) for s, _ in page.versions))
+    return FhirResponse(200, bundle, touched=tuple(s for s, _ in page.versions))
 
 
 def _version_of(stored: StoredResource) -> dict[str, Any]:

@@ -179,9 +179,9 @@ class FhirServer:
     ) -> FhirResponse:
         response = self.handlers[interaction.kind](self.context(conn, request, interaction))
         if trail is not None and response.status < 400:
-            stored = response.stored
-            touched = response.touched or (((stored.type_name, stored.id),) if stored else ())
-            trail += success_records(conn, attempt(request, interaction), response.status, touched, self.faults)
+            touched = response.touched or ((response.stored,) if response.stored else ())
+            access = attempt(request, interaction)
+            trail += success_records(self.registry, access, response.status, touched, self.faults)
         return response
 
     def _operation(self, ctx: Context) -> FhirResponse:

@@ -68,7 +68,7 @@ def match(ctx: Context) -> FhirResponse:
     matches = matches[:count]
     entries = [_entry(ctx, stored, found) for stored, found in matches]
     links = [{"relation": "self", "url": ctx.url("Patient", "$match")}]
-    touched = tuple(("Patient", stored.id) for stored, _ in matches)
+    touched = tuple(stored for stored, _ in matches)
     return FhirResponse(200, make_bundle("searchset", entries, links, len(entries)), touched=touched)
 
 

@@ -75,8 +75,7 @@ def merge(ctx: Context) -> FhirResponse:
             {"name": "result", "resource": merged.target.parsed()},
         ],
     }
-    touched = (("Patient", source.id), ("Patient", target.id), *((r.type_name, r.id) for r in merged.repointed))
-    return FhirResponse(200, body, stored=merged.target, touched=touched)
+    return FhirResponse(200, body, stored=merged.target, touched=(source, target, *merged.repointed))
 
 
 def _patient(ctx: Context, access: Access, parameters: dict[str, Any], name: str) -> StoredResource:

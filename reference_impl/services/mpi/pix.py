@@ -70,7 +70,7 @@ def cross_reference(ctx: Context) -> FhirResponse:
     body: dict[str, Any] = {"resourceType": "Parameters"}
     if parameters:  # FHIR JSON has no empty arrays: a person without identifiers in the target domains
         body["parameter"] = parameters
-    return FhirResponse(200, body, touched=tuple(("Patient", r.id) for r in person))
+    return FhirResponse(200, body, touched=tuple(person))
 
 
 def _source(ctx: Context) -> tuple[str, str]:
