@@ -154,8 +154,7 @@ class Bench:
                 await run(served.base, requests, self.options.connections, WARM_UP_SECONDS, warmup=0)
                 before = served.cpu_seconds()
                 result = await run(served.base, requests, self.options.connections, self.options.seconds, warmup=0)
-                after = served.cpu_seconds()
-                used = sum(after[pid] - before.get(pid, 0.0) for pid in after) * 1e6 / max(result.requests, 1)
+                used = served.cpu_since(before).total_s * 1e6 / max(result.requests, 1)
                 cpu_us[name] = min(cpu_us.get(name, used), used)
                 if name not in best or result.per_second > best[name].per_second:
                     best[name] = result

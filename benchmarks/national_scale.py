@@ -13,13 +13,15 @@ a schema of its own and print:
   AuditEvent: PDQm search (family + given + birthdate), ITI-67 find by patient (+ status) as a system
   and as a treating professional (a PractitionerRole token; the care relationship is checked),
   PIXm ($ihe-pix by matricule), a prescription by its identifier, and the patient's access log
-  (AuditEvent?patient=): requests per second, p50 / p95 / p99 (target p95 < 50 ms each).
+  (AuditEvent?patient=): requests per second, p50 / p95 / p99 (target p95 < 50 ms each), and the CPU
+  time per request of the server and of the PostgreSQL processes serving it (what other programs' load
+  hardly moves, unlike the rest).
 
 The schema is dropped at the end unless ``--keep``; a kept schema is loaded further (or not at all)
 by the next run with the same parameters, so a load interrupted by Ctrl-C continues.
 
     python benchmarks/national_scale.py [--patients 1000000] [--documents-per-patient 8] [--seconds 20]
-        [--clients 16] [--workers N] [--schema NAME] [--keep] [--keep-indexes]
+        [--clients 16] [--workers N] [--server-workers N] [--schema NAME] [--keep] [--keep-indexes]
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
 from benchmarks.loadgen import Request, Result, run  # noqa: E402
-from benchmarks.servers import PG_URL, demo_system_headers, reference_server  # noqa: E402
+from benchmarks.servers import PG_URL, CpuUse, Served, demo_system_headers, reference_process  # noqa: E402
 from reference_impl.auth.service import AuthService  # noqa: E402
 from reference_impl.naming import NATIONAL_ID  # noqa: E402
 from reference_impl.platform import migrate_platform  # noqa: E402
@@ -191,7 +193,8 @@ def load(url: str, plan: NationalPlan, workers: int, keep_indexes: bool) -> None
     )
 
 
-def flows(base: str, settings: Settings, found: Sample, clients: int, seconds: float) -> None:
+def flows(served: Served, settings: Settings, found: Sample, clients: int, seconds: float) -> None:
+    base = served.base
     origin = base.removesuffix("/fhir")
     system = demo_system_headers(base)
     professionals = professional_tokens(settings, origin, found.treating)
@@ -220,8 +223,11 @@ def flows(base: str, settings: Settings, found: Sample, clients: int, seconds: f
         if not requests:
             print(f"  {label:<54} (no such requests in the sample)")
             continue
-        result = asyncio.run(run(base, functools.partial(_mixed, requests), connections=clients, seconds=seconds))
-        print(_line(label, result))
+        mixed = functools.partial(_mixed, requests)
+        asyncio.run(run(base, mixed, connections=clients, seconds=1, warmup=0))  # warm-up, not measured
+        before = served.cpu_seconds()
+        result = asyncio.run(run(base, mixed, connections=clients, seconds=seconds, warmup=0))
+        print(_line(label, result, served.cpu_since(before)))
 
 
 def _mixed(requests: list[tuple[str, dict[str, str]]]) -> Iterator[Request]:
@@ -237,10 +243,13 @@ def _load_average() -> str:
     return f"machine load {one:.1f} (1 min), {five:.1f} (5 min)"
 
 
-def _line(label: str, result: Result) -> str:
+def _line(label: str, result: Result, cpu: CpuUse) -> str:
+    requests = max(result.requests, 1)
     return (
         f"  {label:<54} {result.per_second:>7,.0f}/s   p50 {result.percentile(0.5):6.1f} ms   "
-        f"p95 {result.percentile(0.95):6.1f} ms   p99 {result.percentile(0.99):6.1f} ms   not 2xx {result.unsuccessful}"
+        f"p95 {result.percentile(0.95):6.1f} ms   p99 {result.percentile(0.99):6.1f} ms   "
+        f"not 2xx {result.unsuccessful}   CPU/req: server {cpu.server_s * 1e6 / requests:5,.0f} µs, "
+        f"PostgreSQL {cpu.database_s * 1e6 / requests:5,.0f} µs"
     )
 
 
@@ -251,6 +260,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per flow")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="loading processes")
+    parser.add_argument("--server-workers", type=int, default=1, help="server processes (eqlab serve --workers)")
     parser.add_argument("--schema", default=None, help="schema name (default: national_<patients>)")
     parser.add_argument("--keep", action="store_true", help="keep the schema (a next run reuses or resumes it)")
     parser.add_argument("--keep-indexes", action="store_true", help="load with the indexes kept up to date")
@@ -275,8 +285,9 @@ def main() -> None:
         )
         if not args.no_flows:
             found = sample(plan)
-            with reference_server(url) as base:
-                flows(base, settings, found, args.clients, args.seconds)
+            print(f"server: eqlab serve --workers {args.server_workers}")
+            with reference_process(url, workers=args.server_workers) as served:
+                flows(served, settings, found, args.clients, args.seconds)
     finally:
         if not args.keep:
             drop(schema)

@@ -62,6 +62,27 @@ class Served:
             used[process.pid] = times.user + times.system
         return used
 
+    def cpu_since(self, before: dict[int, float]) -> CpuUse:
+        """CPU time the server's processes (``cpu_seconds``) used since ``before`` was taken."""
+        after = self.cpu_seconds()
+        started = psutil.Process(self.process.pid)
+        own = {started.pid, *(child.pid for child in started.children(recursive=True))}
+        used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+        return CpuUse(
+            server_s=sum(v for pid, v in used.items() if pid in own),
+            database_s=sum(v for pid, v in used.items() if pid not in own),
+        )
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    server_s: float  # the server's processes
+    database_s: float  # the PostgreSQL processes holding their connections
+
+    @property
+    def total_s(self) -> float:
+        return self.server_s + self.database_s
+
 
 def _database_backends(clients: list[psutil.Process]) -> list[psutil.Process]:
     """The PostgreSQL processes serving ``clients``' connections (matched by the clients' local ports)."""
