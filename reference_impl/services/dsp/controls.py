@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from reference_impl.auth.policy import forbidden
 from reference_impl.fhir.dates import InvalidDate, format_instant, from_us, now_instant, parse_range
@@ -46,7 +46,7 @@ from reference_impl.rest.handler import Context
 from reference_impl.rest.routing import Kind
 from reference_impl.services.dsp.demo import demo_documents
 from reference_impl.store import resources as store
-from reference_impl.store.schema import idx_reference
+from reference_impl.store.schema import idx_reference, resources
 
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESTRICTED = "R"
@@ -78,16 +78,29 @@ def codes(resource: dict[str, Any], element: str = "category") -> set[str]:
 
 
 def referencing(conn: Connection, type_name: str, params: tuple[str, ...], patient_id: str) -> list[dict[str, Any]]:
-    """The current ``type_name`` resources whose ``params`` reference ``Patient/<patient_id>`` (search index)."""
-    ref = idx_reference.c
-    query = select(ref.res_id).where(
-        ref.res_type == type_name,
-        ref.param.in_(params),
-        ref.target_type == "Patient",
-        ref.target_id == patient_id,
+    """The current ``type_name`` resources whose ``params`` reference ``Patient/<patient_id>``, found by the
+    search index in the same query (every access of a professional to a record asks twice: consents,
+    care relationships)."""
+    found = conn.execute(_REFERENCING, {"type_name": type_name, "params": params, "patient_id": patient_id}).all()
+    return [s.parsed() for s in store.opened_rows(conn, found) if s.content]
+
+
+# Built once, as the store's statements of fixed shape (building one costs more than running it).
+_REFERRING_IDS = select(idx_reference.c.res_id).where(
+    idx_reference.c.res_type == bindparam("type_name"),
+    idx_reference.c.param.in_(bindparam("params", expanding=True)),
+    idx_reference.c.target_type == "Patient",
+    idx_reference.c.target_id == bindparam("patient_id"),
+)
+_REFERENCING = (
+    select(*store.CURRENT_COLUMNS)
+    .where(
+        resources.c.res_type == bindparam("type_name"),
+        resources.c.res_id.in_(_REFERRING_IDS),
+        resources.c.deleted.is_(False),
     )
-    ids = dict.fromkeys(row[0] for row in conn.execute(query))
-    return [s.parsed() for s in store.many(conn, [(type_name, i) for i in ids]) if s.content]
+    .order_by(resources.c.res_id)
+)
 
 
 @dataclass(frozen=True)

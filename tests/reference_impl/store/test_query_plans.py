@@ -9,9 +9,9 @@ MedicationRequests (``tests/support/plan_dataset.py``), loaded once for the modu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -21,6 +21,7 @@ from reference_impl.fhir.query import QueryParser, SearchRequest
 from reference_impl.fhir.searchparams import registry
 from reference_impl.naming import NATIONAL_ID
 from reference_impl.platform import migrate_platform
+from reference_impl.services.dsp import controls
 from reference_impl.store.counting import EXACT_UP_TO, Counting
 from reference_impl.store.database import Database
 from reference_impl.store.migrations import STORE_MIGRATIONS, migrate
@@ -29,6 +30,8 @@ from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
 from reference_impl.store.search_sql import SearchPage, run_search
 from tests.support.plan_dataset import DOCTYPES, PRESCRIPTION_ID, Sizes, load, settle
 from tests.support.postgres import drop_schema, new_schema_url
+
+T = TypeVar("T")
 
 SIZES = Sizes(patients=10_000)
 BIG_TABLES = frozenset({"resources", "resource_history", *(t.name for t in INDEX_TABLES.values())})
@@ -139,6 +142,11 @@ def _parse(type_name: str, params: list[tuple[str, str]]) -> SearchRequest:
 
 def _search(conn: Connection, request: SearchRequest, counting: Counting) -> tuple[SearchPage, list[tuple[str, Any]]]:
     """The page, and the statements that made it (SQL, parameters)."""
+    return _with_statements(conn, lambda: run_search(conn, request, counting=counting))
+
+
+def _with_statements(conn: Connection, work: Callable[[], T]) -> tuple[T, list[tuple[str, Any]]]:
+    """What ``work`` returns, and the statements it ran on ``conn`` (SQL, parameters)."""
     statements: list[tuple[str, Any]] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
@@ -147,10 +155,10 @@ def _search(conn: Connection, request: SearchRequest, counting: Counting) -> tup
 
     event.listen(conn, "before_cursor_execute", record)
     try:
-        page = run_search(conn, request, counting=counting)
+        result = work()
     finally:
         event.remove(conn, "before_cursor_execute", record)
-    return page, statements
+    return result, statements
 
 
 def _plan(conn: Connection, statement: str, parameters: Any) -> dict[str, Any]:
@@ -199,6 +207,20 @@ def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flo
         assert INDEX_NODES & {n["Node Type"] for n in nodes}, f"{flow}: no index used"
         if flow in READ_IN_ORDER:
             assert not {"Sort", "Incremental Sort"} & {n["Node Type"] for n in nodes}, f"{flow}: matches sorted"
+
+
+@pytest.mark.parametrize(("type_name", "params"), [("CareTeam", ("subject", "patient")), ("Consent", ("patient",))])
+def test_a_professionals_access_to_a_record_runs_on_indexes(
+    store: Database, person: Person, type_name: str, params: tuple[str, ...]
+) -> None:
+    """Every access of a professional to a record finds its care relationships and consents: one query
+    each, on the search index and the resources' key."""
+    with store.transaction(write=False) as conn:
+        _, statements = _with_statements(conn, lambda: controls.referencing(conn, type_name, params, person.id))
+        (plan,) = [_plan(conn, statement, parameters) for statement, parameters in statements]
+    nodes = list(_nodes(plan))
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], "no sequential scan"
+    assert {"ix_idx_reference_lookup_id", "resources_pkey"} <= {n.get("Index Name") for n in nodes}
 
 
 @pytest.mark.parametrize(("type_name", "hidden"), [("DocumentReference", ()), (None, ("AuditEvent",))])
