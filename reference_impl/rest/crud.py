@@ -256,7 +256,8 @@ def delete(ctx: Context) -> FhirResponse:
     deleted = store.mark_deleted(ctx.conn, current)
     ctx.writes.after_write(ctx, deleted)
     outcome = information(f"{deleted.type_name}/{deleted.id} deleted (version {deleted.version_id})")
-    return FhirResponse(200, outcome, {"ETag": deleted.etag}, deleted)
+    # Audited as an access to the version it deleted: in the log of the patients whose data that was.
+    return FhirResponse(200, outcome, {"ETag": deleted.etag}, deleted, touched=(current,))
 
 
 # --- helpers -----------------------------------------------------------------------------------

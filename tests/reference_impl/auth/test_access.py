@@ -265,6 +265,8 @@ def test_every_access_to_patient_data_leaves_exactly_one_audit_event(platform: P
     done("doctor1", "C", "Patient/pat-0003", "create")
     platform.get(f"Observation/{created['id']}", system)
     done("system client eqlab-tests", "R", "Patient/pat-0003", "read")
+    platform.client.delete(f"Observation/{created['id']}", headers=platform.as_(doctor))
+    done("doctor1", "D", "Patient/pat-0003", "delete")  # in the log of the patient whose data it was
     platform.get("Patient/pat-0001", patient)
     done("patient1", "R", "Patient/pat-0001", "read")
     platform.get("Patient/pat-0002", patient)
