@@ -31,6 +31,11 @@ VERSION_NOT_INCREMENTED = declare(
 VREAD_RETURNS_CURRENT = declare(
     "vread-returns-current", "vread ignores the version and returns the current one", ("fhir@4",)
 )
+DELETION_LOGGED_FOR_NOBODY = declare(
+    "deletion-logged-for-nobody",
+    "a delete of patient data is audited naming the resource but not the patient whose data it was",
+    ("audit@3",),
+)
 IF_MATCH_IGNORED = declare("if-match-ignored", "If-Match is ignored: stale updates and deletes overwrite", ("fhir@17",))
 CONDITIONAL_CREATE_IGNORED = declare(
     "conditional-create-ignored",
@@ -209,7 +214,7 @@ def _put(ctx: Context, resource: dict[str, Any], res_id: str, server_chose_id: b
     in_place = ctx.faults.on(VERSION_NOT_INCREMENTED)
     stored = _save(ctx, resource, res_id, current, "PUT", reuse_version=in_place)
     created = current is None or current.deleted
-    return _written(ctx, stored, 201 if created else 200)
+    return _written(ctx, stored, 201 if created else 200, replaced=current)
 
 
 def patch(ctx: Context) -> FhirResponse:
@@ -236,7 +241,7 @@ def patch(ctx: Context) -> FhirResponse:
         raise FhirError(422, exc.issues) from None
     _reach(ctx, resource)
     stored = _save(ctx, resource, ctx.res_id, current, "PATCH")
-    return _written(ctx, stored, 200)
+    return _written(ctx, stored, 200, replaced=current)
 
 
 def delete(ctx: Context) -> FhirResponse:
@@ -257,7 +262,8 @@ def delete(ctx: Context) -> FhirResponse:
     ctx.writes.after_write(ctx, deleted)
     outcome = information(f"{deleted.type_name}/{deleted.id} deleted (version {deleted.version_id})")
     # Audited as an access to the version it deleted: in the log of the patients whose data that was.
-    return FhirResponse(200, outcome, {"ETag": deleted.etag}, deleted, touched=(current,))
+    touched = () if ctx.faults.on(DELETION_LOGGED_FOR_NOBODY) else (current,)
+    return FhirResponse(200, outcome, {"ETag": deleted.etag}, deleted, touched=touched)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -337,7 +343,9 @@ def _version_headers(stored: StoredResource) -> dict[str, str]:
     return {"ETag": stored.etag, "Last-Modified": http_date(stored.last_updated)}
 
 
-def _written(ctx: Context, stored: StoredResource, status: int) -> FhirResponse:
+def _written(ctx: Context, stored: StoredResource, status: int, replaced: StoredResource | None = None) -> FhirResponse:
+    """The answer to a create, update or patch; audited for the patients of the version it ``replaced``
+    too, so that data moved off a record shows in that record's access log."""
     headers = _version_headers(stored)
     if not ctx.faults.on(NO_LOCATION):
         headers["Location"] = ctx.url(stored.type_name, stored.id, "_history", str(stored.version_id))
@@ -347,4 +355,5 @@ def _written(ctx: Context, stored: StoredResource, status: int) -> FhirResponse:
         body = None
     elif preference == "OperationOutcome":
         body = information(f"{stored.type_name}/{stored.id} stored as version {stored.version_id}")
-    return FhirResponse(status, body, headers, stored)
+    touched = (replaced, stored) if replaced is not None and replaced.content else ()
+    return FhirResponse(status, body, headers, stored, touched=touched)

@@ -30,7 +30,9 @@ class FhirResponse:
     headers: dict[str, str] = field(default_factory=dict)
     stored: StoredResource | None = None  # the resource version this response is about
     raw_media_type: str | None = None  # set when ``body`` is raw (non-FHIR) content, e.g. a Binary
-    touched: tuple[StoredResource, ...] = ()  # the resource versions a search, history or operation returned
+    # The resource versions the access touched, for its audit, when ``stored`` alone does not say:
+    # a search's, a history's or an operation's, a change's version replaced, a delete's version deleted.
+    touched: tuple[StoredResource, ...] = ()
 
     def json_bytes(self) -> bytes:
         if self.body is None:

@@ -97,11 +97,12 @@ def test_each_write_leaves_one_audit_event(fhir_client: EvidenceClient, tokens: 
         "expected exactly one per write: C, U, U, D"
     )
     problems = [p for e in writes for p in shape_problems(e, str(e.get("action")), ("0",), started)]
-    # The patient is named by the events written while the resource was theirs (the delete may not know).
+    # Every write names the patient whose data it wrote, the delete too (audit@3: the patient and the
+    # resource as entities): a deletion belongs in that patient's access log.
     problems += [
         f"the {e.get('action')} event names {sorted(references(e))}, not the patient {subject}"
         for e in writes
-        if e.get("action") != "D" and subject not in references(e)
+        if subject not in references(e)
     ]
     assert not problems, "the AuditEvents of the writes: " + "; ".join(problems)
 

@@ -265,6 +265,15 @@ def test_every_access_to_patient_data_leaves_exactly_one_audit_event(platform: P
     done("doctor1", "C", "Patient/pat-0003", "create")
     platform.get(f"Observation/{created['id']}", system)
     done("system client eqlab-tests", "R", "Patient/pat-0003", "read")
+    moved = {**created, "subject": {"reference": "Patient/pat-0002"}}
+    platform.client.put(f"Observation/{created['id']}", json=moved, headers={**JSON_HEADERS, **platform.as_(doctor)})
+    done("doctor1", "U", "Patient/pat-0003", "update")  # data moved off a record shows in its log
+    done("doctor1", "U", "Patient/pat-0002", "update")
+    back = [{"op": "replace", "path": "/subject/reference", "value": "Patient/pat-0003"}]
+    patch_headers = {"Content-Type": "application/json-patch+json", **platform.as_(doctor)}
+    platform.client.patch(f"Observation/{created['id']}", json=back, headers=patch_headers)
+    done("doctor1", "U", "Patient/pat-0002", "patch")
+    done("doctor1", "U", "Patient/pat-0003", "patch")
     platform.client.delete(f"Observation/{created['id']}", headers=platform.as_(doctor))
     done("doctor1", "D", "Patient/pat-0003", "delete")  # in the log of the patient whose data it was
     platform.get("Patient/pat-0001", patient)
