@@ -16,7 +16,6 @@ from sqlalchemy import Connection, select
 
 from reference_impl.audit.balp import FAILED, REFUSED, SUCCESS, Action, Agent, AuditRecord
 from reference_impl.faults import FaultSwitches, declare
-from reference_impl.fhir.indexing import reference_rows
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.fhir.structure import patient_compartment
 from reference_impl.store.resources import StoredResource
@@ -182,14 +181,9 @@ def patients_in_bodies(
         if stored.type_name == "Patient":  # a Patient record is about that patient
             owners.setdefault(key, set()).add(f"Patient/{stored.id}")
         elif stored.type_name in compartment and stored.content is not None:
-            body = stored.parsed()
-            for code in compartment[stored.type_name]:
-                param = params.get(stored.type_name, code)
-                if param is None or param.type != "reference":
-                    continue
-                for target_type, target_id, *_ in reference_rows(params.selected(body, param)):
-                    if target_type == "Patient" and target_id:
-                        owners.setdefault(key, set()).add(f"Patient/{target_id}")
+            patients = params.compartment_patients(stored.parsed())
+            if patients:
+                owners.setdefault(key, set()).update(patients)
     return owners
 
 

@@ -295,13 +295,7 @@ class AccessPolicy:
 
     def patients_of(self, resource: dict[str, Any]) -> set[str]:
         """The patients whose compartment holds ``resource`` ("Patient/<id>" references)."""
-        type_name = resource.get("resourceType")
-        found = {f"Patient/{resource['id']}"} if type_name == "Patient" and resource.get("id") else set()
-        params = set(patient_compartment().get(str(type_name), ()))
-        for param_type, rows in self.registry.index_rows(resource).items():
-            if param_type != "reference":
-                continue
-            for code, row in rows:
-                if code in params and row[0] == "Patient" and row[1]:
-                    found.add(f"Patient/{row[1]}")
+        found = self.registry.compartment_patients(resource)
+        if resource.get("resourceType") == "Patient" and resource.get("id"):
+            found.add(f"Patient/{resource['id']}")
         return found

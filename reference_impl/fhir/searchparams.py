@@ -23,8 +23,8 @@ from reference_impl.fhir.fhirpath import (
     follow,
     plain_path,
 )
-from reference_impl.fhir.indexing import ROWS_BY_TYPE, Row
-from reference_impl.fhir.structure import Structure, search_parameter_definitions, structure
+from reference_impl.fhir.indexing import ROWS_BY_TYPE, Row, reference_rows
+from reference_impl.fhir.structure import Structure, patient_compartment, search_parameter_definitions, structure
 
 log = logging.getLogger(__name__)
 COLUMN_PARAMS = {"_id": "token", "_lastUpdated": "date"}
@@ -119,6 +119,20 @@ class SearchParamRegistry:
                     seen.add(row)
                     out[param.type].append((param.code, row))
         return out
+
+    def compartment_patients(self, resource: dict[str, Any]) -> set[str]:
+        """The patients ("Patient/<id>") that ``resource``'s patient-compartment parameters reference: the
+        rows of those parameters the search index holds for it, without the other parameters' rows."""
+        type_name = str(resource.get("resourceType"))
+        found: set[str] = set()
+        for code in patient_compartment().get(type_name, ()):
+            param = self.get(type_name, code)
+            if param is None or param.type != "reference":
+                continue
+            for target_type, target_id, *_ in reference_rows(self.selected(resource, param)):
+                if target_type == "Patient" and target_id:
+                    found.add(f"Patient/{target_id}")
+        return found
 
     def selected(self, resource: dict[str, Any], param: SearchParam) -> list[Node]:
         """The values ``param`` selects in ``resource``."""

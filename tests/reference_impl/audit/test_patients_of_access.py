@@ -65,6 +65,10 @@ def test_the_patients_read_off_current_versions_are_those_the_index_holds(db: Da
     )
     indexed = db.run(lambda conn: patients_by_resource(conn, tuple((s.type_name, s.id) for s in stored)), write=False)
     assert patients_in_bodies(registry(), stored) == indexed
+    others = [s for s in stored if s.type_name != "Patient"]  # the access policy's view (a patient token)
+    assert {(s.type_name, s.id): registry().compartment_patients(s.parsed()) for s in others} == {
+        (s.type_name, s.id): indexed.get((s.type_name, s.id), set()) for s in others
+    }
     named = {key for key, patients in indexed.items() if patients and key[0] != "Patient"}
     assert len(named) >= 20, "many examples are some patient's data"
     assert indexed[("Observation", f"r{len(resources) - 1}")] == {"Patient/p3", "Patient/p4"}
