@@ -8,8 +8,10 @@ alone; a refused attempt (401, 403) and a failed access to patient data get one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Connection, select
@@ -87,15 +89,18 @@ def success_records(
     status: int,
     touched: Sequence[StoredResource],
     faults: FaultSwitches,
+    owned: Mapping[str, Callable[[dict[str, Any]], set[str]]] = MappingProxyType({}),
 ) -> list[AuditRecord]:
     """The AuditEvents of a successful access that touched ``touched`` (the resource versions it read,
     returned or changed): one per patient whose data it touched, one naming no patient when it touched
-    none but may have (a search of a patient-data type); none when it cannot reach patient data at all."""
-    if not touches_patient_data(attempt):
+    none but may have (a search of a patient-data type); none when it cannot reach patient data at all.
+    ``owned``: the patients of a resource of a type outside the compartment whose owners a service knows
+    (a Binary: the patient of the document pointing to it)."""
+    if not touches_patient_data(attempt) and attempt.type_name not in owned:
         return []
     if faults.on(READS_NOT_AUDITED) and attempt.kind in ("read", "vread"):
         return []
-    owners = patients_in_bodies(params, touched)
+    owners = patients_in_bodies(params, touched, owned)
     patients = sorted({p for found in owners.values() for p in found})
     if not patients and not touches_patient_data(attempt, with_request=False):
         return []  # a search of other data whose includes reached no patient's
@@ -169,21 +174,27 @@ def naming_its_patients(conn: Connection, record: AuditRecord) -> AuditRecord:
 
 
 def patients_in_bodies(
-    params: SearchParamRegistry, touched: Sequence[StoredResource]
+    params: SearchParamRegistry,
+    touched: Sequence[StoredResource],
+    owned: Mapping[str, Callable[[dict[str, Any]], set[str]]] = MappingProxyType({}),
 ) -> dict[tuple[str, str], set[str]]:
     """For each touched resource, the patients whose compartment holds it, read off the version touched
     by the parameters of the patient compartment: the same references its index rows hold (the answer of
-    ``patients_by_resource`` for a current version), without a query (a round trip on PostgreSQL)."""
+    ``patients_by_resource`` for a current version), without a query (a round trip on PostgreSQL); for a
+    type in ``owned``, the patients its owners rule names."""
     owners: dict[tuple[str, str], set[str]] = {}
     compartment = patient_compartment()
     for stored in touched:
         key = (stored.type_name, stored.id)
+        patients: set[str] = set()
         if stored.type_name == "Patient":  # a Patient record is about that patient
-            owners.setdefault(key, set()).add(f"Patient/{stored.id}")
-        elif stored.type_name in compartment and stored.content is not None:
+            patients = {f"Patient/{stored.id}"}
+        elif stored.content is not None and stored.type_name in owned:
+            patients = owned[stored.type_name](stored.parsed())
+        elif stored.content is not None and stored.type_name in compartment:
             patients = params.compartment_patients(stored.parsed())
-            if patients:
-                owners.setdefault(key, set()).update(patients)
+        if patients:
+            owners.setdefault(key, set()).update(patients)
     return owners
 
 

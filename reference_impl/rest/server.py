@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import Connection
@@ -181,7 +182,8 @@ class FhirServer:
         if trail is not None and response.status < 400:
             touched = response.touched or ((response.stored,) if response.stored else ())
             access = attempt(request, interaction)
-            trail += success_records(self.registry, access, response.status, touched, self.faults)
+            owned = {type_name: partial(owners, conn) for type_name, owners in self.policy.owners.items()}
+            trail += success_records(self.registry, access, response.status, touched, self.faults, owned)
         return response
 
     def _operation(self, ctx: Context) -> FhirResponse:

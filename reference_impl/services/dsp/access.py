@@ -34,7 +34,7 @@ from reference_impl.rest.handler import Context
 from reference_impl.services.dsp import controls
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource
-from reference_impl.store.schema import resources
+from reference_impl.store.schema import idx_uri, resources
 
 STRANGERS_CHANGE_DOCUMENTS = declare(
     "strangers-change-documents",
@@ -203,17 +203,24 @@ def _governing_document(conn: Connection, resource: dict[str, Any]) -> dict[str,
     res_id = resource.get("id")
     if not isinstance(res_id, str):
         return None
-    # Attachment URLs are not a search parameter: the documents naming this Binary are found in
-    # their stored JSON (plain for every document pointing to a Binary: only inline data is sealed).
-    query = select(resources.c.res_id).where(
+    # A document names its Binary by its attachment URL, its ``location`` parameter: found on the index
+    # when relative (as a transaction rewrites it), else in the documents' stored JSON, a scan (plain for
+    # every document pointing to a Binary: only inline data is sealed) for an absolute URL.
+    by_location = select(idx_uri.c.res_id).where(
+        idx_uri.c.res_type == "DocumentReference",
+        idx_uri.c.param == "location",
+        idx_uri.c.value == f"Binary/{res_id}",
+    )
+    by_content = select(resources.c.res_id).where(
         resources.c.res_type == "DocumentReference",
         resources.c.deleted == False,  # noqa: E712 (SQL, not Python)
         resources.c.content.contains(f'Binary/{res_id}"', autoescape=True),
     )
-    for (document_id,) in conn.execute(query):
-        stored = store.current(conn, "DocumentReference", document_id)
-        if stored and stored.content:
-            return stored.parsed()
+    for query in (by_location, by_content):
+        for (document_id,) in conn.execute(query):
+            stored = store.current(conn, "DocumentReference", document_id)
+            if stored and stored.content:
+                return stored.parsed()
     return None
 
 

@@ -276,6 +276,8 @@ def test_every_access_to_patient_data_leaves_exactly_one_audit_event(platform: P
     done("doctor1", "U", "Patient/pat-0003", "patch")
     platform.client.delete(f"Observation/{created['id']}", headers=platform.as_(doctor))
     done("doctor1", "D", "Patient/pat-0003", "delete")  # in the log of the patient whose data it was
+    platform.get("Binary/bin-0001", system)  # a document's content: in the log of the document's patient
+    done("system client eqlab-tests", "R", "Patient/pat-0001", "read")
     platform.get("Patient/pat-0001", patient)
     done("patient1", "R", "Patient/pat-0001", "read")
     platform.get("Patient/pat-0002", patient)
