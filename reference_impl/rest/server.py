@@ -31,7 +31,7 @@ from reference_impl.audit.group_commit import AuditLog
 from reference_impl.auth import bearer
 from reference_impl.auth.policy import AccessPolicy
 from reference_impl.auth.service import AuthService
-from reference_impl.faults import FaultSwitches
+from reference_impl.faults import FaultSwitches, declare
 from reference_impl.fhir.errors import FhirError, error
 from reference_impl.fhir.searchparams import registry
 from reference_impl.rest import bundles, capability, crud, searching
@@ -41,6 +41,11 @@ from reference_impl.settings import Settings
 from reference_impl.store.database import Database
 
 T = TypeVar("T")
+CONTENT_READS_NOT_AUDITED = declare(
+    "content-reads-not-audited",
+    "a read of a document's content (Binary, whose patient only its document names) writes no AuditEvent",
+    ("dsp@47",),
+)
 
 
 class FhirServer:
@@ -182,7 +187,8 @@ class FhirServer:
         if trail is not None and response.status < 400:
             touched = response.touched or ((response.stored,) if response.stored else ())
             access = attempt(request, interaction)
-            owned = {type_name: partial(owners, conn) for type_name, owners in self.policy.owners.items()}
+            owners = {} if self.faults.on(CONTENT_READS_NOT_AUDITED) else self.policy.owners
+            owned = {type_name: partial(patients, conn) for type_name, patients in owners.items()}
             trail += success_records(self.registry, access, response.status, touched, self.faults, owned)
         return response
 

@@ -1,5 +1,5 @@
-"""The patient's access log (dsp@40-41): a treating professional's read and an emergency access, as
-the patient sees them with their own token (AuditEvent?patient=<self>)."""
+"""The patient's access log (dsp@40-41, dsp@47): a treating professional's read and retrieve and an
+emergency access, as the patient sees them with their own token (AuditEvent?patient=<self>)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,20 @@ def test_the_access_log_shows_a_professionals_read(fhir_client: EvidenceClient, 
     assert agent.get("role") and event.get("recorded"), f"the access log's event says no role or time: {event}"
     assert "TREAT" in purposes(event), f"the access log's event gives purposes {purposes(event)}; expected TREAT"
     assert not break_glass(event), "an ordinary read is flagged break-the-glass in the access log"
+
+
+@pytest.mark.requirement("dsp@47")
+def test_the_access_log_shows_a_professionals_retrieve(
+    fhir_client: EvidenceClient, tokens: LabTokens, unique: str
+) -> None:
+    """a treating professional's retrieve of a document's content (ITI-68, Binary) is in the patient's log"""
+    record = provide_record(fhir_client, unique, patient_of(tokens, "patient"))
+    doctor, who = tokens.client_for("practitioner"), professional(tokens, "practitioner")
+    treating(doctor, record.patient, who)
+    retrieved = doctor.get(f"Binary/{record.binary}")
+    assert retrieved.status_code == 200, f"the treating professional's retrieve answered {shown(retrieved)}"
+    events = reads_of(access_log(tokens, "patient", record.patient), f"Binary/{record.binary}", who)
+    assert events, (
+        f"the patient's access log shows no retrieve of Binary/{record.binary} (the content of "
+        f"DocumentReference/{record.document}) by {who}"
+    )
