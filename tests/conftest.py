@@ -10,7 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
+from reference_impl.platform import migrate_platform
 from reference_impl.settings import Settings
+from reference_impl.store.database import Database
 from tests.support.postgres import drop_schema, new_schema_url, unavailable_reason
 from tests.support.servers import sqlite_url, threaded_server
 from tests.support.tokens import mint
@@ -53,6 +55,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_unavailable:
 @pytest.fixture
 def sqlite_db_url(tmp_path: Path) -> str:
     return sqlite_url(tmp_path)
+
+
+@pytest.fixture
+def platform_db(db_url: str) -> Iterator[Database]:
+    """A fresh store with the platform's schema (migrated), on each backend."""
+    database = Database(db_url)
+    migrate_platform(database)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 @pytest.fixture

@@ -4,15 +4,11 @@ touched: for a current version, exactly the patients the search index holds for 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from reference_impl.audit.access import patients_by_resource, patients_in_bodies
 from reference_impl.fhir.searchparams import registry
 from reference_impl.fhir.structure import patient_compartment
-from reference_impl.platform import migrate_platform
 from reference_impl.store import resources as store
 from reference_impl.store.database import Database
 from reference_impl.store.resources import StoredResource
@@ -47,23 +43,14 @@ def _resources() -> list[dict[str, Any]]:
     return found
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    migrate_platform(database)
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-def test_the_patients_read_off_current_versions_are_those_the_index_holds(db: Database) -> None:
+def test_the_patients_read_off_current_versions_are_those_the_index_holds(platform_db: Database) -> None:
     resources = _resources()
-    stored = db.run(
+    stored = platform_db.run(
         lambda conn: [store.save(conn, registry(), r, f"r{n}", None, "POST") for n, r in enumerate(resources)],
         write=True,
     )
-    indexed = db.run(lambda conn: patients_by_resource(conn, tuple((s.type_name, s.id) for s in stored)), write=False)
+    keys = tuple((s.type_name, s.id) for s in stored)
+    indexed = platform_db.run(lambda conn: patients_by_resource(conn, keys), write=False)
     assert patients_in_bodies(registry(), stored) == indexed
     others = [s for s in stored if s.type_name != "Patient"]  # the access policy's view (a patient token)
     assert {(s.type_name, s.id): registry().compartment_patients(s.parsed()) for s in others} == {
@@ -74,7 +61,7 @@ def test_the_patients_read_off_current_versions_are_those_the_index_holds(db: Da
     assert indexed[("Observation", f"r{len(resources) - 1}")] == {"Patient/p3", "Patient/p4"}
 
 
-def test_each_version_is_logged_for_its_own_patient_and_a_deletion_for_none(db: Database) -> None:
+def test_each_version_is_logged_for_its_own_patient_and_a_deletion_for_none(platform_db: Database) -> None:
     def versions(conn: Any) -> list[StoredResource]:
         first = store.save(
             conn, registry(), {"resourceType": "Observation", "status": "final", **_about("p1")}, "o", None, "POST"
@@ -84,7 +71,7 @@ def test_each_version_is_logged_for_its_own_patient_and_a_deletion_for_none(db: 
         )
         return [first, second, store.mark_deleted(conn, second)]
 
-    first, second, deleted = db.run(versions, write=True)
+    first, second, deleted = platform_db.run(versions, write=True)
     assert patients_in_bodies(registry(), [first]) == {("Observation", "o"): {"Patient/p1"}}
     assert patients_in_bodies(registry(), [second]) == {("Observation", "o"): {"Patient/p2"}}
     assert patients_in_bodies(registry(), [deleted]) == {}

@@ -3,13 +3,9 @@ index (as a transaction stores it), by an absolute URL in the documents' JSON.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from reference_impl.fhir.searchparams import registry
-from reference_impl.platform import migrate_platform
 from reference_impl.services.dsp.access import binary_owners
 from reference_impl.store import resources as store
 from reference_impl.store.database import Database
@@ -24,17 +20,7 @@ def _document(patient: str, url: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    migrate_platform(database)
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
-def test_a_binary_belongs_to_the_patient_of_its_document_however_the_url_is_written(db: Database) -> None:
+def test_a_binary_belongs_to_the_patient_of_its_document_however_the_url_is_written(platform_db: Database) -> None:
     documents = {
         "d1": _document("p1", "Binary/b1"),
         "d2": _document("p2", "https://platform.example/fhir/Binary/b2"),
@@ -47,7 +33,7 @@ def test_a_binary_belongs_to_the_patient_of_its_document_however_the_url_is_writ
         binaries = ("b1", "b2", "b3", "b30")
         return {b: binary_owners(conn, {"resourceType": "Binary", "id": b}) for b in binaries}
 
-    assert db.run(owners, write=True) == {
+    assert platform_db.run(owners, write=True) == {
         "b1": {"Patient/p1"},
         "b2": {"Patient/p2"},
         "b3": set(),
