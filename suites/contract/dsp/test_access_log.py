@@ -8,6 +8,7 @@ import pytest
 from eqlab.checks import EvidenceClient, LabTokens
 from suites.contract.dsp.access_support import (
     ACT_REASON,
+    Record,
     emergency_client,
     expect_sees,
     patient_of,
@@ -23,6 +24,14 @@ def access_log(tokens: LabTokens, role: str, patient: str) -> list[Resource]:
     answer = tokens.client_for(role).get("AuditEvent", params={"patient": patient, "_count": "1000"})
     assert answer.status_code == 200, f"the patient's AuditEvent?patient=<self> answered {shown(answer)}"
     return entries(body_of(answer, "the access log"))
+
+
+def treated_record(fhir_client: EvidenceClient, tokens: LabTokens, unique: str) -> tuple[Record, EvidenceClient, str]:
+    """A document of the plan's patient, and a professional treating that patient (client, reference)."""
+    record = provide_record(fhir_client, unique, patient_of(tokens, "patient"))
+    doctor, who = tokens.client_for("practitioner"), professional(tokens, "practitioner")
+    treating(doctor, record.patient, who)
+    return record, doctor, who
 
 
 def reads_of(log: list[Resource], document: str, who: str) -> list[Resource]:
@@ -66,9 +75,7 @@ def test_an_emergency_access_is_allowed_and_flagged_in_the_access_log(
 @pytest.mark.requirement("dsp@41")
 def test_the_access_log_shows_a_professionals_read(fhir_client: EvidenceClient, tokens: LabTokens, unique: str) -> None:
     """who, role, when, what and purpose of a treating professional's earlier read"""
-    record = provide_record(fhir_client, unique, patient_of(tokens, "patient"))
-    doctor, who = tokens.client_for("practitioner"), professional(tokens, "practitioner")
-    treating(doctor, record.patient, who)
+    record, doctor, who = treated_record(fhir_client, tokens, unique)
     read = doctor.get(f"DocumentReference/{record.document}")
     assert read.status_code == 200, f"the treating professional's read answered {shown(read)}"
     events = reads_of(access_log(tokens, "patient", record.patient), record.document, who)
@@ -85,9 +92,7 @@ def test_the_access_log_shows_a_professionals_retrieve(
     fhir_client: EvidenceClient, tokens: LabTokens, unique: str
 ) -> None:
     """a treating professional's retrieve of a document's content (ITI-68, Binary) is in the patient's log"""
-    record = provide_record(fhir_client, unique, patient_of(tokens, "patient"))
-    doctor, who = tokens.client_for("practitioner"), professional(tokens, "practitioner")
-    treating(doctor, record.patient, who)
+    record, doctor, who = treated_record(fhir_client, tokens, unique)
     retrieved = doctor.get(f"Binary/{record.binary}")
     assert retrieved.status_code == 200, f"the treating professional's retrieve answered {shown(retrieved)}"
     events = reads_of(access_log(tokens, "patient", record.patient), f"Binary/{record.binary}", who)
