@@ -6,7 +6,12 @@ transaction (a transaction Bundle too), so a crash leaves all or nothing of it.
 Where a unit of work runs is chosen per backend, from measurements (``benchmarks/fhir_core.py``):
 SQLite statements take microseconds and SQLite has a single writer, so a hand-off to a worker
 thread costs several times the work itself: SQLite units run on the event loop's thread.
-PostgreSQL units wait on the network, so they run in worker threads and overlap.
+PostgreSQL units wait on the network. From async code they run on the event loop's thread too, as
+greenlets over psycopg's asyncio connections (SQLAlchemy's asyncio bridge): each wait yields to
+the loop, so units overlap without a thread hand-off (one-query units, 16 at once: 192 µs of CPU
+each against 416 µs in worker threads, ``benchmarks/pg_units.py``). A long unit (a large
+transaction Bundle) still runs in a worker thread, so that its Python work between statements
+does not hold up the loop. Sync callers (commands, tests) run units on ordinary connections.
 
 Writers never race:
 
@@ -26,6 +31,7 @@ several servers or test runs share one database.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -39,9 +45,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from reference_impl.store.documents import DOCUMENTS_INFO_KEY, DocumentSealing
 
@@ -50,7 +59,7 @@ T = TypeVar("T")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "23505"})
 MAX_ATTEMPTS = 8
-# PostgreSQL units wait on the network in worker threads: a few connections per core keep the cores busy.
+# PostgreSQL units overlap while they wait on the network: a few connections per core keep the cores busy.
 # No overflow beyond them: a pool that lends extra connections under load closes them as soon as it
 # has enough idle ones, and opens them again at the next peak (601 sessions started in 10 s of 16
 # clients, each a PostgreSQL process; 12 without overflow, measured). A unit beyond waits its turn.
@@ -78,6 +87,9 @@ class Database:
         if self.dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://HOST/DB")
         self.schema: str | None = None
+        # PostgreSQL's units from async code: per event loop, the (writer, reader) engines on psycopg's
+        # async connections (an asyncio connection belongs to the loop that opened it).
+        self._loop_engines: dict[asyncio.AbstractEventLoop, tuple[Engine, Engine]] = {}
         self._checkpointer: WalCheckpointer | None = None
         if self.dialect == "sqlite":
             self._writer, self._reader = self._sqlite_engines(parsed.database or "")
@@ -105,16 +117,14 @@ class Database:
             # statement takes its own snapshot inside a transaction too, so a unit that only reads gains
             # nothing from one but two round trips. A pool of their own, so that no checkout switches a
             # connection's mode (a one-query read unit: 276 -> 146 µs of CPU, 426 -> 189 µs, measured).
-            self._writer, self._reader = (
-                create_engine(
-                    parsed.set(query=query),
-                    pool_size=POSTGRESQL_POOL_SIZE,
-                    max_overflow=0,
-                    connect_args=connect_args,
-                    **isolation,
-                )
-                for isolation in ({}, {"isolation_level": "AUTOCOMMIT"})
-            )
+            engine_args: dict[str, Any] = {
+                "url": parsed.set(query=query),
+                "pool_size": POSTGRESQL_POOL_SIZE,
+                "max_overflow": 0,
+                "connect_args": connect_args,
+            }
+            self._writer, self._reader = (create_engine(**engine_args, **isolation) for isolation in _WRITER_READER)
+            self._engine_args = engine_args
 
     @staticmethod
     def _sqlite_engines(path: str) -> tuple[Engine, Engine]:
@@ -131,16 +141,23 @@ class Database:
 
     @contextmanager
     def transaction(self, write: bool) -> Iterator[Connection]:
-        engine = self._writer if write else self._reader
+        with self._transaction_on(self._writer if write else self._reader) as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction_on(self, engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn, conn.begin():
             conn.info[DOCUMENTS_INFO_KEY] = self.documents
             yield conn
 
     def run(self, work: Callable[[Connection], T], write: bool) -> T:
         """Run ``work`` in one transaction, retrying it when PostgreSQL reports a write conflict."""
+        return self._run_on(self._writer if write else self._reader, work, write, time.sleep)
+
+    def _run_on(self, engine: Engine, work: Callable[[Connection], T], write: bool, pause: Callable[[float], Any]) -> T:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with self.transaction(write) as conn:
+                with self._transaction_on(engine) as conn:
                     result = work(conn)
                     if write and self.dialect == "sqlite":
                         self._optimize_when_grown(conn)
@@ -154,7 +171,7 @@ class Database:
                 log.debug(
                     "retrying after a write conflict or a lost connection (%s), attempt %d", _sqlstate(exc), attempt
                 )
-                time.sleep(random.uniform(0, 0.01 * attempt))
+                pause(random.uniform(0, 0.01 * attempt))
         raise AssertionError("unreachable")
 
     def _optimize_when_grown(self, conn: Connection) -> None:
@@ -167,14 +184,20 @@ class Database:
             self._changes_at_last_optimize = changes
 
     async def run_async(self, work: Callable[[Connection], T], write: bool, long: bool = False) -> T:
-        """``run`` from async code: inline for SQLite, in a worker thread for PostgreSQL.
+        """``run`` from async code: inline for SQLite, on the loop between waits for PostgreSQL.
 
         A SQLite writer waits for its turn without holding up the event loop, and a ``long`` unit
         (a large transaction Bundle) runs in a worker thread: while it writes, requests that need no
         writer go on, and those that do queue for the next turn instead of freezing the server.
         """
         if self.dialect != "sqlite":
-            return await anyio.to_thread.run_sync(self.run, work, write)
+            if long:
+                return await anyio.to_thread.run_sync(self.run, work, write)
+            engine = self._engines_of_this_loop()[0 if write else 1]
+            # As in a worker thread, a unit started runs to its end (and commits) if its caller is cancelled.
+            unit = asyncio.ensure_future(greenlet_spawn(self._run_on, engine, work, write, _pause_on_the_loop))
+            unit.add_done_callback(_ended)
+            return await asyncio.shield(unit)
         if not write:
             return self.run(work, write)  # WAL: readers never wait for the writer
         if not self._writer_turn.acquire(blocking=False):
@@ -187,12 +210,47 @@ class Database:
         finally:
             self._writer_turn.release()
 
+    def _engines_of_this_loop(self) -> tuple[Engine, Engine]:
+        loop = asyncio.get_running_loop()
+        engines = self._loop_engines.get(loop)
+        if engines is None:
+            self._close_loop_engines(lambda other: other.is_closed())  # a finished loop's connections
+            writer, reader = (create_async_engine(**self._engine_args, **isolation) for isolation in _WRITER_READER)
+            engines = self._loop_engines[loop] = (writer.sync_engine, reader.sync_engine)
+        return engines
+
+    def _close_loop_engines(self, which: Callable[[asyncio.AbstractEventLoop], bool]) -> None:
+        closing = [loop for loop in self._loop_engines if which(loop)]
+        engines = [engine for loop in closing for engine in self._loop_engines.pop(loop)]
+        if engines:  # closing psycopg's async connection waits on nothing: a loop of its own will do
+            closer = threading.Thread(target=asyncio.run, args=(_dispose_all(engines),))
+            closer.start()
+            closer.join()
+
     def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        self._close_loop_engines(lambda _loop: True)
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()
+
+
+_WRITER_READER: tuple[dict[str, Any], dict[str, Any]] = ({}, {"isolation_level": "AUTOCOMMIT"})
+
+
+def _ended(unit: asyncio.Future[Any]) -> None:
+    if not unit.cancelled():
+        unit.exception()  # retrieved: a caller that was cancelled no longer waits for it
+
+
+def _pause_on_the_loop(seconds: float) -> None:
+    await_only(asyncio.sleep(seconds))
+
+
+async def _dispose_all(engines: Sequence[Engine]) -> None:
+    for engine in engines:
+        await greenlet_spawn(engine.dispose)
 
 
 class WalCheckpointer:
@@ -287,10 +345,19 @@ class TableAppend:
         if conn.dialect.name != "postgresql" or len(rows) < self.COPY_FROM_ROWS:
             self._insert.run_many(conn, rows)
             return
-        raw: Any = conn.connection.dbapi_connection
-        with raw.cursor() as cursor, cursor.copy(self._copy) as copy:
+        driver: Any = conn.connection.driver_connection
+        if isinstance(driver, psycopg.AsyncConnection):  # a unit run from async code (Database.run_async)
+            await_only(_copy_rows(driver, self._copy, rows))
+            return
+        with driver.cursor() as cursor, cursor.copy(self._copy) as copy:
             for row in rows:
                 copy.write_row(row)
+
+
+async def _copy_rows(connection: psycopg.AsyncConnection[Any], sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    async with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            await copy.write_row(row)
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
