@@ -52,9 +52,13 @@ def create_app(
         if settings.seed == "demo":
             await load_demo(server, services)
             await db.run_async(seed_demo_accounts, write=True)  # the demo clients and users (idempotent)
+        if server.auth.revocations is not None:
+            server.auth.revocations.start()
         try:
             yield
         finally:
+            if server.auth.revocations is not None:
+                server.auth.revocations.stop()
             db.dispose()
 
     app = FastAPI(title="eqlab reference platform", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from reference_impl.auth import tokens
 from reference_impl.auth.keys import SigningKeys
 from reference_impl.auth.principal import Principal
 from reference_impl.auth.registry import User
+from reference_impl.auth.revocations import RevocationWatch, channel_for, notify_payloads
 from reference_impl.auth.schema import issued_tokens
 from reference_impl.faults import FaultSwitches, declare
 from reference_impl.settings import Settings
-from reference_impl.store.database import DriverStatement
+from reference_impl.store.database import Database, DriverStatement
 
 ALG_NONE_ACCEPTED = declare(
     "alg-none-accepted",
@@ -44,7 +45,7 @@ LoginRule = Callable[[Connection, User, FaultSwitches], str | None]
 
 AUTH_PREFIX = "/auth"
 # Asked on every authenticated request.
-_REVOCATION_OF = DriverStatement(f"SELECT revoked_at FROM {issued_tokens.name} WHERE jti = ?")
+_REVOCATION_OF = DriverStatement(f"SELECT revoked_at, expires_at FROM {issued_tokens.name} WHERE jti = ?")
 FHIR_PREFIX = "/fhir"
 
 
@@ -66,11 +67,17 @@ class AuthService:
     keys: SigningKeys
     login_rules: list[LoginRule] = field(default_factory=list)  # the services' (Service.install adds them)
     verified: tokens.VerifiedTokens = field(default_factory=tokens.VerifiedTokens)
+    revocations: RevocationWatch | None = None  # on PostgreSQL (``watch_revocations``)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthService:
         keys = SigningKeys(settings.master(), settings.access_token_seconds, int(settings.key_rotation_hours * 3600))
         return cls(settings, keys)
+
+    def watch_revocations(self, db: Database) -> None:
+        """Answer remembered tokens' revocation from memory, told of revocations by the store (PostgreSQL)."""
+        if db.dialect == "postgresql":
+            self.revocations = RevocationWatch(db.dedicated_connection, channel_for(db.schema), self.verified.capacity)
 
     @cached_property
     def faults(self) -> FaultSwitches:
@@ -115,17 +122,37 @@ class AuthService:
         )
 
     def is_revoked(self, conn: Connection, jti: str) -> bool:
+        watch = self.revocations
+        if watch is not None and watch.knows_unrevoked(jti):
+            return False
+        generation = watch.generation if watch is not None else 0
         row = _REVOCATION_OF.first(conn, (jti,))
         if self.faults.on(REVOCATION_IGNORED):
             return row is None
-        return row is None or row[0] is not None  # unknown to this server: not one it issued
+        if row is None or row[0] is not None:  # unknown to this server: not one it issued
+            return True
+        if watch is not None:
+            watch.remember_unrevoked(jti, int(row[1]), generation)
+        return False
 
     def revoke(self, conn: Connection, jti: str | None = None, family: str | None = None) -> int:
-        """Revoke one access token, or every one issued from a grant (``family``)."""
+        """Revoke one access token, or every one issued from a grant (``family``), and tell every
+        server process on the store (on PostgreSQL, when the transaction commits)."""
         condition = issued_tokens.c.jti == jti if jti else issued_tokens.c.family == family
-        result = conn.execute(
-            update(issued_tokens)
-            .where(condition, issued_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=int(time.time()))
+        revoked = (
+            conn.execute(
+                update(issued_tokens)
+                .where(condition, issued_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=int(time.time()))
+                .returning(issued_tokens.c.jti)
+            )
+            .scalars()
+            .all()
         )
-        return int(result.rowcount or 0)
+        if self.revocations is not None:
+            self.revocations.revoked(revoked)
+        if revoked and conn.dialect.name == "postgresql":  # whether this process watches or not (a command)
+            channel = channel_for(conn.exec_driver_sql("SELECT current_schema()").scalar_one())
+            for payload in notify_payloads(revoked):
+                conn.execute(select(func.pg_notify(channel, payload)))
+        return len(revoked)

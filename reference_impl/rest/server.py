@@ -55,6 +55,7 @@ class FhirServer:
         self.db = db
         self.registry = registry()
         self.auth = AuthService.from_settings(settings)
+        self.auth.watch_revocations(db)
         self.policy = AccessPolicy(self.registry, faults=self.faults)
         self.operations: dict[tuple[str | None, bool, str], Operation] = {}
         self.writes = WriteHooks()

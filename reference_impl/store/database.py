@@ -210,6 +210,11 @@ class Database:
         finally:
             self._writer_turn.release()
 
+    def dedicated_connection(self) -> psycopg.Connection[Any]:
+        """A PostgreSQL connection outside the pools, in autocommit, on the store's schema (for LISTEN)."""
+        _, params = self._writer.dialect.create_connect_args(self._writer.url)
+        return psycopg.connect(**params, **self._engine_args["connect_args"], autocommit=True)
+
     def _engines_of_this_loop(self) -> tuple[Engine, Engine]:
         loop = asyncio.get_running_loop()
         engines = self._loop_engines.get(loop)

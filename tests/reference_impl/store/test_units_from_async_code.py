@@ -44,9 +44,7 @@ def _sleeping_thread(conn: Connection) -> int:
 def test_units_run_on_the_loops_thread_and_overlap_while_they_wait(db: Database) -> None:
     async def units() -> tuple[list[int], float]:
         started = time.monotonic()
-        threads = await asyncio.gather(
-            *(db.run_async(_sleeping_thread, write=False) for _ in range(OVERLAPPING_UNITS))
-        )
+        threads = await asyncio.gather(*(db.run_async(_sleeping_thread, write=False) for _ in range(OVERLAPPING_UNITS)))
         return threads, time.monotonic() - started
 
     threads, elapsed = asyncio.run(units())
