@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -91,11 +90,8 @@ class RevocationWatch:
         with self._lock:
             if not self._live or self._generation != looked_up_at_generation:
                 return
-            if len(self._unrevoked) >= self.capacity:
-                now = int(time.time())
-                self._unrevoked = {j: exp for j, exp in self._unrevoked.items() if exp > now}
-                while len(self._unrevoked) >= self.capacity:
-                    del self._unrevoked[next(iter(self._unrevoked))]  # the oldest remembered
+            while len(self._unrevoked) >= self.capacity:  # the oldest remembered goes: expired first
+                del self._unrevoked[next(iter(self._unrevoked))]
             self._unrevoked[jti] = expires_at
 
     def revoked(self, jtis: Iterable[str]) -> None:

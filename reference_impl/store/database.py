@@ -8,8 +8,8 @@ SQLite statements take microseconds and SQLite has a single writer, so a hand-of
 thread costs several times the work itself: SQLite units run on the event loop's thread.
 PostgreSQL units wait on the network. From async code they run on the event loop's thread too, as
 greenlets over psycopg's asyncio connections (SQLAlchemy's asyncio bridge): each wait yields to
-the loop, so units overlap without a thread hand-off (one-query units, 16 at once: 192 µs of CPU
-each against 416 µs in worker threads, ``benchmarks/pg_units.py``). A long unit (a large
+the loop, so units overlap without a thread hand-off (one-query units, 16 at once: 170-190 µs of
+CPU each against 365-380 µs in worker threads, ``benchmarks/pg_units.py``). A long unit (a large
 transaction Bundle) still runs in a worker thread, so that its Python work between statements
 does not hold up the loop. Sync callers (commands, tests) run units on ordinary connections.
 

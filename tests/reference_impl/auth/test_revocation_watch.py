@@ -20,7 +20,7 @@ from reference_impl.auth.service import AuthService
 from reference_impl.settings import Settings
 from reference_impl.store.database import Database
 from tests.support.postgres import query
-from tests.support.tokens import mint
+from tests.support.tokens import SYSTEM, mint
 
 pytestmark = pytest.mark.postgres
 
@@ -121,16 +121,13 @@ def test_a_whole_grant_revoked_at_once_is_heard_in_several_notifications(
     family = "grant-1"
 
     def issue(conn: Connection) -> list[str]:
-        return [server.auth.issue_access_token(conn, ORIGIN, dict(SYSTEM_CLAIMS), family)[0] for _ in range(300)]
+        return [server.auth.issue_access_token(conn, ORIGIN, dict(SYSTEM), family)[0] for _ in range(300)]
 
     tokens = server.db.run(issue, write=True)
     assert len(notify_payloads(jti_of(t) for t in tokens)) > 1
     assert {status(second, token) for token in tokens[::50]} == {200}
     assert revoke_through(first, family=family) == 300
     _until(lambda: {status(second, token) for token in tokens[::50]} == {401}, "the other process hears of all")
-
-
-SYSTEM_CLAIMS = {"sub": "eqlab-tests", "client_id": "eqlab-tests", "scope": "system/*.rs", "subject_role": "system"}
 
 
 def test_while_the_listener_is_away_every_token_is_looked_up(servers: tuple[TestClient, TestClient]) -> None:
@@ -174,3 +171,11 @@ def test_payloads_hold_every_jti_once_and_stay_under_postgresqls_limit() -> None
     assert all(len(payload.encode()) <= NOTIFY_PAYLOAD_BYTES for payload in payloads)
     assert [jti for payload in payloads for jti in payload.split()] == jtis
     assert notify_payloads([]) == []
+
+
+def test_memory_is_bounded_and_the_oldest_remembered_goes_first(servers: tuple[TestClient, TestClient]) -> None:
+    watch = watch_of(servers[0])
+    watch.capacity = 2
+    for jti in ("jti-1", "jti-2", "jti-3"):
+        watch.remember_unrevoked(jti, int(time.time()) + 300, watch.generation)
+    assert [watch.knows_unrevoked(jti) for jti in ("jti-1", "jti-2", "jti-3")] == [False, True, True]
