@@ -11,6 +11,7 @@ store, far from national scale). ``_total=accurate`` and ``_summary=count`` alwa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -49,14 +50,15 @@ def total_of(conn: Connection, matching: Select[Any], counting: Counting) -> int
 
 
 def total_after_page(
-    conn: Connection, matching: Select[Any], counting: Counting, offset: int, page_rows: int, more: bool
+    conn: Connection, matching: Callable[[], Select[Any]], counting: Counting, offset: int, page_rows: int, more: bool
 ) -> int | None:
-    """The total of ``matching`` once a page of it was read (``page_rows`` rows from ``offset``, and
-    whether ``more`` follow): the last page needs no count, its offset and its rows are the total (most
-    searches of one patient's data fit on their first page); any other page is counted as ``total_of``."""
+    """The total of the statement ``matching`` makes, once a page of it was read (``page_rows`` rows from
+    ``offset``, and whether ``more`` follow): the last page needs no count, its offset and its rows are the
+    total (most searches of one patient's data fit on their first page), and then no statement is made; any
+    other page is counted as ``total_of``."""
     if counting is not Counting.NONE and not more and (page_rows or offset == 0):
         return offset + page_rows
-    return total_of(conn, matching, counting)
+    return total_of(conn, matching(), counting)
 
 
 def _planner_estimate(conn: Connection, rows: Select[Any]) -> int:

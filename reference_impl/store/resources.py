@@ -334,7 +334,7 @@ def history_page(
     )
     rows = conn.execute(matching.limit(count + 1).offset(offset)).all()  # one more: is there a next page?
     shown, more = rows[:count], len(rows) > count
-    total = total_after_page(conn, matching, Counting.ESTIMATE, offset, len(shown), more)
+    total = total_after_page(conn, lambda: matching, Counting.ESTIMATE, offset, len(shown), more)
     return HistoryPage(total, list(zip(opened_rows(conn, shown), (r[7] for r in shown), strict=True)), more=more)
 
 

@@ -8,9 +8,8 @@ range). All values are bound parameters: nothing a client sends is spliced into 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, false, func, literal, not_, or_, select, true, union_all
+from sqlalchemy import Connection, literal, select
 
 from reference_impl.fhir.indexing import normalize
 from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Value, Visibility
@@ -18,145 +17,186 @@ from reference_impl.fhir.searchparams import SearchParam
 from reference_impl.store.counting import Counting, total_after_page, total_of
 from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, opened_rows
 from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
+from reference_impl.store.sql_shapes import (
+    FALSE,
+    TRUE,
+    Column,
+    CompiledShapes,
+    Fixed,
+    Node,
+    aggregate,
+    all_of,
+    any_of,
+    as_condition,
+    as_select,
+    column,
+    compare,
+    exists,
+    fixed,
+    in_query,
+    is_null,
+    like,
+    negate,
+    one_of,
+    ordered,
+    page,
+    plus,
+    same,
+    subquery,
+    union,
+)
 
 MAX_INCLUDED = 1000
 APPROXIMATE = 0.1  # `ap`: within 10 %
+
+RES_TYPE, RES_ID = column(resources, "res_type"), column(resources, "res_id")
+LAST_UPDATED = column(resources, "last_updated")
+NOT_DELETED = fixed(Fixed(resources.c.deleted.is_(False)))
+PAGE_COLUMNS = Fixed(CURRENT_COLUMNS)
+SHAPES = CompiledShapes()  # every search's page statement, compiled once per shape
 
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
-    """``column`` starts with ``prefix``, as a range the btree index can answer.
+def _starts_with(of: Column, prefix: str) -> Node:
+    """``of`` starts with ``prefix``, as a range the btree index can answer.
 
     Both backends compare these columns by code point (SQLite BINARY, PostgreSQL "C"), so the
     strings starting with ``prefix`` are exactly those in ``[prefix, successor)``.
     """
     if not prefix:
-        return true()
+        return TRUE
     successor = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return and_(column >= prefix, column < successor)
+    return all_of(compare(of, "ge", prefix), compare(of, "lt", successor))
 
 
-def _date_condition(low: Any, high: Any, value: Value) -> ColumnElement[bool]:
+def _date_condition(low: Column | Node, high: Column | Node, value: Value) -> Node:
     sl, sh = int(value.low), int(value.high)
-    # ``low < sh`` follows from ``low < high <= sh``: said outright, it bounds the index range scanned
-    # (low, high) from both ends, instead of every later date (half a national birth-date index).
-    eq = and_(low >= sl, low < sh, high <= sh)
-    conditions: dict[str, ColumnElement[bool]] = {
-        "eq": eq,
-        "ne": not_(eq),
-        "gt": high > sh,
-        "lt": low < sl,
-        "ge": or_(high > sh, eq),
-        "le": or_(low < sl, eq),
-        "sa": low >= sh,
-        "eb": high <= sl,
-    }
     if value.prefix == "ap":
         margin = max(int((sh - sl) * APPROXIMATE), 86_400_000_000)
-        return and_(low < sh + margin, high > sl - margin)
-    return conditions[value.prefix]
+        return all_of(compare(low, "lt", sh + margin), compare(high, "gt", sl - margin))
+
+    # ``low < sh`` follows from ``low < high <= sh``: said outright, it bounds the index range scanned
+    # (low, high) from both ends, instead of every later date (half a national birth-date index).
+    def eq() -> Node:
+        return all_of(compare(low, "ge", sl), compare(low, "lt", sh), compare(high, "le", sh))
+
+    prefix = value.prefix
+    if prefix == "eq":
+        return eq()
+    if prefix == "ne":
+        return negate(eq())
+    if prefix == "gt":
+        return compare(high, "gt", sh)
+    if prefix == "lt":
+        return compare(low, "lt", sl)
+    if prefix == "ge":
+        return any_of(compare(high, "gt", sh), eq())
+    if prefix == "le":
+        return any_of(compare(low, "lt", sl), eq())
+    if prefix == "sa":
+        return compare(low, "ge", sh)
+    if prefix == "eb":
+        return compare(high, "le", sl)
+    raise ValueError(f"not a date prefix: {prefix}")
 
 
-def _number_condition(column: Any, value: Value) -> ColumnElement[bool]:
-    eq = and_(column >= value.low, column < value.high)
+# A number's prefix as one comparison with the number itself ("eq", "ne" and "ap" compare its range).
+_NUMBER_COMPARISONS = {"gt": "gt", "lt": "lt", "ge": "ge", "le": "le", "sa": "gt", "eb": "lt"}
+
+
+def _number_condition(of: Column, value: Value) -> Node:
     if value.prefix == "ap":
         margin = abs(value.number) * APPROXIMATE
-        return and_(column >= value.number - margin, column <= value.number + margin)
-    conditions: dict[str, ColumnElement[bool]] = {
-        "eq": eq,
-        "ne": not_(eq),
-        "gt": column > value.number,
-        "lt": column < value.number,
-        "ge": column >= value.number,
-        "le": column <= value.number,
-        "sa": column > value.number,
-        "eb": column < value.number,
-    }
-    return conditions[value.prefix]
+        return all_of(compare(of, "ge", value.number - margin), compare(of, "le", value.number + margin))
+    if value.prefix in ("eq", "ne"):
+        eq = all_of(compare(of, "ge", value.low), compare(of, "lt", value.high))
+        return eq if value.prefix == "eq" else negate(eq)
+    return compare(of, _NUMBER_COMPARISONS[value.prefix], value.number)
 
 
-def _token_condition(system: Any, code: Any, value: Value) -> ColumnElement[bool]:
+def _token_condition(system: Column, code: Column, value: Value) -> Node:
     parts = []
     if value.has_system:
-        parts.append(system == value.system if value.system is not None else system.is_(None))
+        parts.append(compare(system, "eq", value.system) if value.system is not None else is_null(system))
     if value.code is not None:
-        parts.append(code == value.code)
-    return and_(*parts) if parts else true()
+        parts.append(compare(code, "eq", value.code))
+    return all_of(*parts) if parts else TRUE
 
 
-def _value_condition(criterion: Criterion, value: Value) -> ColumnElement[bool]:
+def _value_condition(criterion: Criterion, value: Value) -> Node:
     param, modifier = criterion.param, criterion.modifier
     table = INDEX_TABLES[param.type]
-    c = table.c
+
+    def c(name: str) -> Column:
+        return column(table, name)
+
     if param.type == "string":
         if modifier == "exact":
-            return c.value_exact == value.raw
+            return compare(c("value_exact"), "eq", value.raw)
         if modifier == "contains":
-            return c.value_norm.like("%" + _like_escape(normalize(value.raw)) + "%", escape="\\")
-        return _starts_with(c.value_norm, normalize(value.raw))
+            return like(c("value_norm"), "%" + _like_escape(normalize(value.raw)) + "%")
+        return _starts_with(c("value_norm"), normalize(value.raw))
     if param.type == "token":
         if modifier == "text":
-            return _starts_with(c.text_norm, normalize(value.raw))
-        return _token_condition(c.system, c.code, value)
+            return _starts_with(c("text_norm"), normalize(value.raw))
+        return _token_condition(c("system"), c("code"), value)
     if param.type == "date":
-        return _date_condition(c.low, c.high, value)
+        return _date_condition(c("low"), c("high"), value)
     if param.type == "number":
-        return _number_condition(c.value, value)
+        return _number_condition(c("value"), value)
     if param.type == "quantity":
-        parts = [_number_condition(c.value, value)]
+        parts = [_number_condition(c("value"), value)]
         if value.system is not None:
-            parts.append(c.system == value.system)
+            parts.append(compare(c("system"), "eq", value.system))
         if value.code is not None:
-            parts.append(
-                or_(c.code == value.code, c.unit == value.code) if value.system is None else c.code == value.code
-            )
-        return and_(*parts)
+            by_code = compare(c("code"), "eq", value.code)
+            parts.append(any_of(by_code, compare(c("unit"), "eq", value.code)) if value.system is None else by_code)
+        return all_of(*parts)
     if param.type == "reference":
         if modifier == "identifier":
-            return _token_condition(c.ident_system, c.ident_value, value)
+            return _token_condition(c("ident_system"), c("ident_value"), value)
         if value.system is not None:  # an absolute URL not on this server
-            return c.url == value.system
-        parts = [c.target_id == value.code]
+            return compare(c("url"), "eq", value.system)
+        parts = [compare(c("target_id"), "eq", value.code)]
         if value.ref_type is not None:
-            parts.append(c.target_type == value.ref_type)
-        return and_(*parts)
+            parts.append(compare(c("target_type"), "eq", value.ref_type))
+        return all_of(*parts)
     if modifier == "below":
-        return _starts_with(c.value, value.raw)
-    return c.value == value.raw
+        return _starts_with(c("value"), value.raw)
+    return compare(c("value"), "eq", value.raw)
 
 
 class SearchSql:
-    """Builds the WHERE clause for a type (or for the whole server when ``type_name`` is None).
+    """Builds the WHERE clause for a type (or for the whole server when ``type_name`` is None), as a shape
+    (``sql_shapes.py``).
 
     Every sub-query (a chain's targets, a ``_has`` source) is built by ``where`` again, for its own
     type: the caller's visibility limits it exactly as it limits a direct search of that type.
     """
 
-    def where(self, type_name: str | None, request: SearchRequest) -> ColumnElement[bool]:
-        parts: list[ColumnElement[bool]] = [resources.c.deleted.is_(False)]
+    def where(self, type_name: str | None, request: SearchRequest) -> Node:
+        parts: list[Node] = [NOT_DELETED]
         if type_name is not None:
-            parts.append(resources.c.res_type == type_name)
+            parts.append(compare(RES_TYPE, "eq", type_name))
             parts.append(visible(type_name, request.visibility.of(type_name, request.kind)))
         else:
             if request.types:
-                parts.append(resources.c.res_type.in_(request.types))
+                parts.append(one_of(RES_TYPE, request.types))
             parts.append(visible_any_type(request.visibility.limited(request.kind)))
         parts.extend(self._criterion(type_name, c, request.visibility) for c in request.criteria)
-        return and_(*parts)
+        return all_of(*parts)
 
-    def _sub_query(self, type_name: str, criterion: Criterion, visibility: Visibility) -> Select[Any]:
+    def _sub_query(self, type_name: str, criterion: Criterion, visibility: Visibility) -> Node:
         """The ids of ``type_name`` matching ``criterion``, among those the caller may see."""
         if visibility.judged_one_by_one(type_name):  # a side door into resources judged one by one: closed
-            return select(resources.c.res_id).where(false())
+            return subquery(RES_ID, FALSE)
         inner = SearchRequest(type_name, [criterion], visibility=visibility)
-        return select(resources.c.res_id).where(self.where(type_name, inner))
+        return subquery(RES_ID, self.where(type_name, inner))
 
-    def _matching(
-        self, type_name: str | None, param: SearchParam, *conditions: ColumnElement[bool]
-    ) -> ColumnElement[bool]:
+    def _matching(self, type_name: str | None, param: SearchParam, *conditions: Node) -> Node:
         """Resources with an index row of ``param`` meeting any of ``conditions``.
 
         Several conditions (a chain's target types) are a UNION of one sub-query each, not an OR inside
@@ -164,60 +204,63 @@ class SearchSql:
         of ``IN`` sub-queries is tested row by row against every candidate of the outer search.
         """
         table = INDEX_TABLES[param.type]
-        found = [select(table.c.res_id).where(table.c.param == param.code, condition) for condition in conditions]
+        owner_type, owner_id, of_param = column(table, "res_type"), column(table, "res_id"), column(table, "param")
         if type_name is not None:
-            typed = [query.where(table.c.res_type == type_name) for query in found]
-            return resources.c.res_id.in_(typed[0] if len(typed) == 1 else union_all(*typed))
-        owner = (table.c.res_type == resources.c.res_type, table.c.res_id == resources.c.res_id)
-        return or_(*(query.where(*owner).exists() for query in found))
+            typed = [
+                subquery(owner_id, all_of(compare(of_param, "eq", param.code), c, compare(owner_type, "eq", type_name)))
+                for c in conditions
+            ]
+            return in_query(RES_ID, union(*typed))
+        owned = (same(owner_type, RES_TYPE), same(owner_id, RES_ID))
+        return any_of(
+            *(exists(subquery(owner_id, all_of(compare(of_param, "eq", param.code), c, *owned))) for c in conditions)
+        )
 
-    def _criterion(
-        self, type_name: str | None, criterion: Criterion | HasCriterion, visibility: Visibility
-    ) -> ColumnElement[bool]:
+    def _criterion(self, type_name: str | None, criterion: Criterion | HasCriterion, visibility: Visibility) -> Node:
         if isinstance(criterion, HasCriterion):
             return self._has(type_name, criterion, visibility)
         param = criterion.param
         if param.is_column:
             return self._column_criterion(criterion)
         if criterion.missing is not None:
-            present = self._matching(type_name, param, true())
-            return not_(present) if criterion.missing else present
+            present = self._matching(type_name, param, TRUE)
+            return negate(present) if criterion.missing else present
         if criterion.chains:
             conditions = [
-                and_(
-                    idx_reference.c.target_type == target_type,
-                    idx_reference.c.target_id.in_(self._sub_query(target_type, inner, visibility)),
+                all_of(
+                    compare(column(idx_reference, "target_type"), "eq", target_type),
+                    in_query(column(idx_reference, "target_id"), self._sub_query(target_type, inner, visibility)),
                 )
                 for target_type, inner in criterion.chains
             ]
             return self._matching(type_name, param, *conditions)
         if criterion.modifier == "not":
             positive = Criterion(param, None, criterion.values)
-            return not_(self._criterion(type_name, positive, visibility))
-        return self._matching(type_name, param, or_(*(_value_condition(criterion, v) for v in criterion.values)))
+            return negate(self._criterion(type_name, positive, visibility))
+        return self._matching(type_name, param, any_of(*(_value_condition(criterion, v) for v in criterion.values)))
 
-    def _column_criterion(self, criterion: Criterion) -> ColumnElement[bool]:
+    def _column_criterion(self, criterion: Criterion) -> Node:
         if criterion.missing is not None:
-            return false() if criterion.missing else true()
+            return FALSE if criterion.missing else TRUE
         if criterion.param.code == "_id":
-            matched = resources.c.res_id.in_([v.code or v.raw for v in criterion.values])
-            return not_(matched) if criterion.modifier == "not" else matched
-        updated = resources.c.last_updated
+            matched = one_of(RES_ID, [v.code or v.raw for v in criterion.values])
+            return negate(matched) if criterion.modifier == "not" else matched
         # lastUpdated is an instant stored to the microsecond: its range is that microsecond.
-        return or_(*(_date_condition(updated, updated + 1, v) for v in criterion.values))
+        return any_of(*(_date_condition(LAST_UPDATED, plus(LAST_UPDATED, 1), v) for v in criterion.values))
 
-    def _has(self, type_name: str | None, has: HasCriterion, visibility: Visibility) -> ColumnElement[bool]:
+    def _has(self, type_name: str | None, has: HasCriterion, visibility: Visibility) -> Node:
+        ref = _Reference
         sources = self._sub_query(has.source_type, has.criterion, visibility)
-        pointing = select(idx_reference.c.target_id).where(
-            idx_reference.c.res_type == has.source_type,
-            idx_reference.c.param == has.reference.code,
-            idx_reference.c.res_id.in_(sources),
-        )
+        pointing = [
+            compare(ref.res_type, "eq", has.source_type),
+            compare(ref.param, "eq", has.reference.code),
+            in_query(ref.res_id, sources),
+        ]
         if type_name is not None:
-            pointing = pointing.where(idx_reference.c.target_type == type_name)
-        return resources.c.res_id.in_(pointing)
+            pointing.append(compare(ref.target_type, "eq", type_name))
+        return in_query(RES_ID, subquery(ref.target_id, all_of(*pointing)))
 
-    def order_by(self, type_name: str | None, request: SearchRequest) -> list[Any]:
+    def order_by(self, request: SearchRequest) -> list[Node]:
         """The sort keys, then ties broken by (last updated, type, id): every page has one order.
 
         The ties follow the direction of a leading ``_lastUpdated`` or ``_id``, and those NOT NULL
@@ -225,70 +268,75 @@ class SearchSql:
         forwards or backwards, yields the rows already in order and a page stops after its rows, instead
         of sorting every match first.
         """
-        keys: list[Any] = []
+        keys: list[Node] = []
         for param, descending in request.sort:
             if param.code in ("_id", "_lastUpdated"):
-                column = resources.c.res_id if param.code == "_id" else resources.c.last_updated
-                keys.append(column.desc() if descending else column.asc())
+                keys.append(ordered(RES_ID if param.code == "_id" else LAST_UPDATED, descending))
             else:
-                column = self._sort_column(param, descending)
-                keys.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
+                keys.append(ordered(self._sort_key(param, descending), descending, nulls_last=True))
         leading = request.sort[0] if request.sort else None
         backwards = leading is not None and leading[0].code in ("_id", "_lastUpdated") and leading[1]
-        ties = [resources.c.last_updated, resources.c.res_type, resources.c.res_id]
-        keys.extend(column.desc() if backwards else column.asc() for column in ties)
+        keys.extend(ordered(tie, backwards) for tie in (LAST_UPDATED, RES_TYPE, RES_ID))
         return keys
 
-    def _sort_column(self, param: SearchParam, descending: bool) -> Any:
+    def _sort_key(self, param: SearchParam, descending: bool) -> Node:
         table = INDEX_TABLES[param.type]
-        c = table.c
-        column = {
-            "string": c.get("value_norm"),
-            "token": c.get("code"),
-            "date": c.get("high") if descending else c.get("low"),
-            "number": c.get("value"),
-            "quantity": c.get("value"),
-            "reference": c.get("target_id"),
-            "uri": c.get("value"),
+        name = {
+            "string": "value_norm",
+            "token": "code",
+            "date": "high" if descending else "low",
+            "number": "value",
+            "quantity": "value",
+            "reference": "target_id",
+            "uri": "value",
         }[param.type]
-        aggregate = func.max(column) if descending else func.min(column)
-        return (
-            select(aggregate)
-            .where(
-                table.c.res_type == resources.c.res_type,
-                table.c.res_id == resources.c.res_id,
-                table.c.param == param.code,
-            )
-            .scalar_subquery()
+        owned = all_of(
+            same(column(table, "res_type"), RES_TYPE),
+            same(column(table, "res_id"), RES_ID),
+            compare(column(table, "param"), "eq", param.code),
         )
+        return aggregate("max" if descending else "min", column(table, name), owned)
 
 
-def in_compartment(type_name: str, patient_id: str, via: tuple[str, ...]) -> ColumnElement[bool]:
+class _Reference:
+    """idx_reference's columns, as shapes name them."""
+
+    res_type = column(idx_reference, "res_type")
+    res_id = column(idx_reference, "res_id")
+    param = column(idx_reference, "param")
+    target_type = column(idx_reference, "target_type")
+    target_id = column(idx_reference, "target_id")
+
+
+def in_compartment(type_name: str, patient_id: str, via: tuple[str, ...]) -> Node:
     """Resources of ``type_name`` in the patient's compartment (the Patient itself, for Patient)."""
     if type_name == "Patient":
-        return resources.c.res_id == patient_id
-    ref = idx_reference.c
-    members = select(ref.res_id).where(
-        ref.res_type == type_name, ref.param.in_(via), ref.target_type == "Patient", ref.target_id == patient_id
+        return compare(RES_ID, "eq", patient_id)
+    ref = _Reference
+    members = all_of(
+        compare(ref.res_type, "eq", type_name),
+        one_of(ref.param, via),
+        compare(ref.target_type, "eq", "Patient"),
+        compare(ref.target_id, "eq", patient_id),
     )
-    return resources.c.res_id.in_(members)
+    return in_query(RES_ID, subquery(ref.res_id, members))
 
 
-def visible(type_name: str, reach: Reach) -> ColumnElement[bool]:
+def visible(type_name: str, reach: Reach) -> Node:
     """The resources of ``type_name`` within ``reach`` (rows of ``resources``)."""
     if not reach.allowed:
-        return false()
+        return FALSE
     if reach.patient is None:
-        return true()
+        return TRUE
     return in_compartment(type_name, reach.patient, reach.via)
 
 
-def visible_any_type(limited: dict[str, Reach]) -> ColumnElement[bool]:
+def visible_any_type(limited: dict[str, Reach]) -> Node:
     """For a search across types: the types seen in full, and the limited ones within their reach."""
     if not limited:
-        return true()
-    partly = [and_(resources.c.res_type == t, visible(t, r)) for t, r in limited.items() if r.allowed]
-    return or_(resources.c.res_type.not_in(list(limited)), *partly)
+        return TRUE
+    partly = [all_of(compare(RES_TYPE, "eq", t), visible(t, r)) for t, r in limited.items() if r.allowed]
+    return any_of(negate(one_of(RES_TYPE, list(limited))), *partly)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,20 +353,18 @@ def run_search(
     without ``with_total`` (``counting.total_after_page``: the last page needs no count). ``_summary=count``
     is always an exact count."""
     sql = SearchSql()
-    type_name = request.type_name
-    matching: Select[Any] = (
-        select(*CURRENT_COLUMNS).where(sql.where(type_name, request)).order_by(*sql.order_by(type_name, request))
-    )
+    tree = page(PAGE_COLUMNS, sql.where(request.type_name, request), sql.order_by(request), 0, 0)
     if request.summary == "count":
         counting = Counting.ACCURATE
     if not with_total:
         counting = Counting.NONE
     if request.summary == "count" or request.count == 0:
-        return SearchPage(total_of(conn, matching, counting), [])
+        return SearchPage(total_of(conn, as_select(tree), counting), [])
     # One row more than the page: whether a next page exists, without a count.
-    rows = conn.execute(matching.limit(request.count + 1).offset(request.offset)).all()
+    tree = page(PAGE_COLUMNS, tree[2], tree[3], request.count + 1, request.offset)
+    rows = SHAPES.rows(conn, tree)
     shown, more = rows[: request.count], len(rows) > request.count
-    total = total_after_page(conn, matching, counting, request.offset, len(shown), more)
+    total = total_after_page(conn, lambda: as_select(tree), counting, request.offset, len(shown), more)
     return SearchPage(total, opened_rows(conn, shown), more=more)
 
 
@@ -371,7 +417,7 @@ def visible_keys(
             kept.update((type_name, i) for i in ids)
         elif reach.allowed:
             query = select(resources.c.res_id).where(
-                resources.c.res_type == type_name, resources.c.res_id.in_(ids), visible(type_name, reach)
+                resources.c.res_type == type_name, resources.c.res_id.in_(ids), as_condition(visible(type_name, reach))
             )
             kept.update((type_name, row[0]) for row in conn.execute(query))
     return [key for key in keys if key in kept]

@@ -1,0 +1,318 @@
+"""Search statements compiled once per shape, not built with SQLAlchemy for every search.
+
+Building a search's statement with SQLAlchemy costs more than running it: 240-400 µs for the national
+flows' searches, most of a search's time on a small store (``benchmarks/search_shapes.py``). Yet a
+search's SQL depends only on its shape (which parameters, modifiers, prefixes, which values are absent),
+never on the values themselves, which are bound parameters. So ``search_sql`` describes a search as a
+*shape*: a tree of plain tuples, cheap to make, in which every value is a ``Bound``. Every Bound equals
+every other, so two searches of the same shape have equal trees whatever their values. The first search
+of a shape translates its tree into SQLAlchemy and compiles it for the store's dialect; the later ones run
+that SQL text with their own values, found at the same places in their own tree.
+
+A tree node is a tuple whose first item names it (the constructors below); columns are ``(table name,
+column name)`` pairs, constant SQL fragments a ``Fixed``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+)
+
+from reference_impl.store.schema import metadata
+
+Node = tuple[Any, ...]
+
+MAX_SHAPES = 2000  # compiled statements kept per dialect: enough for every shape a client repeats
+
+
+class Bound:
+    """A value of one search: a bound parameter in the SQL of its shape. Equal to every other Bound."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bound)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return f"Bound({self.value!r})"
+
+
+class Fixed:
+    """A constant SQL fragment of a shape (``deleted IS false``, a page's columns): equal to another Fixed of the
+    same object, so it must be a module's constant, not built anew per search."""
+
+    __slots__ = ("sql",)
+
+    def __init__(self, sql: Any) -> None:
+        self.sql = sql
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fixed) and other.sql is self.sql
+
+    def __hash__(self) -> int:
+        return id(self.sql)
+
+
+class Column(NamedTuple):
+    """A table's column as a shape names it."""
+
+    table: str
+    name: str
+
+
+TRUE: Node = ("true",)
+FALSE: Node = ("false",)
+
+
+def column(table: Any, name: str) -> Column:
+    """``table``'s column ``name`` (a SQLAlchemy Table)."""
+    return Column(table.name, name)
+
+
+def compare(left: Column | Node, op: str, value: object) -> Node:
+    """``left op value``, ``op`` one of ``eq ne lt le gt ge``, the value bound."""
+    return ("cmp", op, left, Bound(value))
+
+
+def same(left: Column, right: Column) -> Node:
+    """Two columns equal: a sub-query's row belongs to the outer query's row."""
+    return ("cmp", "eq", left, right)
+
+
+def plus(left: Column, amount: int) -> Node:
+    """A column plus a fixed amount (part of the shape, not bound)."""
+    return ("plus", left, amount)
+
+
+def is_null(left: Column) -> Node:
+    return ("null", left)
+
+
+def like(left: Column, pattern: str) -> Node:
+    """``left LIKE pattern`` with ``\\`` escaping."""
+    return ("like", left, Bound(pattern))
+
+
+def one_of(left: Column, values: Sequence[object]) -> Node:
+    """``left IN (values)``: one bound parameter per value (their number is part of the shape)."""
+    return ("in", left, tuple(Bound(v) for v in values))
+
+
+def in_query(left: Column, query: Node) -> Node:
+    return ("in_query", left, query)
+
+
+def all_of(*parts: Node) -> Node:
+    return ("and", *parts)
+
+
+def any_of(*parts: Node) -> Node:
+    return ("or", *parts)
+
+
+def negate(part: Node) -> Node:
+    return ("not", part)
+
+
+def subquery(of: Column, where: Node) -> Node:
+    """``SELECT of WHERE where``: a sub-query's ids."""
+    return ("select", of, where)
+
+
+def union(*queries: Node) -> Node:
+    return queries[0] if len(queries) == 1 else ("union", *queries)
+
+
+def exists(query: Node) -> Node:
+    return ("exists", query)
+
+
+def aggregate(name: str, of: Column, where: Node) -> Node:
+    """``(SELECT name(of) WHERE where)``: one value per outer row (a sort key)."""
+    return ("aggregate", name, of, where)
+
+
+def ordered(key: Column | Node, descending: bool, nulls_last: bool = False) -> Node:
+    return ("order", key, descending, nulls_last)
+
+
+def page(columns: Fixed, where: Node, order: Sequence[Node], limit: int, offset: int) -> Node:
+    """The page of a search: ``columns`` (a Fixed sequence of columns) of the rows ``where`` holds, in ``order``."""
+    return ("page", columns, where, tuple(order), Bound(limit), Bound(offset))
+
+
+def fixed(sql: Fixed) -> Node:
+    return ("fixed", sql)
+
+
+def bounds(node: object) -> Iterator[Bound]:
+    """The Bounds of a tree, in the order of its tuples (the same for every tree of one shape)."""
+    if isinstance(node, Bound):
+        yield node
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from bounds(item)
+
+
+class _Translation:
+    """One shape's tree as SQLAlchemy, each Bound a parameter named after its position in ``bounds`` (and
+    holding its value, for a statement run as it is)."""
+
+    def __init__(self, tree: Node) -> None:
+        found = list(bounds(tree))
+        self.names = {id(b): f"b{i}" for i, b in enumerate(found)}
+        if len(self.names) != len(found):
+            raise ValueError("a Bound appears twice in one shape")  # positions would be ambiguous
+
+    def bound(self, value: Bound) -> BindParameter[Any]:
+        return bindparam(self.names[id(value)], value.value)
+
+    def operand(self, item: Any) -> Any:
+        if isinstance(item, Bound):
+            return self.bound(item)
+        if isinstance(item, Column):
+            return metadata.tables[item.table].c[item.name]
+        return self.condition(item)
+
+    def condition(self, node: Node) -> Any:
+        kind = node[0]
+        if kind == "true":
+            return true()
+        if kind == "false":
+            return false()
+        if kind == "fixed":
+            return node[1].sql
+        if kind == "and":
+            return and_(*(self.condition(part) for part in node[1:]))
+        if kind == "or":
+            return or_(*(self.condition(part) for part in node[1:]))
+        if kind == "not":
+            return not_(self.condition(node[1]))
+        if kind == "cmp":
+            left, right = self.operand(node[2]), self.operand(node[3])
+            return _COMPARISONS[node[1]](left, right)
+        if kind == "plus":
+            return self.operand(node[1]) + literal_column(str(int(node[2])))  # part of the SQL, as of the shape
+        if kind == "null":
+            return self.operand(node[1]).is_(None)
+        if kind == "like":
+            return self.operand(node[1]).like(self.bound(node[2]), escape="\\")
+        if kind == "in":
+            return self.operand(node[1]).in_([self.bound(b) for b in node[2]])
+        if kind == "in_query":
+            return self.operand(node[1]).in_(self.query(node[2]))
+        if kind == "exists":
+            return self.query(node[1]).exists()
+        if kind == "aggregate":
+            of = getattr(func, node[1])(self.operand(node[2]))
+            return select(of).where(self.condition(node[3])).scalar_subquery()
+        if kind == "order":
+            key = self.operand(node[1])
+            key = key.desc() if node[2] else key.asc()
+            return key.nulls_last() if node[3] else key
+        raise ValueError(f"not a shape node: {kind}")
+
+    def query(self, node: Node) -> Any:
+        if node[0] == "union":
+            return union_all(*(self.query(part) for part in node[1:]))
+        return select(self.operand(node[1])).where(self.condition(node[2]))
+
+    def page(self, node: Node) -> Select[Any]:
+        _, columns, where, order, limit, offset = node
+        return (
+            select(*columns.sql)
+            .where(self.condition(where))
+            .order_by(*(self.condition(key) for key in order))
+            .limit(self.bound(limit))
+            .offset(self.bound(offset))
+        )
+
+
+_COMPARISONS: dict[str, Any] = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+}
+
+
+def as_select(tree: Node) -> Select[Any]:
+    """A page's tree as a SQLAlchemy statement with its values bound (to count its matches, ``counting.py``)."""
+    return _Translation(tree).page(tree)
+
+
+def as_condition(tree: Node) -> ColumnElement[bool]:
+    """A condition's tree as a SQLAlchemy condition with its values bound (for statements built around it)."""
+    condition: ColumnElement[bool] = _Translation(tree).condition(tree)
+    return condition
+
+
+class _Compiled:
+    """A shape's SQL for one dialect and where each of its parameters comes from."""
+
+    __slots__ = ("order", "sql")
+
+    def __init__(self, conn: Connection, tree: Node) -> None:
+        translation = _Translation(tree)
+        compiled = translation.page(tree).compile(dialect=conn.dialect)
+        self.sql = compiled.string
+        position = {name: i for i, name in enumerate(translation.names.values())}
+        # Positional dialects (SQLite's ?) take the values in the order the SQL names them; named ones
+        # (psycopg's %(b0)s) by name: either way, a tuple of the tree's values in that order.
+        names = compiled.positiontup if compiled.positional else None
+        self.order: tuple[int, ...] | None = tuple(position[n] for n in names) if names is not None else None
+
+    def parameters(self, tree: Node) -> tuple[object, ...] | dict[str, object]:
+        values = [b.value for b in bounds(tree)]
+        if self.order is not None:
+            return tuple(values[i] for i in self.order)
+        return {f"b{i}": value for i, value in enumerate(values)}
+
+
+class CompiledShapes:
+    """The compiled SQL of the page shapes seen, per dialect, the least recently used dropped first."""
+
+    def __init__(self, size: int = MAX_SHAPES) -> None:
+        self._size = size
+        self._compiled: OrderedDict[tuple[str, Node], _Compiled] = OrderedDict()
+
+    def rows(self, conn: Connection, tree: Node) -> list[Any]:
+        """The rows of a page's tree."""
+        key = (conn.dialect.name, tree)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = _Compiled(conn, tree)
+            if len(self._compiled) > self._size:
+                self._compiled.popitem(last=False)
+        else:
+            self._compiled.move_to_end(key)
+        return list(conn.exec_driver_sql(compiled.sql, compiled.parameters(tree)).all())
+
+    def __len__(self) -> int:
+        return len(self._compiled)

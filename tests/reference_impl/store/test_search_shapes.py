@@ -1,0 +1,206 @@
+"""A search's SQL is compiled once per shape and reused with other values: the reused SQL must find what
+SQL built for those very values finds, on both backends, shape after shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection
+
+from reference_impl.fhir.query import QueryParser
+from reference_impl.fhir.searchparams import registry
+from reference_impl.platform import migrate_platform
+from reference_impl.store import resources as store
+from reference_impl.store.database import Database
+from reference_impl.store.schema import resources
+from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
+from reference_impl.store.sql_shapes import Bound, CompiledShapes, Node, all_of, as_select, column, compare, page
+
+# Searches in the order run: each shape first with values that find something, then again with values
+# that find something else (the SQL compiled for the first must not keep the first one's values), and
+# shapes that differ only in a prefix, a modifier or an absent value (each must get SQL of its own).
+SEARCHES: list[tuple[str | None, list[tuple[str, str]]]] = [
+    ("Patient", [("family", "muller")]),
+    ("Patient", [("family", "weber")]),
+    ("Patient", [("family", " ")]),  # nothing left once normalised: every family
+    ("Patient", [("family:exact", "Muller")]),
+    ("Patient", [("family:exact", "Mullerova")]),
+    ("Patient", [("family:contains", "ler")]),
+    ("Patient", [("family:contains", "b_r")]),
+    ("Patient", [("family", "muller"), ("given", "anne"), ("birthdate", "1970-03-01")]),
+    ("Patient", [("family", "weber"), ("given", "luc"), ("birthdate", "1985-07-14")]),
+    ("Patient", [("birthdate", "ge1980")]),
+    ("Patient", [("birthdate", "lt1980")]),
+    ("Patient", [("birthdate", "ap1970-03")]),
+    ("Patient", [("birthdate", "ne1970-03-01")]),
+    ("Patient", [("birthdate", "sa1975"), ("birthdate", "eb1990")]),
+    ("Patient", [("gender", "female")]),
+    ("Patient", [("gender", "male")]),
+    ("Patient", [("gender:not", "male")]),
+    ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1970030112345")]),
+    ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1985071412345")]),
+    ("Patient", [("identifier", "|1985071412345")]),
+    ("Patient", [("identifier", "1970030112345")]),
+    ("Patient", [("identifier", "urn:oid:1.3.182.4.4|")]),
+    ("Patient", [("name:missing", "true")]),
+    ("Patient", [("name:missing", "false")]),
+    ("Patient", [("_id", "p1,p2")]),
+    ("Patient", [("_id", "p3,p4")]),
+    ("Patient", [("_id", "p3")]),
+    ("Patient", [("_id:not", "p3")]),
+    ("Patient", [("family", "muller,weber"), ("_sort", "birthdate")]),
+    ("Patient", [("family", "muller,weber"), ("_sort", "-birthdate")]),
+    ("Patient", [("_sort", "-_lastUpdated"), ("_count", "2")]),
+    ("Patient", [("_sort", "_id"), ("_count", "2"), ("_offset", "2")]),
+    ("Patient", [("_has:Observation:subject:code", "http://loinc.org|8867-4")]),
+    ("Patient", [("_has:Observation:subject:code", "http://loinc.org|29463-7")]),
+    ("Observation", [("subject", "Patient/p1")]),
+    ("Observation", [("subject", "Patient/p2")]),
+    ("Observation", [("subject", "p2")]),
+    ("Observation", [("subject.family", "muller")]),
+    ("Observation", [("subject.family", "weber")]),
+    ("Observation", [("subject:Patient.birthdate", "lt1980")]),
+    ("Observation", [("value-quantity", "gt70")]),
+    ("Observation", [("value-quantity", "le70")]),
+    ("Observation", [("value-quantity", "72|http://unitsofmeasure.org|kg")]),
+    ("Observation", [("value-quantity", "72||kg")]),
+    ("Observation", [("value-quantity", "ap80")]),
+    ("Observation", [("code", "http://loinc.org|8867-4"), ("date", "ge2020-01-01")]),
+    ("Observation", [("code", "http://loinc.org|29463-7"), ("date", "lt2020-01-01")]),
+    ("Observation", [("code:text", "heart")]),
+    ("Observation", [("code:text", "body")]),
+    ("Observation", [("_lastUpdated", "gt2000-01-01")]),
+    ("Observation", [("_lastUpdated", "lt2000-01-01")]),
+    (None, [("_type", "Patient,Observation"), ("_id", "p1,o1")]),
+    (None, [("_type", "Observation"), ("_id", "p1,o1")]),
+]
+
+PATIENTS = [
+    ("p1", "Muller", "Anne", "1970-03-01", "female", "1970030112345"),
+    ("p2", "Weber", "Luc", "1985-07-14", "male", "1985071412345"),
+    ("p3", "Mullerova", "Anne", "1992-11-30", "female", "1992113012345"),
+    ("p4", "Web_r", "Tom", "1970-03-15", "male", "1970031512345"),
+]
+OBSERVATIONS = [
+    ("o1", "p1", "8867-4", "Heart rate", 72, "2021-05-01"),
+    ("o2", "p2", "29463-7", "Body weight", 81.5, "2019-02-01"),
+    ("o3", "p3", "29463-7", "Body weight", 64, "2022-08-09"),
+]
+
+
+def _load(conn: Connection) -> None:
+    for pid, family, given, birth, gender, matricule in PATIENTS:
+        patient = {
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:oid:1.3.182.4.4", "value": matricule}],
+            "name": [{"family": family, "given": [given]}],
+            "gender": gender,
+            "birthDate": birth,
+        }
+        store.save(conn, registry(), patient, pid, None, "PUT")
+    store.save(conn, registry(), {"resourceType": "Patient", "gender": "unknown"}, "p5", None, "PUT")
+    for oid, pid, code, text, kilos, date in OBSERVATIONS:
+        observation = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}], "text": text},
+            "subject": {"reference": f"Patient/{pid}"},
+            "effectiveDateTime": date,
+            "valueQuantity": {"value": kilos, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"},
+        }
+        store.save(conn, registry(), observation, oid, None, "PUT")
+
+
+def _tree(type_name: str | None, params: list[tuple[str, str]]) -> Node:
+    request = QueryParser(registry(), 50, 1000).parse(type_name, params, strict=True)
+    sql = SearchSql()
+    where = sql.where(type_name, request)
+    return page(PAGE_COLUMNS, where, sql.order_by(request), request.count + 1, request.offset)
+
+
+def _ids(rows: list[Any]) -> list[str]:
+    return [f"{row[0]}/{row[1]}" for row in rows]
+
+
+def test_sql_compiled_for_a_shape_finds_what_sql_built_for_the_values_finds(platform_db: Database) -> None:
+    platform_db.run(_load, write=True)
+    shapes = CompiledShapes()
+    found: list[list[str]] = []
+    with platform_db.transaction(write=False) as conn:
+        for type_name, params in SEARCHES:
+            tree = _tree(type_name, params)
+            expected = _ids(list(conn.execute(as_select(tree)).all()))
+            assert _ids(shapes.rows(conn, tree)) == expected, (type_name, params)
+            found.append(expected)
+    assert all(found[:2]) and found[0] != found[1], "the corpus tells values of one shape apart"
+    assert sum(map(bool, found)) > len(SEARCHES) // 2, "most searches find something"
+    assert len(shapes) < len(SEARCHES), "searches of one shape share their SQL"
+
+
+def test_shapes_differ_in_their_operators_and_absent_values_not_in_their_values() -> None:
+    assert _tree("Patient", [("family", "muller")]) == _tree("Patient", [("family", "weber")])
+    assert _tree("Patient", [("birthdate", "ge1980")]) == _tree("Patient", [("birthdate", "ge1990-02-03")])
+    different = [
+        [("family", "muller")],
+        [("family", " ")],  # nothing left once normalised: no range at all
+        [("family:exact", "muller")],
+        [("given", "muller")],  # another parameter: its code is a value, but its table is the same
+        [("birthdate", "ge1980")],
+        [("birthdate", "lt1980")],
+        [("identifier", "urn:oid:1.3.182.4.4|1")],
+        [("identifier", "|1")],
+        [("identifier", "1")],
+        [("_id", "p1,p2")],
+        [("_id", "p1")],
+    ]
+    trees = [_tree("Patient", params) for params in different]
+    assert len({tree for tree in trees}) == len(trees) - 1  # family and given share one shape
+    assert trees[0] == trees[3]
+
+
+def test_the_least_recently_used_shape_goes_first_when_the_store_of_shapes_is_full(platform_db: Database) -> None:
+    platform_db.run(_load, write=True)
+    shapes = CompiledShapes(size=2)
+    family, birthdate, gender = (
+        ("Patient", [("family", "muller")]),
+        ("Patient", [("birthdate", "lt1980")]),
+        ("Patient", [("gender", "male")]),
+    )
+    with platform_db.transaction(write=False) as conn:
+        for type_name, params in (family, birthdate, family, gender, family):
+            tree = _tree(type_name, params)
+            assert _ids(shapes.rows(conn, tree)) == _ids(list(conn.execute(as_select(tree)).all()))
+    assert len(shapes) == 2
+    kept = {key for _, key in shapes._compiled}  # (dialect, tree)
+    assert kept == {_tree(*family), _tree(*gender)}
+
+
+def test_a_value_shared_by_two_places_of_a_shape_is_refused() -> None:
+    shared = Bound("Patient")
+    where = all_of(
+        ("cmp", "eq", column(resources, "res_type"), shared), ("cmp", "ne", column(resources, "res_id"), shared)
+    )
+    with pytest.raises(ValueError, match="appears twice"):
+        as_select(page(PAGE_COLUMNS, where, [], 1, 0))
+    assert compare(column(resources, "res_id"), "eq", "a") == compare(column(resources, "res_id"), "eq", "b")
+
+
+@pytest.mark.postgres
+def test_one_shape_has_sql_of_its_own_for_each_backend(sqlite_db_url: str, postgres_url: str) -> None:
+    shapes = CompiledShapes()  # as a process serving two stores would hold it
+    tree = _tree("Patient", [("family", "muller")])
+    for url in (sqlite_db_url, postgres_url, sqlite_db_url):
+        db = Database(url)
+        try:
+            migrate_platform(db)
+            if not db.run(_loaded, write=False):  # the second time on SQLite: the same file
+                db.run(_load, write=True)
+            assert db.run(lambda conn: _ids(shapes.rows(conn, tree)), write=False) == ["Patient/p1", "Patient/p3"]
+        finally:
+            db.dispose()
+    assert len(shapes) == 2
+
+
+def _loaded(conn: Connection) -> bool:
+    return store.current(conn, "Patient", "p1") is not None
