@@ -22,6 +22,7 @@ by the next run with the same parameters, so a load interrupted by Ctrl-C contin
 
     python benchmarks/national_scale.py [--patients 1000000] [--documents-per-patient 8] [--seconds 20]
         [--clients 16] [--workers N] [--server-workers N] [--schema NAME] [--keep] [--keep-indexes]
+        [--flow WORDS ...]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,7 +194,10 @@ def load(url: str, plan: NationalPlan, workers: int, keep_indexes: bool) -> None
     )
 
 
-def flows(served: Served, settings: Settings, found: Sample, clients: int, seconds: float) -> None:
+def flows(
+    served: Served, settings: Settings, found: Sample, clients: int, seconds: float, only: Sequence[str] = ()
+) -> None:
+    """Each flow in turn (``only`` those whose name has one of these words, when given)."""
     base = served.base
     origin = base.removesuffix("/fhir")
     system = demo_system_headers(base)
@@ -220,6 +224,8 @@ def flows(served: Served, settings: Settings, found: Sample, clients: int, secon
     print(f"\n{clients} concurrent clients, {seconds:.0f} s per flow, every request with a token and audited:")
     print(f"  ({_load_average()}: the cores are shared, the figures move with what else runs)")
     for label, requests in gets.items():
+        if only and not any(words.lower() in label.lower() for words in only):
+            continue
         if not requests:
             print(f"  {label:<54} (no such requests in the sample)")
             continue
@@ -265,6 +271,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the schema (a next run reuses or resumes it)")
     parser.add_argument("--keep-indexes", action="store_true", help="load with the indexes kept up to date")
     parser.add_argument("--no-flows", action="store_true", help="load and size only")
+    parser.add_argument(
+        "--flow", action="append", default=[], metavar="WORDS", help="only the flows whose name has WORDS (repeatable)"
+    )
     args = parser.parse_args()
     schema = args.schema or f"national_{args.patients}"
     url = f"{PG_URL}?schema={schema}"
@@ -287,7 +296,7 @@ def main() -> None:
             found = sample(plan)
             print(f"server: eqlab serve --workers {args.server_workers}")
             with reference_process(url, workers=args.server_workers) as served:
-                flows(served, settings, found, args.clients, args.seconds)
+                flows(served, settings, found, args.clients, args.seconds, args.flow)
     finally:
         if not args.keep:
             drop(schema)

@@ -56,7 +56,9 @@ def total_after_page(
     ``offset``, and whether ``more`` follow): the last page needs no count, its offset and its rows are the
     total (most searches of one patient's data fit on their first page), and then no statement is made; any
     other page is counted as ``total_of``."""
-    if counting is not Counting.NONE and not more and (page_rows or offset == 0):
+    if counting is Counting.NONE:
+        return None
+    if not more and (page_rows or offset == 0):
         return offset + page_rows
     return total_of(conn, matching(), counting)
 
