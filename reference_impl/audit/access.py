@@ -8,6 +8,7 @@ alone; a refused attempt (401, 403) and a failed access to patient data get one 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -84,7 +85,7 @@ def touches_patient_data(attempt: Attempt, with_request: bool = True) -> bool:
 
 
 def success_records(
-    params: SearchParamRegistry,
+    compartments: CompartmentMemory,
     attempt: Attempt,
     status: int,
     touched: Sequence[StoredResource],
@@ -100,7 +101,7 @@ def success_records(
         return []
     if faults.on(READS_NOT_AUDITED) and attempt.kind in ("read", "vread"):
         return []
-    owners = patients_in_bodies(params, touched, owned)
+    owners = patients_in_bodies(compartments, touched, owned)
     patients = sorted({p for found in owners.values() for p in found})
     if not patients and not touches_patient_data(attempt, with_request=False):
         return []  # a search of other data whose includes reached no patient's
@@ -173,8 +174,41 @@ def naming_its_patients(conn: Connection, record: AuditRecord) -> AuditRecord:
     return replace(record, patients=tuple(sorted({p for found in owners.values() for p in found})))
 
 
+COMPARTMENT_VERSIONS = 20_000  # resource versions whose patients a server remembers
+
+
+class CompartmentMemory:
+    """The patients whose compartment holds each resource version, remembered per version (type, id,
+    version and the instant it was written, which a version overwritten in place changes too): a version
+    never changes, and the same ones come back search after search (a patient's access log, a patient's
+    documents). Reading them off the body again (parsing it, following the compartment's paths) cost
+    ~20 µs a resource, 440 µs for an access log page of 20 AuditEvents (py-spy on
+    ``benchmarks/national_scale.py``). One per server (``rest/server.py``): the versions of one store."""
+
+    def __init__(self, params: SearchParamRegistry, size: int = COMPARTMENT_VERSIONS) -> None:
+        self._params = params
+        self._size = size
+        self._known: dict[tuple[str, str, int, int], frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def patients(self, stored: StoredResource) -> frozenset[str]:
+        """The patients (``Patient/<id>``) the compartment parameters of ``stored`` (not a deletion) name."""
+        key = (stored.type_name, stored.id, stored.version_id, stored.last_updated)
+        found = self._known.get(key)
+        if found is None:
+            found = frozenset(self._params.compartment_patients(stored.parsed()))
+            with self._lock:
+                self._known[key] = found
+                if len(self._known) > self._size:  # the first remembered go first
+                    del self._known[next(iter(self._known))]
+        return found
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
 def patients_in_bodies(
-    params: SearchParamRegistry,
+    compartments: CompartmentMemory,
     touched: Sequence[StoredResource],
     owned: Mapping[str, Callable[[dict[str, Any]], set[str]]] = MappingProxyType({}),
 ) -> dict[tuple[str, str], set[str]]:
@@ -186,13 +220,13 @@ def patients_in_bodies(
     compartment = patient_compartment()
     for stored in touched:
         key = (stored.type_name, stored.id)
-        patients: set[str] = set()
+        patients: set[str] | frozenset[str] = set()
         if stored.type_name == "Patient":  # a Patient record is about that patient
             patients = {f"Patient/{stored.id}"}
         elif stored.content is not None and stored.type_name in owned:
             patients = owned[stored.type_name](stored.parsed())
         elif stored.content is not None and stored.type_name in compartment:
-            patients = params.compartment_patients(stored.parsed())
+            patients = compartments.patients(stored)
         if patients:
             owners.setdefault(key, set()).update(patients)
     return owners

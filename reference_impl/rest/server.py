@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from reference_impl.audit import balp as audit
 from reference_impl.audit.access import (
     Attempt,
+    CompartmentMemory,
     failure_record,
     naming_its_patients,
     success_records,
@@ -60,6 +61,7 @@ class FhirServer:
         self.operations: dict[tuple[str | None, bool, str], Operation] = {}
         self.writes = WriteHooks()
         self.audit_log = AuditLog(db, self.registry)
+        self.compartments = CompartmentMemory(self.registry)
         self.handlers: dict[Kind, Handler] = {
             Kind.READ: crud.read,
             Kind.VREAD: crud.vread,
@@ -190,7 +192,7 @@ class FhirServer:
             access = attempt(request, interaction)
             owners = {} if self.faults.on(CONTENT_READS_NOT_AUDITED) else self.policy.owners
             owned = {type_name: partial(patients, conn) for type_name, patients in owners.items()}
-            trail += success_records(self.registry, access, response.status, touched, self.faults, owned)
+            trail += success_records(self.compartments, access, response.status, touched, self.faults, owned)
         return response
 
     def _operation(self, ctx: Context) -> FhirResponse:

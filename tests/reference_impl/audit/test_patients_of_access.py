@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest.mock import Mock
 
-from reference_impl.audit.access import patients_by_resource, patients_in_bodies
+from reference_impl.audit.access import CompartmentMemory, patients_by_resource, patients_in_bodies
 from reference_impl.fhir.searchparams import registry
 from reference_impl.fhir.structure import patient_compartment
 from reference_impl.store import resources as store
@@ -51,7 +52,7 @@ def test_the_patients_read_off_current_versions_are_those_the_index_holds(platfo
     )
     keys = tuple((s.type_name, s.id) for s in stored)
     indexed = platform_db.run(lambda conn: patients_by_resource(conn, keys), write=False)
-    assert patients_in_bodies(registry(), stored) == indexed
+    assert patients_in_bodies(CompartmentMemory(registry()), stored) == indexed
     others = [s for s in stored if s.type_name != "Patient"]  # the access policy's view (a patient token)
     assert {(s.type_name, s.id): registry().compartment_patients(s.parsed()) for s in others} == {
         (s.type_name, s.id): indexed.get((s.type_name, s.id), set()) for s in others
@@ -72,11 +73,46 @@ def test_each_version_is_logged_for_its_own_patient_and_a_deletion_for_none(plat
         return [first, second, store.mark_deleted(conn, second)]
 
     first, second, deleted = platform_db.run(versions, write=True)
-    assert patients_in_bodies(registry(), [first]) == {("Observation", "o"): {"Patient/p1"}}
-    assert patients_in_bodies(registry(), [second]) == {("Observation", "o"): {"Patient/p2"}}
-    assert patients_in_bodies(registry(), [deleted]) == {}
-    assert patients_in_bodies(registry(), [first, second]) == {("Observation", "o"): {"Patient/p1", "Patient/p2"}}
+    memory = CompartmentMemory(registry())  # one per server: the versions are told apart
+    assert patients_in_bodies(memory, [first]) == {("Observation", "o"): {"Patient/p1"}}
+    assert patients_in_bodies(memory, [second]) == {("Observation", "o"): {"Patient/p2"}}
+    assert patients_in_bodies(memory, [deleted]) == {}
+    assert patients_in_bodies(memory, [first, second]) == {("Observation", "o"): {"Patient/p1", "Patient/p2"}}
 
 
 def _about(patient: str) -> dict[str, Any]:
     return {"subject": {"reference": f"Patient/{patient}"}}
+
+
+def test_a_version_is_read_once_and_a_version_overwritten_in_place_again(platform_db: Database) -> None:
+    def versions(conn: Any) -> list[StoredResource]:
+        first = store.save(
+            conn, registry(), {"resourceType": "Observation", "status": "final", **_about("p1")}, "o", None, "POST"
+        )
+        # The fault version-not-incremented: version 1 again, written at a later instant.
+        again = store.save(
+            conn,
+            registry(),
+            {"resourceType": "Observation", "status": "final", **_about("p2")},
+            "o",
+            first,
+            "PUT",
+            reuse_version=True,
+        )
+        other = store.save(
+            conn, registry(), {"resourceType": "Observation", "status": "final", **_about("p3")}, "x", None, "POST"
+        )
+        return [first, again, other]
+
+    first, again, other = platform_db.run(versions, write=True)
+    assert again.version_id == first.version_id
+    params = Mock(wraps=registry())
+    memory = CompartmentMemory(params, size=2)
+    assert memory.patients(first) == {"Patient/p1"}
+    assert memory.patients(first) == {"Patient/p1"}
+    assert params.compartment_patients.call_count == 1, "the version's patients are remembered"
+    assert memory.patients(again) == {"Patient/p2"}
+    assert memory.patients(other) == {"Patient/p3"}
+    assert len(memory) == 2, "the first remembered is forgotten at the bound"
+    assert memory.patients(first) == {"Patient/p1"}
+    assert params.compartment_patients.call_count == 4
