@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, inser
 
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
-from reference_impl.store.counting import Counting, total_after_page
+from reference_impl.store.counting import Counting, CountOfStatement, total_after_page
 from reference_impl.store.database import DriverStatement, TableAppend
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, WHOLE_SERVER_HISTORY, history, resources
@@ -334,7 +334,7 @@ def history_page(
     )
     rows = conn.execute(matching.limit(count + 1).offset(offset)).all()  # one more: is there a next page?
     shown, more = rows[:count], len(rows) > count
-    total = total_after_page(conn, lambda: matching, Counting.ESTIMATE, offset, len(shown), more)
+    total = total_after_page(conn, CountOfStatement(matching), Counting.ESTIMATE, offset, len(shown), more)
     return HistoryPage(total, list(zip(opened_rows(conn, shown), (r[7] for r in shown), strict=True)), more=more)
 
 

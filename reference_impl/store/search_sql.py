@@ -14,7 +14,7 @@ from sqlalchemy import Connection, literal, select
 from reference_impl.fhir.indexing import normalize
 from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Value, Visibility
 from reference_impl.fhir.searchparams import SearchParam
-from reference_impl.store.counting import Counting, total_after_page, total_of
+from reference_impl.store.counting import Counting, CountOfStatement, total_after_page, total_of
 from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, opened_rows
 from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
 from reference_impl.store.sql_shapes import (
@@ -31,6 +31,7 @@ from reference_impl.store.sql_shapes import (
     as_select,
     column,
     compare,
+    count_of,
     exists,
     fixed,
     in_query,
@@ -339,6 +340,19 @@ def visible_any_type(limited: dict[str, Reach]) -> Node:
     return any_of(negate(one_of(RES_TYPE, list(limited))), *partly)
 
 
+class CountOfShape:
+    """The matches of a search's page tree, counted through the compiled shapes (``counting.Countable``)."""
+
+    def __init__(self, tree: Node) -> None:
+        self._tree = tree
+
+    def count(self, conn: Connection, up_to: int | None) -> int:
+        return int(SHAPES.rows(conn, count_of(self._tree, up_to))[0][0])
+
+    def estimate(self, conn: Connection) -> int:  # beyond EXACT_UP_TO matches only: built each time
+        return CountOfStatement(as_select(self._tree)).estimate(conn)
+
+
 @dataclass(frozen=True, slots=True)
 class SearchPage:
     total: int | None  # None: not counted (``_total=none``, or a caller that needs only the matches)
@@ -359,12 +373,12 @@ def run_search(
     if not with_total:
         counting = Counting.NONE
     if request.summary == "count" or request.count == 0:
-        return SearchPage(total_of(conn, as_select(tree), counting), [])
+        return SearchPage(total_of(conn, CountOfShape(tree), counting), [])
     # One row more than the page: whether a next page exists, without a count.
     tree = page(PAGE_COLUMNS, tree[2], tree[3], request.count + 1, request.offset)
     rows = SHAPES.rows(conn, tree)
     shown, more = rows[: request.count], len(rows) > request.count
-    total = total_after_page(conn, lambda: as_select(tree), counting, request.offset, len(shown), more)
+    total = total_after_page(conn, CountOfShape(tree), counting, request.offset, len(shown), more)
     return SearchPage(total, opened_rows(conn, shown), more=more)
 
 

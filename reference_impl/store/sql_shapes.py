@@ -165,6 +165,13 @@ def page(columns: Fixed, where: Node, order: Sequence[Node], limit: int, offset:
     return ("page", columns, where, tuple(order), Bound(limit), Bound(offset))
 
 
+def count_of(tree: Node, up_to: int | None) -> Node:
+    """How many rows a page's tree matches, counting no further than ``up_to`` (None: all of them; then in
+    no order). Counted up to a bound, the rows keep the pages' order (``counting.CountOfStatement``)."""
+    where, order = tree[2], tree[3]
+    return ("count", where, order, Bound(up_to)) if up_to is not None else ("count", where, (), None)
+
+
 def fixed(sql: Fixed) -> Node:
     return ("fixed", sql)
 
@@ -241,6 +248,21 @@ class _Translation:
             return union_all(*(self.query(part) for part in node[1:]))
         return select(self.operand(node[1])).where(self.condition(node[2]))
 
+    def statement(self, node: Node) -> Select[Any]:
+        """A page's or a count's tree as its statement."""
+        return self.page(node) if node[0] == "page" else self.count(node)
+
+    def count(self, node: Node) -> Select[Any]:
+        _, where, order, up_to = node
+        rows: Select[Any] = (
+            select(literal_column("1")).select_from(metadata.tables["resources"]).where(self.condition(where))
+        )
+        if up_to is not None:
+            # OFFSET 0 said, or SQLite's compiler adds one of its own as an (unnamed) parameter.
+            rows = rows.order_by(*(self.condition(key) for key in order)).limit(self.bound(up_to))
+            rows = rows.offset(literal_column("0"))
+        return select(func.count()).select_from(rows.subquery())
+
     def page(self, node: Node) -> Select[Any]:
         _, columns, where, order, limit, offset = node
         return (
@@ -280,7 +302,7 @@ class _Compiled:
 
     def __init__(self, conn: Connection, tree: Node) -> None:
         translation = _Translation(tree)
-        compiled = translation.page(tree).compile(dialect=conn.dialect)
+        compiled = translation.statement(tree).compile(dialect=conn.dialect)
         self.sql = compiled.string
         position = {name: i for i, name in enumerate(translation.names.values())}
         # Positional dialects (SQLite's ?) take the values in the order the SQL names them; named ones
@@ -303,7 +325,7 @@ class CompiledShapes:
         self._compiled: OrderedDict[tuple[str, Node], _Compiled] = OrderedDict()
 
     def rows(self, conn: Connection, tree: Node) -> list[Any]:
-        """The rows of a page's tree."""
+        """The rows of a page's tree, or the count of a count's tree (``count_of``)."""
         key = (conn.dialect.name, tree)
         compiled = self._compiled.get(key)
         if compiled is None:

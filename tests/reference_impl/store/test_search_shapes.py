@@ -12,10 +12,21 @@ from reference_impl.fhir.query import QueryParser
 from reference_impl.fhir.searchparams import registry
 from reference_impl.platform import migrate_platform
 from reference_impl.store import resources as store
+from reference_impl.store.counting import CountOfStatement
 from reference_impl.store.database import Database
 from reference_impl.store.schema import resources
 from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
-from reference_impl.store.sql_shapes import Bound, CompiledShapes, Node, all_of, as_select, column, compare, page
+from reference_impl.store.sql_shapes import (
+    Bound,
+    CompiledShapes,
+    Node,
+    all_of,
+    as_select,
+    column,
+    compare,
+    count_of,
+    page,
+)
 
 # Searches in the order run: each shape first with values that find something, then again with values
 # that find something else (the SQL compiled for the first must not keep the first one's values), and
@@ -125,7 +136,7 @@ def _ids(rows: list[Any]) -> list[str]:
 
 def test_sql_compiled_for_a_shape_finds_what_sql_built_for_the_values_finds(platform_db: Database) -> None:
     platform_db.run(_load, write=True)
-    shapes = CompiledShapes()
+    shapes, counts = CompiledShapes(), CompiledShapes()
     found: list[list[str]] = []
     with platform_db.transaction(write=False) as conn:
         for type_name, params in SEARCHES:
@@ -133,9 +144,14 @@ def test_sql_compiled_for_a_shape_finds_what_sql_built_for_the_values_finds(plat
             expected = _ids(list(conn.execute(as_select(tree)).all()))
             assert _ids(shapes.rows(conn, tree)) == expected, (type_name, params)
             found.append(expected)
+            statement = CountOfStatement(as_select(tree))
+            for up_to in (None, 1):
+                counted = counts.rows(conn, count_of(tree, up_to))[0][0]
+                assert counted == statement.count(conn, up_to), (type_name, params, up_to)
     assert all(found[:2]) and found[0] != found[1], "the corpus tells values of one shape apart"
     assert sum(map(bool, found)) > len(SEARCHES) // 2, "most searches find something"
     assert len(shapes) < len(SEARCHES), "searches of one shape share their SQL"
+    assert len(counts) < 2 * len(SEARCHES)
 
 
 def test_shapes_differ_in_their_operators_and_absent_values_not_in_their_values() -> None:
