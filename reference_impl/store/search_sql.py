@@ -2,7 +2,8 @@
 
 Dates are half-open ranges ``[low, high)``; prefixes compare the resource's range with the
 search value's range as FHIR R4 defines (e.g. ``gt``: the resource's range ends after the search
-range). All values are bound parameters: nothing a client sends is spliced into SQL text.
+range). All values are bound parameters: nothing a client sends is spliced into SQL text. The SQL is
+made as a shape (``sql_shapes.py``): a search of a shape seen before runs the SQL compiled for it then.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ every other, so two searches of the same shape have equal trees whatever their v
 of a shape translates its tree into SQLAlchemy and compiles it for the store's dialect; the later ones run
 that SQL text with their own values, found at the same places in their own tree.
 
-A tree node is a tuple whose first item names it (the constructors below); columns are ``(table name,
-column name)`` pairs, constant SQL fragments a ``Fixed``.
+A tree node is a tuple whose first item names it (the constructors below); a column is a ``Column`` (table
+and column names), a constant SQL fragment a ``Fixed``.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
@@ -40,7 +41,7 @@ from reference_impl.store.schema import metadata
 
 Node = tuple[Any, ...]
 
-MAX_SHAPES = 2000  # compiled statements kept per dialect: enough for every shape a client repeats
+MAX_SHAPES = 2000  # compiled statements kept (of every dialect): far more than the shapes clients repeat
 
 
 class Bound:
@@ -318,22 +319,27 @@ class _Compiled:
 
 
 class CompiledShapes:
-    """The compiled SQL of the page shapes seen, per dialect, the least recently used dropped first."""
+    """The compiled SQL of the shapes seen (pages and counts), per dialect, the least recently used dropped
+    first. Shared by the threads of a server (a long unit of work runs in a worker thread)."""
 
     def __init__(self, size: int = MAX_SHAPES) -> None:
         self._size = size
         self._compiled: OrderedDict[tuple[str, Node], _Compiled] = OrderedDict()
+        self._lock = threading.Lock()
 
     def rows(self, conn: Connection, tree: Node) -> list[Any]:
         """The rows of a page's tree, or the count of a count's tree (``count_of``)."""
         key = (conn.dialect.name, tree)
-        compiled = self._compiled.get(key)
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is not None:
+                self._compiled.move_to_end(key)
         if compiled is None:
-            compiled = self._compiled[key] = _Compiled(conn, tree)
-            if len(self._compiled) > self._size:
-                self._compiled.popitem(last=False)
-        else:
-            self._compiled.move_to_end(key)
+            compiled = _Compiled(conn, tree)
+            with self._lock:
+                self._compiled[key] = compiled
+                while len(self._compiled) > self._size:
+                    self._compiled.popitem(last=False)
         return list(conn.exec_driver_sql(compiled.sql, compiled.parameters(tree)).all())
 
     def __len__(self) -> int:
