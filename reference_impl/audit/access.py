@@ -9,7 +9,8 @@ alone; a refused attempt (401, 403) and a failed access to patient data get one 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -174,7 +175,7 @@ def naming_its_patients(conn: Connection, record: AuditRecord) -> AuditRecord:
     return replace(record, patients=tuple(sorted({p for found in owners.values() for p in found})))
 
 
-COMPARTMENT_VERSIONS = 20_000  # resource versions whose patients a server remembers
+COMPARTMENT_VERSIONS = 100_000  # resource versions whose patients a server remembers (~25 MB)
 
 
 class CompartmentMemory:
@@ -183,24 +184,28 @@ class CompartmentMemory:
     never changes, and the same ones come back search after search (a patient's access log, a patient's
     documents). Reading them off the body again (parsing it, following the compartment's paths) cost
     ~20 µs a resource, 440 µs for an access log page of 20 AuditEvents (py-spy on
-    ``benchmarks/national_scale.py``). One per server (``rest/server.py``): the versions of one store."""
+    ``benchmarks/national_scale.py``). One per server (``rest/server.py``): the versions of one store.
+    The least recently used goes first once ``size`` are remembered."""
 
     def __init__(self, params: SearchParamRegistry, size: int = COMPARTMENT_VERSIONS) -> None:
         self._params = params
         self._size = size
-        self._known: dict[tuple[str, str, int, int], frozenset[str]] = {}
+        self._known: OrderedDict[tuple[str, str, int, int], tuple[str, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def patients(self, stored: StoredResource) -> frozenset[str]:
+    def patients(self, stored: StoredResource) -> tuple[str, ...]:
         """The patients (``Patient/<id>``) the compartment parameters of ``stored`` (not a deletion) name."""
         key = (stored.type_name, stored.id, stored.version_id, stored.last_updated)
-        found = self._known.get(key)
-        if found is None:
-            found = frozenset(self._params.compartment_patients(stored.parsed()))
-            with self._lock:
-                self._known[key] = found
-                if len(self._known) > self._size:  # the first remembered go first
-                    del self._known[next(iter(self._known))]
+        with self._lock:
+            found = self._known.get(key)
+            if found is not None:
+                self._known.move_to_end(key)
+                return found
+        found = tuple(sorted(self._params.compartment_patients(stored.parsed())))
+        with self._lock:
+            self._known[key] = found
+            while len(self._known) > self._size:
+                self._known.popitem(last=False)
         return found
 
     def __len__(self) -> int:
@@ -220,7 +225,7 @@ def patients_in_bodies(
     compartment = patient_compartment()
     for stored in touched:
         key = (stored.type_name, stored.id)
-        patients: set[str] | frozenset[str] = set()
+        patients: Collection[str] = ()
         if stored.type_name == "Patient":  # a Patient record is about that patient
             patients = {f"Patient/{stored.id}"}
         elif stored.content is not None and stored.type_name in owned:

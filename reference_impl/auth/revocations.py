@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,7 +66,7 @@ class RevocationWatch:
         self.channel = channel
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._unrevoked: dict[str, int] = {}  # jti -> when the token expires (epoch s)
+        self._unrevoked: OrderedDict[str, int] = OrderedDict()  # jti -> when the token expires (epoch s)
         self._generation = 0  # moves on every revocation heard and every change of the listener's state
         self._live = False
         self._stop = threading.Event()
@@ -91,7 +92,7 @@ class RevocationWatch:
             if not self._live or self._generation != looked_up_at_generation:
                 return
             while len(self._unrevoked) >= self.capacity:  # the oldest remembered goes: expired first
-                del self._unrevoked[next(iter(self._unrevoked))]
+                self._unrevoked.popitem(last=False)  # O(1): a dict steps over its deleted keys to its first
             self._unrevoked[jti] = expires_at
 
     def revoked(self, jtis: Iterable[str]) -> None:

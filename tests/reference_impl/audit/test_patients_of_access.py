@@ -108,11 +108,14 @@ def test_a_version_is_read_once_and_a_version_overwritten_in_place_again(platfor
     assert again.version_id == first.version_id
     params = Mock(wraps=registry())
     memory = CompartmentMemory(params, size=2)
-    assert memory.patients(first) == {"Patient/p1"}
-    assert memory.patients(first) == {"Patient/p1"}
+    assert memory.patients(first) == memory.patients(first) == ("Patient/p1",)
     assert params.compartment_patients.call_count == 1, "the version's patients are remembered"
-    assert memory.patients(again) == {"Patient/p2"}
-    assert memory.patients(other) == {"Patient/p3"}
-    assert len(memory) == 2, "the first remembered is forgotten at the bound"
-    assert memory.patients(first) == {"Patient/p1"}
-    assert params.compartment_patients.call_count == 4
+    assert memory.patients(other) == ("Patient/p3",)
+    assert memory.patients(first) == ("Patient/p1",)
+    assert memory.patients(again) == ("Patient/p2",), "a version overwritten in place is read again"
+    assert params.compartment_patients.call_count == 3
+    assert len(memory) == 2
+    assert memory.patients(first) == ("Patient/p1",)
+    assert params.compartment_patients.call_count == 3, "used lately: still remembered"
+    assert memory.patients(other) == ("Patient/p3",)
+    assert params.compartment_patients.call_count == 4, "the least recently used was forgotten"
