@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from tests.conftest import BACKENDS
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -111,3 +112,24 @@ def test_national_scale_loads_10000_patients_and_measures_every_flow(postgres_un
     assert re.search(r"store size: [\d.]+ GiB", output), output
     figures = FIGURE.findall(output)
     assert len(figures) == 6 and all(n == "0" for n in figures), output  # the six national flows, all 2xx
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_search_shapes_benchmark_prints_each_flow_built_and_compiled_once(
+    backend: str, postgres_unavailable: str | None
+) -> None:
+    if backend == "postgresql" and postgres_unavailable:
+        pytest.skip(postgres_unavailable)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search_shapes", "--rounds", "20"]
+        + (["--postgresql"] if backend == "postgresql" else []),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith(f"{backend}, 20 rounds each"), done.stdout
+    rows = re.findall(r"^\| (PDQm|ITI-67|prescription|access log)[^|]* \| \d+ \| \d+ \| \d+ \|$", done.stdout, re.M)
+    assert len(rows) == 5, done.stdout
