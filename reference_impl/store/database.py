@@ -305,9 +305,10 @@ class DriverStatement:
 
     SQLAlchemy spends ~20 µs on each execution of even a cached statement; the driver alone takes
     ~2 µs (measured on SQLite). For the few statements every request runs (the token's revocation,
-    the resource read) that is worth these lines; everything else goes through SQLAlchemy. The
-    drivers prepare such a statement once per connection (sqlite3's statement cache; psycopg
-    prepares a query from its fifth execution on). ``sql`` uses ``?`` placeholders.
+    the resource read, a professional's consents and care relationships) that is worth these lines;
+    everything else goes through SQLAlchemy. The drivers prepare such a statement once per connection
+    (sqlite3's statement cache; psycopg prepares a query from its fifth execution on). ``sql`` uses
+    ``?`` placeholders.
     """
 
     def __init__(self, sql: str) -> None:
@@ -321,6 +322,14 @@ class DriverStatement:
         finally:
             cursor.close()
         return tuple(row) if row is not None else None
+
+    def rows(self, conn: Connection, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._sql[conn.dialect.name], params)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     def run_many(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
         """Run the statement once per row (the drivers send them together: psycopg as one pipeline)."""
