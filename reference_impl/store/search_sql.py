@@ -55,7 +55,7 @@ RES_TYPE, RES_ID = column(resources, "res_type"), column(resources, "res_id")
 LAST_UPDATED = column(resources, "last_updated")
 NOT_DELETED = fixed(Fixed(resources.c.deleted.is_(False)))
 PAGE_COLUMNS = Fixed(CURRENT_COLUMNS)
-SHAPES = CompiledShapes()  # every search's page statement, compiled once per shape
+SHAPES = CompiledShapes()  # every search's statements (its page, its count), compiled once per shape
 
 
 def _like_escape(text: str) -> str:

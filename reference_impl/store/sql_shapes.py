@@ -1,6 +1,6 @@
 """Search statements compiled once per shape, not built with SQLAlchemy for every search.
 
-Building a search's statement with SQLAlchemy costs more than running it: 240-400 µs for the national
+Building a search's statement with SQLAlchemy costs more than running it: 207-407 µs for the national
 flows' searches, most of a search's time on a small store (``benchmarks/search_shapes.py``). Yet a
 search's SQL depends only on its shape (which parameters, modifiers, prefixes, which values are absent),
 never on the values themselves, which are bound parameters. So ``search_sql`` describes a search as a
