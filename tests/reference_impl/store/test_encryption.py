@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
@@ -270,3 +270,32 @@ def test_a_key_kept_from_an_earlier_read_never_opens_another_store_s_document(tm
     finally:
         for db in stores:
             db.dispose()
+
+
+def test_a_vault_keeps_the_keys_it_used_last(sqlite_db_url: str) -> None:
+    """Reads keep their keys up to a bound, the least recently used dropped first: a key used lately is not
+    queried again when another one comes in."""
+    vault = DocumentVault(MasterKey.from_text(MASTER), kept_keys=2)
+    db = Database(sqlite_db_url, vault)
+    key_queries: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "document_keys" in statement and statement.lstrip().upper().startswith("SELECT"):
+            key_queries.append(statement)
+
+    try:
+        migrate_platform(db)
+        with db.transaction(write=True) as conn:
+            for name in "abc":
+                binary = {"resourceType": "Binary", "contentType": "text/plain", "data": "c2VjcmV0"}
+                store.save(conn, registry(), binary, name, None, "PUT")
+        event.listen(db._reader, "before_cursor_execute", count)
+
+        def read(name: str) -> int:
+            stored = db.run(lambda conn: store.current(conn, "Binary", name), write=False)
+            assert stored is not None and stored.parsed()["data"] == "c2VjcmV0"
+            return len(key_queries)
+
+        assert [read(name) for name in ("a", "b", "a", "c", "a", "b")] == [1, 2, 2, 3, 3, 4]
+    finally:
+        db.dispose()
