@@ -314,6 +314,10 @@ class DriverStatement:
     def __init__(self, sql: str) -> None:
         self._sql = {"sqlite": sql, "postgresql": sql.replace("?", "%s")}
 
+    def text(self, conn: Connection) -> str:
+        """The statement as ``conn``'s driver takes it."""
+        return self._sql[conn.dialect.name]
+
     def first(self, conn: Connection, params: tuple[object, ...]) -> tuple[Any, ...] | None:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:

@@ -77,21 +77,28 @@ def codes(resource: dict[str, Any], element: str = "category") -> set[str]:
     }
 
 
-def referencing(conn: Connection, type_name: str, params: tuple[str, str], patient_id: str) -> list[dict[str, Any]]:
-    """The current ``type_name`` resources whose ``params`` (two, or one twice) reference
-    ``Patient/<patient_id>``, found by the search index in the same query: every access of a professional to
-    a record asks twice (consents, care relationships), on the driver (``DriverStatement``: SQLAlchemy, which
-    expanded the list of parameters anew at every execution, made a lookup of an empty record 28-31 µs on
-    SQLite and 296-318 µs on PostgreSQL; now 9-10 and 158-199 µs)."""
-    found = _REFERENCING.rows(conn, (type_name, False, type_name, *params, patient_id))
+def referencing(conn: Connection, type_name: str, params: tuple[str, ...], patient_id: str) -> list[dict[str, Any]]:
+    """The current ``type_name`` resources whose ``params`` reference ``Patient/<patient_id>``, found by the
+    search index in the same query: every access of a professional to a record asks twice (consents, care
+    relationships), on the driver (``DriverStatement``: SQLAlchemy, which expanded the list of parameters
+    anew at every execution, made a lookup of an empty record 28-31 µs on SQLite and 296-318 µs on
+    PostgreSQL; now 9-10 and 158-199 µs)."""
+    found = REFERENCING.rows(conn, referencing_values(type_name, params, patient_id))
     return [s.parsed() for s in store.opened_rows(conn, found) if s.content]
 
 
-_REFERENCING = DriverStatement(
+REFERENCING = DriverStatement(
     "SELECT res_type, res_id, version_id, last_updated, deleted, content, sealed FROM resources"
     " WHERE res_type = ? AND deleted = ? AND res_id IN (SELECT res_id FROM idx_reference"
     " WHERE res_type = ? AND param IN (?, ?) AND target_type = 'Patient' AND target_id = ?) ORDER BY res_id"
 )
+
+
+def referencing_values(type_name: str, params: tuple[str, ...], patient_id: str) -> tuple[object, ...]:
+    """``REFERENCING``'s parameters: ``params`` are one search parameter or two."""
+    if not 1 <= len(params) <= 2:
+        raise ValueError(f"one or two reference parameters, not {params}")
+    return (type_name, False, type_name, params[0], params[-1], patient_id)
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ class RecordConsents:
 def record_consents(conn: Connection, patient_id: str) -> RecordConsents:
     state: RecordState = "open"
     blocked: set[str] = set()
-    for consent in referencing(conn, "Consent", ("patient", "patient"), patient_id):
+    for consent in referencing(conn, "Consent", ("patient",), patient_id):
         if RECORD_CONSENT not in codes(consent):
             continue
         provision = consent.get("provision") or {}

@@ -214,10 +214,10 @@ def test_a_professionals_access_to_a_record_runs_on_indexes(
     store: Database, person: Person, type_name: str, params: tuple[str, ...]
 ) -> None:
     """Every access of a professional to a record finds its care relationships and consents: one query
-    each, on the search index and the resources' key."""
+    each (``controls.REFERENCING``, on the driver), on the search index and the resources' key."""
     with store.transaction(write=False) as conn:
-        _, statements = _with_statements(conn, lambda: controls.referencing(conn, type_name, params, person.id))
-        (plan,) = [_plan(conn, statement, parameters) for statement, parameters in statements]
+        values = controls.referencing_values(type_name, params, person.id)
+        plan = _plan(conn, controls.REFERENCING.text(conn), values)
     nodes = list(_nodes(plan))
     assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], "no sequential scan"
     assert {"ix_idx_reference_lookup_id", "resources_pkey"} <= {n.get("Index Name") for n in nodes}
