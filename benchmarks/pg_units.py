@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 import anyio.to_thread
 from sqlalchemy import Connection
 
-from reference_impl.store.database import Database, DriverStatement
+from reference_impl.store.database import Database
+from reference_impl.store.driver import DriverStatement
 
 ONE_ROW = DriverStatement("SELECT 1 WHERE 1 = ?")
 CONCURRENT = 16

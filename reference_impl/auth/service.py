@@ -27,7 +27,8 @@ from reference_impl.auth.revocations import RevocationWatch, channel_for, notify
 from reference_impl.auth.schema import issued_tokens
 from reference_impl.faults import FaultSwitches, declare
 from reference_impl.settings import Settings
-from reference_impl.store.database import Database, DriverStatement
+from reference_impl.store.database import Database
+from reference_impl.store.driver import DriverStatement
 
 ALG_NONE_ACCEPTED = declare(
     "alg-none-accepted",

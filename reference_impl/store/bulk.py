@@ -14,7 +14,7 @@ created over HTTP), and for documents (``documents.is_document``) the body seale
 per document, wrapped by the master key, as ``DocumentVault.seal`` does (without its per-document
 key lookup: a loaded document is new by construction).
 
-PostgreSQL gets the rows by ``COPY``, SQLite by ``executemany`` (``database.TableAppend``).
+PostgreSQL gets the rows by ``COPY``, SQLite by ``executemany`` (``driver.TableAppend``).
 On PostgreSQL, a load into an empty store first drops the secondary indexes of the tables it fills
 and builds them once at the end (``finish``): faster than maintaining them row by row (measured at
 20,000 patients: 44 s against 110 s). The load ends with ``VACUUM (ANALYZE)`` of the tables it
@@ -40,7 +40,8 @@ from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, Tex
 from sqlalchemy.engine import make_url
 
 from reference_impl.store.bulk_rows import COLUMNS, RowMaker, Rows, tables_of
-from reference_impl.store.database import Database, TableAppend, normalize_url
+from reference_impl.store.database import Database, normalize_url
+from reference_impl.store.driver import TableAppend
 from reference_impl.store.schema import INDEX_TABLES
 from reference_impl.vault import MasterKey
 

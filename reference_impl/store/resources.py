@@ -17,8 +17,8 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, inser
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, CountOfStatement, total_after_page
-from reference_impl.store.database import DriverStatement, TableAppend
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
+from reference_impl.store.driver import DriverStatement, TableAppend
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, WHOLE_SERVER_HISTORY, history, resources
 
 

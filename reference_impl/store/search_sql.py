@@ -1,9 +1,8 @@
 """Search criteria as SQL over the index tables; the same statements run on SQLite and PostgreSQL.
 
-Dates are half-open ranges ``[low, high)``; prefixes compare the resource's range with the
-search value's range as FHIR R4 defines (e.g. ``gt``: the resource's range ends after the search
-range). All values are bound parameters: nothing a client sends is spliced into SQL text. The SQL is
-made as a shape (``sql_shapes.py``): a search of a shape seen before runs the SQL compiled for it then.
+Each value's condition is ``search_values.py``'s. All values are bound parameters: nothing a client sends
+is spliced into SQL text. The SQL is made as a shape (``sql_shapes.py``): a search of a shape seen before
+runs the SQL compiled for it then.
 """
 
 from __future__ import annotations
@@ -12,16 +11,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, literal, select
 
-from reference_impl.fhir.indexing import normalize
-from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Value, Visibility
+from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Visibility
 from reference_impl.fhir.searchparams import SearchParam
 from reference_impl.store.counting import Counting, CountOfStatement, total_after_page, total_of
 from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, opened_rows
 from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
+from reference_impl.store.search_values import date_condition, value_condition
 from reference_impl.store.sql_shapes import (
     FALSE,
     TRUE,
-    Column,
     CompiledShapes,
     Fixed,
     Node,
@@ -36,8 +34,6 @@ from reference_impl.store.sql_shapes import (
     exists,
     fixed,
     in_query,
-    is_null,
-    like,
     negate,
     one_of,
     ordered,
@@ -49,126 +45,12 @@ from reference_impl.store.sql_shapes import (
 )
 
 MAX_INCLUDED = 1000
-APPROXIMATE = 0.1  # `ap`: within 10 %
 
 RES_TYPE, RES_ID = column(resources, "res_type"), column(resources, "res_id")
 LAST_UPDATED = column(resources, "last_updated")
 NOT_DELETED = fixed(Fixed(resources.c.deleted.is_(False)))
 PAGE_COLUMNS = Fixed(CURRENT_COLUMNS)
 SHAPES = CompiledShapes()  # every search's statements (its page, its count), compiled once per shape
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _starts_with(of: Column, prefix: str) -> Node:
-    """``of`` starts with ``prefix``, as a range the btree index can answer.
-
-    Both backends compare these columns by code point (SQLite BINARY, PostgreSQL "C"), so the
-    strings starting with ``prefix`` are exactly those in ``[prefix, successor)``.
-    """
-    if not prefix:
-        return TRUE
-    successor = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return all_of(compare(of, "ge", prefix), compare(of, "lt", successor))
-
-
-def _date_condition(low: Column | Node, high: Column | Node, value: Value) -> Node:
-    sl, sh = int(value.low), int(value.high)
-    if value.prefix == "ap":
-        margin = max(int((sh - sl) * APPROXIMATE), 86_400_000_000)
-        return all_of(compare(low, "lt", sh + margin), compare(high, "gt", sl - margin))
-
-    # ``low < sh`` follows from ``low < high <= sh``: said outright, it bounds the index range scanned
-    # (low, high) from both ends, instead of every later date (half a national birth-date index).
-    def eq() -> Node:
-        return all_of(compare(low, "ge", sl), compare(low, "lt", sh), compare(high, "le", sh))
-
-    prefix = value.prefix
-    if prefix == "eq":
-        return eq()
-    if prefix == "ne":
-        return negate(eq())
-    if prefix == "gt":
-        return compare(high, "gt", sh)
-    if prefix == "lt":
-        return compare(low, "lt", sl)
-    if prefix == "ge":
-        return any_of(compare(high, "gt", sh), eq())
-    if prefix == "le":
-        return any_of(compare(low, "lt", sl), eq())
-    if prefix == "sa":
-        return compare(low, "ge", sh)
-    if prefix == "eb":
-        return compare(high, "le", sl)
-    raise ValueError(f"not a date prefix: {prefix}")
-
-
-# A number's prefix as one comparison with the number itself ("eq", "ne" and "ap" compare its range).
-_NUMBER_COMPARISONS = {"gt": "gt", "lt": "lt", "ge": "ge", "le": "le", "sa": "gt", "eb": "lt"}
-
-
-def _number_condition(of: Column, value: Value) -> Node:
-    if value.prefix == "ap":
-        margin = abs(value.number) * APPROXIMATE
-        return all_of(compare(of, "ge", value.number - margin), compare(of, "le", value.number + margin))
-    if value.prefix in ("eq", "ne"):
-        eq = all_of(compare(of, "ge", value.low), compare(of, "lt", value.high))
-        return eq if value.prefix == "eq" else negate(eq)
-    return compare(of, _NUMBER_COMPARISONS[value.prefix], value.number)
-
-
-def _token_condition(system: Column, code: Column, value: Value) -> Node:
-    parts = []
-    if value.has_system:
-        parts.append(compare(system, "eq", value.system) if value.system is not None else is_null(system))
-    if value.code is not None:
-        parts.append(compare(code, "eq", value.code))
-    return all_of(*parts) if parts else TRUE
-
-
-def _value_condition(criterion: Criterion, value: Value) -> Node:
-    param, modifier = criterion.param, criterion.modifier
-    table = INDEX_TABLES[param.type]
-
-    def c(name: str) -> Column:
-        return column(table, name)
-
-    if param.type == "string":
-        if modifier == "exact":
-            return compare(c("value_exact"), "eq", value.raw)
-        if modifier == "contains":
-            return like(c("value_norm"), "%" + _like_escape(normalize(value.raw)) + "%")
-        return _starts_with(c("value_norm"), normalize(value.raw))
-    if param.type == "token":
-        if modifier == "text":
-            return _starts_with(c("text_norm"), normalize(value.raw))
-        return _token_condition(c("system"), c("code"), value)
-    if param.type == "date":
-        return _date_condition(c("low"), c("high"), value)
-    if param.type == "number":
-        return _number_condition(c("value"), value)
-    if param.type == "quantity":
-        parts = [_number_condition(c("value"), value)]
-        if value.system is not None:
-            parts.append(compare(c("system"), "eq", value.system))
-        if value.code is not None:
-            by_code = compare(c("code"), "eq", value.code)
-            parts.append(any_of(by_code, compare(c("unit"), "eq", value.code)) if value.system is None else by_code)
-        return all_of(*parts)
-    if param.type == "reference":
-        if modifier == "identifier":
-            return _token_condition(c("ident_system"), c("ident_value"), value)
-        if value.system is not None:  # an absolute URL not on this server
-            return compare(c("url"), "eq", value.system)
-        parts = [compare(c("target_id"), "eq", value.code)]
-        if value.ref_type is not None:
-            parts.append(compare(c("target_type"), "eq", value.ref_type))
-        return all_of(*parts)
-    if modifier == "below":
-        return _starts_with(c("value"), value.raw)
-    return compare(c("value"), "eq", value.raw)
 
 
 class SearchSql:
@@ -239,7 +121,7 @@ class SearchSql:
         if criterion.modifier == "not":
             positive = Criterion(param, None, criterion.values)
             return negate(self._criterion(type_name, positive, visibility))
-        return self._matching(type_name, param, any_of(*(_value_condition(criterion, v) for v in criterion.values)))
+        return self._matching(type_name, param, any_of(*(value_condition(criterion, v) for v in criterion.values)))
 
     def _column_criterion(self, criterion: Criterion) -> Node:
         if criterion.missing is not None:
@@ -248,7 +130,7 @@ class SearchSql:
             matched = one_of(RES_ID, [v.code or v.raw for v in criterion.values])
             return negate(matched) if criterion.modifier == "not" else matched
         # lastUpdated is an instant stored to the microsecond: its range is that microsecond.
-        return any_of(*(_date_condition(LAST_UPDATED, plus(LAST_UPDATED, 1), v) for v in criterion.values))
+        return any_of(*(date_condition(LAST_UPDATED, plus(LAST_UPDATED, 1), v) for v in criterion.values))
 
     def _has(self, type_name: str | None, has: HasCriterion, visibility: Visibility) -> Node:
         ref = _Reference

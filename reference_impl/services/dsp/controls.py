@@ -46,7 +46,7 @@ from reference_impl.rest.handler import Context
 from reference_impl.rest.routing import Kind
 from reference_impl.services.dsp.demo import demo_documents
 from reference_impl.store import resources as store
-from reference_impl.store.database import DriverStatement
+from reference_impl.store.driver import DriverStatement
 
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 RESTRICTED = "R"
