@@ -8,8 +8,6 @@ alone; a refused attempt (401, 403) and a failed access to patient data get one 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -22,6 +20,7 @@ from reference_impl.audit.balp import FAILED, REFUSED, SUCCESS, Action, Agent, A
 from reference_impl.faults import FaultSwitches, declare
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.fhir.structure import patient_compartment
+from reference_impl.lru import LruMemory
 from reference_impl.store.resources import StoredResource
 from reference_impl.store.schema import idx_reference
 
@@ -189,23 +188,15 @@ class CompartmentMemory:
 
     def __init__(self, params: SearchParamRegistry, size: int = COMPARTMENT_VERSIONS) -> None:
         self._params = params
-        self._size = size
-        self._known: OrderedDict[tuple[str, str, int, int], tuple[str, ...]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._known: LruMemory[tuple[str, str, int, int], tuple[str, ...]] = LruMemory(size)
 
     def patients(self, stored: StoredResource) -> tuple[str, ...]:
         """The patients (``Patient/<id>``) the compartment parameters of ``stored`` (not a deletion) name."""
         key = (stored.type_name, stored.id, stored.version_id, stored.last_updated)
-        with self._lock:
-            found = self._known.get(key)
-            if found is not None:
-                self._known.move_to_end(key)
-                return found
-        found = tuple(sorted(self._params.compartment_patients(stored.parsed())))
-        with self._lock:
-            self._known[key] = found
-            while len(self._known) > self._size:
-                self._known.popitem(last=False)
+        found = self._known.get(key)
+        if found is None:
+            found = tuple(sorted(self._params.compartment_patients(stored.parsed())))
+            self._known.put(key, found)
         return found
 
     def __len__(self) -> int:

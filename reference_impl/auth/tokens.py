@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +30,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from reference_impl.auth.keys import ALGORITHM
 from reference_impl.auth.principal import Principal
 from reference_impl.auth.scopes import Scopes
+from reference_impl.lru import LruMemory
 
 LEEWAY_S = 5
 REQUIRED = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "subject_role")
@@ -64,9 +63,11 @@ class VerifiedTokens:
     """Tokens whose signature and claims verified, for one audience each: a bounded LRU by SHA-256."""
 
     def __init__(self, capacity: int = VERIFIED_TOKENS_KEPT) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[tuple[bytes, str], _Verified] = OrderedDict()
-        self._lock = threading.Lock()  # units of work run on several threads (PostgreSQL)
+        self._entries: LruMemory[tuple[bytes, str], _Verified] = LruMemory(capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self._entries.capacity
 
     @staticmethod
     def _key(token: str, audience: str) -> tuple[bytes, str]:
@@ -77,21 +78,14 @@ class VerifiedTokens:
 
     def get(self, token: str, audience: str, now: int) -> _Verified | None:
         key = self._key(token, audience)
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            if now >= found.principal.expires_at:  # from its expiry on, validation (with its leeway) decides
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return found
+        found = self._entries.get(key)
+        if found is not None and now >= found.principal.expires_at:  # from its expiry on, validation decides
+            self._entries.forget(key)
+            return None
+        return found
 
     def put(self, token: str, audience: str, kid: str, principal: Principal) -> None:
-        with self._lock:
-            self._entries[self._key(token, audience)] = _Verified(principal, kid)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+        self._entries.put(self._key(token, audience), _Verified(principal, kid))
 
 
 def validate(

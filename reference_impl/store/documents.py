@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from reference_impl.lru import LruMemory
 from reference_impl.store.schema import document_keys
 from reference_impl.vault import MasterKey, VaultError, rewrapped
 
@@ -102,9 +101,7 @@ class DocumentVault:
 
     def __init__(self, master: MasterKey, kept_keys: int = OPENED_KEYS) -> None:
         self._master = master
-        self._kept_keys = kept_keys
-        self._opened_keys: OrderedDict[tuple[str, str], bytes] = OrderedDict()
-        self._opened_keys_lock = threading.Lock()
+        self._opened_keys: LruMemory[tuple[str, str], bytes] = LruMemory(kept_keys)
 
     def seal(self, conn: Connection, type_name: str, res_id: str, version_id: int, content: str) -> bytes:
         wrapped = self._wrapped_keys(conn, type_name, [res_id]).get(res_id)
@@ -147,10 +144,8 @@ class DocumentVault:
         needed = {(v.type_name, v.res_id) for v in versions}
         keys: dict[tuple[str, str], bytes] = {}
         if kept:
-            with self._opened_keys_lock:
-                keys = {where: self._opened_keys[where] for where in needed if where in self._opened_keys}
-                for where in keys:
-                    self._opened_keys.move_to_end(where)
+            remembered = {where: self._opened_keys.get(where) for where in needed}
+            keys = {where: key for where, key in remembered.items() if key is not None}
         unwrapped: dict[tuple[str, str], bytes] = {}
         missing = needed - keys.keys()
         for type_name in {t for t, _ in missing}:
@@ -160,11 +155,8 @@ class DocumentVault:
         for version in versions:
             if (version.type_name, version.res_id) not in keys and (version.type_name, version.res_id) not in unwrapped:
                 raise _refused(version, "its document key is missing from document_keys")
-        if unwrapped:
-            with self._opened_keys_lock:
-                self._opened_keys.update(unwrapped)
-                while len(self._opened_keys) > self._kept_keys:
-                    self._opened_keys.popitem(last=False)
+        for where, key in unwrapped.items():
+            self._opened_keys.put(where, key)
         return keys | unwrapped
 
     @staticmethod

@@ -15,8 +15,6 @@ and column names), a constant SQL fragment a ``Fixed``.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -37,6 +35,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from reference_impl.lru import LruMemory
 from reference_impl.store.schema import metadata
 
 Node = tuple[Any, ...]
@@ -323,24 +322,20 @@ class CompiledShapes:
     first. Shared by the threads of a server (a long unit of work runs in a worker thread)."""
 
     def __init__(self, size: int = MAX_SHAPES) -> None:
-        self._size = size
-        self._compiled: OrderedDict[tuple[str, Node], _Compiled] = OrderedDict()
-        self._lock = threading.Lock()
+        self._compiled: LruMemory[tuple[str, Node], _Compiled] = LruMemory(size)
 
     def rows(self, conn: Connection, tree: Node) -> list[Any]:
         """The rows of a page's tree, or the count of a count's tree (``count_of``)."""
         key = (conn.dialect.name, tree)
-        with self._lock:
-            compiled = self._compiled.get(key)
-            if compiled is not None:
-                self._compiled.move_to_end(key)
+        compiled = self._compiled.get(key)
         if compiled is None:
             compiled = _Compiled(conn, tree)
-            with self._lock:
-                self._compiled[key] = compiled
-                while len(self._compiled) > self._size:
-                    self._compiled.popitem(last=False)
+            self._compiled.put(key, compiled)
         return list(conn.exec_driver_sql(compiled.sql, compiled.parameters(tree)).all())
+
+    def shapes(self) -> list[tuple[str, Node]]:
+        """The (dialect, tree) of each statement kept, least recently used first."""
+        return self._compiled.remembered()
 
     def __len__(self) -> int:
         return len(self._compiled)

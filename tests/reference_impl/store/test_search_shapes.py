@@ -188,7 +188,7 @@ def test_the_least_recently_used_shape_goes_first_when_the_store_of_shapes_is_fu
             tree = _tree(type_name, params)
             assert _ids(shapes.rows(conn, tree)) == _ids(list(conn.execute(as_select(tree)).all()))
     assert len(shapes) == 2
-    kept = {key for _, key in shapes._compiled}  # (dialect, tree)
+    kept = {tree for _, tree in shapes.shapes()}
     assert kept == {_tree(*family), _tree(*gender)}
 
 
