@@ -79,6 +79,10 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# psycopg's count of runs after which it prepares a statement: never reached.
+NEVER_BY_COUNT = 2**62
+
+
 class Database:
     def __init__(self, url: str, documents: DocumentSealing | None = None) -> None:
         self.documents = documents
@@ -104,14 +108,17 @@ class Database:
                 raise ValueError(f"invalid schema name in the database URL: {schema!r}")
             self.schema = schema
             # Requests are short: starting parallel workers costs 30-200 ms per statement under load, far
-            # more than the index plans' own work (benchmarks/query_plans.py --serial). psycopg prepares a
-            # statement from its fifth run, and PostgreSQL then plans it once for any parameters: a search
-            # for one patient's documents got the plan for every document (0.05 s became 3.7 s at 20,000
-            # patients); each run is planned for its own values instead.
-            options = "-c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_custom_plan"
+            # more than the index plans' own work (benchmarks/query_plans.py --serial).
+            options = "-c max_parallel_workers_per_gather=0"
             if schema:
                 options += f" -c search_path={schema}"
-            connect_args = {"options": options}
+            # Nothing is prepared but the driver statements (``driver.DriverStatement``: lookups whose plan
+            # is the same for any values, prepared when run). psycopg prepares any statement from its fifth
+            # run otherwise, and PostgreSQL then may plan it once for any parameters: a search for one
+            # patient's documents got the plan for every document (0.05 s became 3.7 s at 20,000
+            # patients). An unprepared statement is planned for its own values at every run. (A threshold
+            # of None would refuse the driver statements' preparation too.)
+            connect_args = {"options": options, "prepare_threshold": NEVER_BY_COUNT}
             # No pre-ping (a round trip per checkout, ~6% of a read): a connection found dead is retried instead.
             # Reads without BEGIN and COMMIT: at READ COMMITTED (PostgreSQL's default, kept here) each
             # statement takes its own snapshot inside a transaction too, so a unit that only reads gains

@@ -20,9 +20,14 @@ class DriverStatement:
     SQLAlchemy spends ~20 µs on each execution of even a cached statement; the driver alone takes
     ~2 µs (measured on SQLite). For the few statements every request runs (the token's revocation,
     the resource read, a professional's consents and care relationships) that is worth these lines;
-    everything else goes through SQLAlchemy. The drivers prepare such a statement once per connection
-    (sqlite3's statement cache; psycopg prepares a query from its fifth execution on). ``sql`` uses
-    ``?`` placeholders.
+    everything else goes through SQLAlchemy. ``sql`` uses ``?`` placeholders.
+
+    These statements are prepared once per connection (sqlite3's statement cache; on PostgreSQL,
+    ``prepare=True``), and on PostgreSQL they alone are: nothing else is (``Database``: psycopg's
+    ``prepare_threshold=None``), so a search, whose best plan depends on its values, is planned for
+    them at every run, while these, each a lookup on a key or on an index whatever the values, get
+    PostgreSQL's generic plan after five runs instead of being planned again each time (a
+    professional's consents or care relationships: 213 µs of planning for 34 µs of execution).
     """
 
     def __init__(self, sql: str) -> None:
@@ -33,20 +38,44 @@ class DriverStatement:
         return self._sql[conn.dialect.name]
 
     def first(self, conn: Connection, params: tuple[object, ...]) -> tuple[Any, ...] | None:
-        with _cursor(conn) as cursor:
-            cursor.execute(self.text(conn), params)
-            row = cursor.fetchone()
-        return tuple(row) if row is not None else None
+        rows = self._run(conn, params, first_only=True)
+        return rows[0] if rows else None
 
     def rows(self, conn: Connection, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
-        with _cursor(conn) as cursor:
-            cursor.execute(self.text(conn), params)
-            return [tuple(row) for row in cursor.fetchall()]
+        return self._run(conn, params, first_only=False)
 
     def run_many(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
         """Run the statement once per row (the drivers send them together: psycopg as one pipeline)."""
         with _cursor(conn) as cursor:
             cursor.executemany(self.text(conn), rows)
+
+    def _run(self, conn: Connection, params: tuple[object, ...], first_only: bool) -> list[tuple[Any, ...]]:
+        sql = self.text(conn)
+        if conn.dialect.name != "postgresql":
+            with _cursor(conn) as cursor:
+                cursor.execute(sql, params)
+                return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only)
+        driver: Any = conn.connection.driver_connection
+        if isinstance(driver, psycopg.AsyncConnection):  # a unit run from async code (Database.run_async)
+            found: list[tuple[Any, ...]] = await_only(_run_prepared(driver, sql, params, first_only))
+            return found
+        with driver.cursor() as cursor:
+            cursor.execute(sql, params, prepare=True)
+            return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only)
+
+
+def _fetched(found: Any, first_only: bool) -> list[tuple[Any, ...]]:
+    if first_only:
+        return [tuple(found)] if found is not None else []
+    return [tuple(row) for row in found]
+
+
+async def _run_prepared(
+    connection: psycopg.AsyncConnection[Any], sql: str, params: tuple[object, ...], first_only: bool
+) -> list[tuple[Any, ...]]:
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, params, prepare=True)
+        return _fetched(await cursor.fetchone() if first_only else await cursor.fetchall(), first_only)
 
 
 @contextmanager
@@ -91,3 +120,4 @@ async def _copy_rows(connection: psycopg.AsyncConnection[Any], sql: str, rows: S
     async with connection.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             await copy.write_row(row)
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -11,7 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import Connection, event, inspect, select, text
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
@@ -22,6 +23,7 @@ from reference_impl.seed.demo import demo_bundle
 from reference_impl.services.mpi.demo import demo_patients
 from reference_impl.settings import Settings
 from reference_impl.store import resources as store
+from reference_impl.store import schema
 from reference_impl.store.database import CHECKPOINT_INTERVAL_S, POSTGRESQL_POOL_SIZE, Database, normalize_url
 from reference_impl.store.migrations import current_version
 from tests.support.postgres import query
@@ -140,21 +142,36 @@ def test_the_write_ahead_log_is_written_back_in_the_background(tmp_path: Path) -
 
 
 @pytest.mark.postgres
-def test_postgresql_plans_every_search_for_its_own_values_and_serially(postgres_url: str) -> None:
-    # A prepared statement's generic plan ignores how selective the values are (one patient's documents
-    # were read through every document's); parallel workers cost more to start than short plans run.
+@pytest.mark.parametrize("from_async", [False, True], ids=["sync", "async"])
+def test_postgresql_prepares_only_the_driver_statements_and_runs_no_parallel_workers(
+    postgres_url: str, from_async: bool
+) -> None:
+    # A prepared statement may get one generic plan for any values, which ignores how selective they
+    # are (one patient's documents were read through every document's): a search is never prepared,
+    # so it is planned for its own values at every run. The driver statements, lookups on a key, are
+    # prepared and get the generic plan (no planning per run). Parallel workers cost more to start
+    # than short plans run.
+    searched = select(schema.resources.c.res_id).where(schema.resources.c.res_id == "p")
+
+    def work(conn: Connection) -> tuple[object, list[tuple[str, int]]]:
+        for _ in range(8):
+            store.current(conn, "Patient", "p")
+            conn.execute(searched).all()
+        parallel = conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar()
+        prepared = conn.exec_driver_sql("SELECT statement, generic_plans FROM pg_prepared_statements").all()
+        return parallel, [(str(statement), int(generic)) for statement, generic in prepared]
+
     db = Database(postgres_url)
     try:
-        settings = db.run(
-            lambda conn: [
-                conn.exec_driver_sql(f"SHOW {name}").scalar()
-                for name in ("plan_cache_mode", "max_parallel_workers_per_gather")
-            ],
-            write=False,
-        )
+        migrate_platform(db)
+        parallel, prepared = asyncio.run(db.run_async(work, write=False)) if from_async else db.run(work, write=False)
     finally:
         db.dispose()
-    assert settings == ["force_custom_plan", "0"]
+    assert parallel == "0"
+    assert len(prepared) == 1, prepared  # the read by key (store.current), not the search
+    statement, generic_plans = prepared[0]
+    assert statement.endswith("FROM resources WHERE res_type = $1 AND res_id = $2")
+    assert generic_plans >= 1  # planned once for any values
 
 
 @pytest.mark.postgres
