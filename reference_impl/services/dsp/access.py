@@ -34,7 +34,7 @@ from reference_impl.rest.handler import Context
 from reference_impl.services.dsp import controls
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource
-from reference_impl.store.schema import idx_uri, resources
+from reference_impl.store.schema import idx_uri
 
 STRANGERS_CHANGE_DOCUMENTS = declare(
     "strangers-change-documents",
@@ -203,21 +203,20 @@ def _governing_document(conn: Connection, resource: dict[str, Any]) -> dict[str,
     res_id = resource.get("id")
     if not isinstance(res_id, str):
         return None
-    # A document names its Binary by its attachment URL, its ``location`` parameter: found on the index
-    # when relative (as a transaction rewrites it), else in the documents' stored JSON, a scan (plain for
-    # every document pointing to a Binary: only inline data is sealed) for an absolute URL.
-    by_location = select(idx_uri.c.res_id).where(
-        idx_uri.c.res_type == "DocumentReference",
-        idx_uri.c.param == "location",
-        idx_uri.c.value == f"Binary/{res_id}",
+    # A document names its Binary by its attachment URL, its ``location`` parameter, which the index holds
+    # as written: relative (as a transaction rewrites it), found by equality; absolute, by its ending, on
+    # the index too (an index-only scan of the documents' URLs, never of their JSON, which could mention
+    # the Binary anywhere). Candidates are checked here: SQLite's LIKE ignores case, URLs do not.
+    relative = f"Binary/{res_id}"
+    located = (idx_uri.c.res_type == "DocumentReference", idx_uri.c.param == "location")
+    by_relative = select(idx_uri.c.res_id, idx_uri.c.value).where(*located, idx_uri.c.value == relative)
+    by_absolute = select(idx_uri.c.res_id, idx_uri.c.value).where(
+        *located, idx_uri.c.value.endswith(f"/{relative}", autoescape=True)
     )
-    by_content = select(resources.c.res_id).where(
-        resources.c.res_type == "DocumentReference",
-        resources.c.deleted == False,  # noqa: E712 (SQL, not Python)
-        resources.c.content.contains(f'Binary/{res_id}"', autoescape=True),
-    )
-    for query in (by_location, by_content):
-        for (document_id,) in conn.execute(query):
+    for query in (by_relative, by_absolute):
+        for document_id, url in conn.execute(query):
+            if url != relative and not (url.endswith(f"/{relative}") and "://" in url):
+                continue
             stored = store.current(conn, "DocumentReference", document_id)
             if stored and stored.content:
                 return stored.parsed()
