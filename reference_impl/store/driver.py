@@ -120,4 +120,3 @@ async def _copy_rows(connection: psycopg.AsyncConnection[Any], sql: str, rows: S
     async with connection.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             await copy.write_row(row)
-
