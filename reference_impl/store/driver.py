@@ -22,11 +22,11 @@ class DriverStatement:
     the resource read, a professional's consents and care relationships) that is worth these lines;
     everything else goes through SQLAlchemy. ``sql`` uses ``?`` placeholders.
 
-    These statements are prepared once per connection (sqlite3's statement cache; on PostgreSQL,
-    ``prepare=True``), and on PostgreSQL they alone are: nothing else is (``Database``: psycopg's
-    ``prepare_threshold=None``), so a search, whose best plan depends on its values, is planned for
-    them at every run, while these, each a lookup on a key or on an index whatever the values, get
-    PostgreSQL's generic plan after five runs instead of being planned again each time (a
+    ``first`` and ``rows`` prepare the statement once per connection (sqlite3's statement cache; on
+    PostgreSQL, ``prepare=True``), and on PostgreSQL nothing else is prepared (``Database``: psycopg's
+    automatic preparation is never reached), so a search, whose best plan depends on its values, is
+    planned for them at every run, while these, each a lookup on a key or on an index whatever the
+    values, get PostgreSQL's generic plan after five runs instead of being planned again each time (a
     professional's consents or care relationships: 213 µs of planning for 34 µs of execution).
     """
 
