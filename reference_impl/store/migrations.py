@@ -82,10 +82,28 @@ def _search_plans_at_scale(conn: Connection) -> None:
             conn.execute(text(f"CREATE STATISTICS IF NOT EXISTS st_{name} (mcv) ON {', '.join(columns)} FROM {name}"))
 
 
+# PostgreSQL estimates a range of indexed strings (a name's prefix: ``value_norm >= 'celine' AND
+# value_norm < 'celinf'``) from the most common values and a histogram of all the strings the index holds,
+# every parameter's together. With the default 100 of each, a common given name was "one row" for 463 at
+# 100,000 patients, and PDQm's plan read the resource of each before checking the family name and the
+# birth date: 3-63 ms a search, 174 searches/s, p95 174 ms. With 300, the birth date leads: 0.1-0.3 ms,
+# for 0.2 ms more planning (600: 0.5 ms more; 1,000: 0.7 ms). The extended statistics of the same
+# column (``st_idx_string``) follow the column's target.
+STRING_STATISTICS_TARGET = 300
+
+
+def _string_estimates(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        target = STRING_STATISTICS_TARGET
+        conn.execute(text(f"ALTER TABLE idx_string ALTER COLUMN value_norm SET STATISTICS {target}"))
+        conn.execute(text("ANALYZE idx_string"))
+
+
 STORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core FHIR store: resources, history, search index", _core_store),
     Migration(3, "sealed documents: their bodies, and a key per document wrapped by the master key", _sealed_documents),
     Migration(4, "search plans at scale: pages in index order, statistics of index rows", _search_plans_at_scale),
+    Migration(5, "estimates of string searches: more statistics of the indexed strings", _string_estimates),
 )
 
 
