@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from resource import RUSAGE_CHILDREN, RUSAGE_SELF, getrusage
 from typing import Any
 from urllib.parse import quote
 
@@ -54,7 +55,14 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
 from benchmarks.loadgen import Request, Result, run  # noqa: E402
-from benchmarks.servers import PG_URL, CpuUse, Served, demo_system_headers, reference_process  # noqa: E402
+from benchmarks.servers import (  # noqa: E402
+    PG_URL,
+    CpuUse,
+    Served,
+    demo_system_headers,
+    postgres_cpu_s,
+    reference_process,
+)
 from reference_impl.auth.service import AuthService  # noqa: E402
 from reference_impl.naming import NATIONAL_ID  # noqa: E402
 from reference_impl.platform import migrate_platform  # noqa: E402
@@ -182,9 +190,11 @@ def load(url: str, plan: NationalPlan, workers: int, keep_indexes: bool) -> None
             )
             last[0] = float("inf") if p.chunks_done == p.chunks else time.monotonic()  # the last line once
 
+    loaders_before, database_before = _own_cpu_s(), postgres_cpu_s()
     result = bulk.load(
         url, NationalSource(plan), settings.master, workers=workers, on_progress=progress, drop_indexes=not keep_indexes
     )
+    loaders, database = _own_cpu_s() - loaders_before, postgres_cpu_s() - database_before
     rate = result.resources_loaded / result.load_seconds if result.load_seconds else 0.0
     print(
         f"load: {result.resources_loaded:,} resources in {result.load_seconds:,.1f} s = {rate:,.0f} resources/s "
@@ -192,6 +202,18 @@ def load(url: str, plan: NationalPlan, workers: int, keep_indexes: bool) -> None
         f"indexes + VACUUM ANALYZE {result.index_seconds:,.1f} s; {result.resources:,} resources in the store; "
         f"{_load_average()}"
     )
+    if result.resources_loaded:
+        per_resource = 1e6 / result.resources_loaded
+        print(
+            f"load CPU per resource: loading processes {loaders * per_resource:,.0f} µs, PostgreSQL "
+            f"{database * per_resource:,.0f} µs (the index builds and VACUUM ANALYZE included)"
+        )
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and of its ended children (the loading processes)."""
+    own, children = getrusage(RUSAGE_SELF), getrusage(RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def flows(

@@ -84,6 +84,21 @@ class CpuUse:
         return self.server_s + self.database_s
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds of this machine's PostgreSQL processes so far, those ended included (the server
+    counts its ended backends as its children): the difference over a run is what the database spent."""
+    total = 0.0
+    for found in psutil.process_iter(["name"]):
+        if found.info["name"] != "postgres":
+            continue
+        try:
+            times = found.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 def _database_backends(clients: list[psutil.Process]) -> list[psutil.Process]:
     """The PostgreSQL processes serving ``clients``' connections (matched by the clients' local ports)."""
     ports = set()

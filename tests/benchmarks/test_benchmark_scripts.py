@@ -109,6 +109,8 @@ def test_national_scale_loads_10000_patients_and_measures_every_flow(postgres_un
         pytest.skip(postgres_unavailable)
     output = bench("national_scale.py")
     assert re.search(r"load: [\d,]+ resources in [\d.]+ s = [\d,]+ resources/s", output), output
+    cpu = re.search(r"load CPU per resource: loading processes ([\d,]+) µs, PostgreSQL ([\d,]+) µs", output)
+    assert cpu and all(int(n.replace(",", "")) > 0 for n in cpu.groups()), output
     assert re.search(r"store size: [\d.]+ GiB", output), output
     figures = FIGURE.findall(output)
     assert len(figures) == 6 and all(n == "0" for n in figures), output  # the six national flows, all 2xx
