@@ -42,7 +42,7 @@ from sqlalchemy.engine import make_url
 from reference_impl.store.bulk_rows import COLUMNS, RowMaker, Rows, tables_of
 from reference_impl.store.database import Database, normalize_url
 from reference_impl.store.driver import TableAppend
-from reference_impl.store.schema import INDEX_TABLES
+from reference_impl.store.schema import INDEX_TABLES, metadata
 from reference_impl.vault import MasterKey
 
 POLL_SECONDS = 0.5
@@ -120,7 +120,7 @@ class LoadResult:
 # --- rows ------------------------------------------------------------------------------------------
 
 
-_APPENDS = {table: TableAppend(table, columns) for table, columns in COLUMNS.items()}
+_APPENDS = {table: TableAppend(metadata.tables[table], columns) for table, columns in COLUMNS.items()}
 
 
 def _write(conn: Connection, rows: Rows) -> None:

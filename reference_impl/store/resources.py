@@ -104,13 +104,13 @@ _DELETE_VERSION = delete(history).where(
 )
 # create_all's rows: many at once, on the driver (SQLAlchemy's per-row work costs more than the insert).
 _CREATE_CURRENT = TableAppend(
-    resources.name, ("res_type", "res_id", "version_id", "last_updated", "deleted", "content", "sealed")
+    resources, ("res_type", "res_id", "version_id", "last_updated", "deleted", "content", "sealed")
 )
 _CREATE_HISTORY = TableAppend(
-    history.name, ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed")
+    history, ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed")
 )
 _CREATE_INDEX_ROW = {
-    name: TableAppend(table.name, ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name]))
+    name: TableAppend(table, ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name]))
     for name, table in INDEX_TABLES.items()
 }
 _DROP_INDEX = {
