@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -45,21 +46,28 @@ INDEX_NODES = frozenset({"Index Scan", "Index Only Scan", "Bitmap Index Scan"})
 READ_IN_ORDER = frozenset({"documents, latest first", "current documents (broad)", "current documents, page 101"})
 
 
-@pytest.fixture(scope="module")
-def store(postgres_unavailable: str | None) -> Iterator[Database]:
+@contextmanager
+def _platform_schema(postgres_unavailable: str | None) -> Iterator[tuple[str, str, Database]]:
+    """A migrated store in a schema of its own on PostgreSQL (URL, schema, store), dropped afterwards."""
     if postgres_unavailable:
         pytest.skip(postgres_unavailable)
     url, schema = new_schema_url()
     db = Database(url)
     try:
         migrate_platform(db)
+        yield url, schema, db
+    finally:
+        db.dispose()
+        drop_schema(schema)
+
+
+@pytest.fixture(scope="module")
+def store(postgres_unavailable: str | None) -> Iterator[Database]:
+    with _platform_schema(postgres_unavailable) as (_, schema, db):
         with db.transaction(write=True) as conn:
             load(conn, SIZES)
         settle(schema)
         yield db
-    finally:
-        db.dispose()
-        drop_schema(schema)
 
 
 @dataclass(frozen=True)
@@ -185,18 +193,10 @@ def _master() -> MasterKey:
 @pytest.fixture(scope="module")
 def national_patients(postgres_unavailable: str | None) -> Iterator[Database]:
     """10,000 people of the national dataset (names with their real frequencies), without documents."""
-    if postgres_unavailable:
-        pytest.skip(postgres_unavailable)
-    url, schema = new_schema_url()
-    db = Database(url)
-    try:
-        migrate_platform(db)
+    with _platform_schema(postgres_unavailable) as (url, _, db):
         plan = NationalPlan(10_000, documents_per_patient=0, as_of=date(2026, 12, 4))
         assert bulk.load(url, NationalSource(plan), _master, workers=2).complete
         yield db
-    finally:
-        db.dispose()
-        drop_schema(schema)
 
 
 def test_a_pdqm_search_reads_the_resources_of_its_matches_only(national_patients: Database) -> None:
