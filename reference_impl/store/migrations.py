@@ -94,9 +94,9 @@ STRING_STATISTICS_TARGET = 300
 
 def _string_estimates(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
-        target = STRING_STATISTICS_TARGET
-        conn.execute(text(f"ALTER TABLE idx_string ALTER COLUMN value_norm SET STATISTICS {target}"))
-        conn.execute(text("ANALYZE idx_string"))
+        table, column = schema.idx_string.name, schema.idx_string.c.value_norm.name
+        conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS {STRING_STATISTICS_TARGET}"))
+        conn.execute(text(f"ANALYZE {table}"))
 
 
 STORE_MIGRATIONS: tuple[Migration, ...] = (
