@@ -83,8 +83,7 @@ def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list
     With --workers N the store is migrated and seeded once, then N processes share the port; a
     worker that dies is replaced, one that cannot start stops the server (exit status 3).
     """
-    import uvicorn
-
+    from eqlab.commands.serving import serve_process, serve_processes, start_once
     from reference_impl.app import FAULTS, create_app
     from reference_impl.faults import FaultSwitches
     from reference_impl.settings import Settings
@@ -116,11 +115,8 @@ def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list
         click.echo(f"  server processes:      {workers}")
     sys.stdout.flush()
     if workers == 1:
-        config = uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on")
-        uvicorn.Server(config).run(sockets=[listener])
+        serve_process(create_app(settings), listener)
         return
-    from eqlab.commands.serving import serve_processes, start_once
-
     with store_errors(settings.db_url):
         start_once(create_app(settings))  # migrations, terminology and --seed: once, before any worker
     # The workers find the store ready: seeding again would only race the other workers to no effect.

@@ -13,15 +13,23 @@ all and wait for them, a worker that dies while serving is logged ("Child proces
 replaced, and a worker that fails at startup stops the server, which then exits non-zero
 (``STARTUP_FAILURE``), as the same failure would on every restart.
 
+A serving process, one or each of N, freezes what its application's startup made (``gc.freeze``,
+``frozen_after_startup``): Python's cyclic collector then no longer walks those objects at each of
+its full collections, which stopped every request in flight.
+
 This module knows ASGI and uvicorn, not the reference implementation: ``eqlab/cli.py`` hands it
-the application factory (picklable: the spawned workers build their own application).
+the application, or its factory (picklable: the spawned workers build their own application).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -45,6 +53,39 @@ def start_once(app: Starlette) -> None:
     asyncio.run(startup_and_shutdown())
 
 
+def frozen_after_startup(app: Starlette) -> Starlette:
+    """``app``, whose startup ends by freezing every object the process holds then (``gc.freeze``).
+
+    A started server holds a few hundred thousand long-lived objects (the FHIR definitions, compiled
+    searches, caches) that are never garbage. Python's cyclic collector walked them all at each full
+    collection: 110 ms every 1.2-1.4 s under load, every request in flight stopped meanwhile (the
+    national flows' p99 was 140-180 ms for a p95 of 35-66 ms; 40-96 ms frozen). Frozen, they are out
+    of its reach, and a full collection walks only what came after. The garbage of the startup itself
+    is collected first, not frozen with the rest.
+    """
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Any]:
+        async with started(app) as state:
+            gc.collect()
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def serve_process(app: Starlette, listener: socket.socket) -> None:
+    """Serve ``app`` on ``listener`` in this process until stopped."""
+    config = uvicorn.Config(frozen_after_startup(app), log_level="info", access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _frozen_app(make_app: Callable[[], Starlette]) -> Starlette:
+    return frozen_after_startup(make_app())
+
+
 def serve_processes(make_app: Callable[[], Starlette], listener: socket.socket, workers: int) -> int:
     """Serve on ``listener`` with ``workers`` processes, each running ``make_app()``, until stopped.
 
@@ -52,7 +93,7 @@ def serve_processes(make_app: Callable[[], Starlette], listener: socket.socket, 
     start. ``make_app`` must pickle (a module-level function, or a ``functools.partial`` of one).
     """
     config = uvicorn.Config(
-        make_app,
+        functools.partial(_frozen_app, make_app),
         factory=True,
         workers=workers,
         log_level="info",
