@@ -114,6 +114,11 @@ def test_national_scale_loads_10000_patients_and_measures_every_flow(postgres_un
     assert re.search(r"store size: [\d.]+ GiB", output), output
     figures = FIGURE.findall(output)
     assert len(figures) == 6 and all(n == "0" for n in figures), output  # the six national flows, all 2xx
+    p95s = [float(p95) for p95 in re.findall(r"p95\s+([\d.]+) ms", output)]
+    met = sum(p95 < 50 for p95 in p95s)
+    verdict = f"target p95 < 50 ms: met by {met} of 6 flows"
+    assert verdict in output, output
+    assert ("(missed: " in output) == (met < 6), output
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
