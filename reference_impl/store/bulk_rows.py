@@ -131,7 +131,7 @@ class RowMaker:
             sealed = self._seal(out, type_name, res_id, content)
             content = None
         out.resources.append((type_name, res_id, 1, last_updated, False, content, sealed))
-        out.history.append((type_name, res_id, 1, last_updated, METHOD, content, sealed))
+        out.history.append((type_name, res_id, 1, last_updated, METHOD, None, None))  # the body: current row's
         key = (type_name, res_id)
         for param_type, rows in self._index.rows(body):
             if rows:

@@ -183,8 +183,8 @@ def _statements(sizes: Sizes) -> list[str]:
     FROM gen_rx, (VALUES ('patient'), ('subject')) AS p(param);
     """
     history = """
-    INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method, content)
-    SELECT res_type, res_id, version_id, last_updated, 'POST', content FROM resources;
+    INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)
+    SELECT res_type, res_id, version_id, last_updated, 'POST' FROM resources;
     """
     return [patients, documents, audits, prescriptions, history]
 

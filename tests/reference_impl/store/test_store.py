@@ -237,6 +237,71 @@ def test_created_together_is_stored_as_saved_one_by_one(db_url: str, count: int)
     assert sum(1 for row in stored_together if row[0] == "idx_token") >= count  # the index rows are there
 
 
+def test_each_version_s_body_is_stored_once_and_every_version_reads_back(db_url: str) -> None:
+    """Created, updated, deleted, created again: each version reads back its own body (vread and history),
+    and the store holds each body once, the current one in ``resources`` alone."""
+    registry = SearchParamRegistry(structure(), search_parameter_definitions())
+    genders = {1: "male", 2: "female", 4: "other"}  # version 3 is the deletion
+    db = Database(db_url)
+    try:
+        migrate_platform(db)
+
+        def write_all(conn: Connection) -> None:
+            previous = None
+            for version_id in range(1, 5):
+                if version_id == 3:
+                    assert previous is not None
+                    previous = store.mark_deleted(conn, previous)
+                else:
+                    patient = {"resourceType": "Patient", "gender": genders[version_id]}
+                    previous = store.save(conn, registry, patient, "once", previous, "PUT")
+
+        db.run(write_all, write=True)
+
+        def read_all(conn: Connection) -> tuple[list[store.StoredResource | None], store.HistoryPage, int]:
+            versions = [store.version(conn, "Patient", "once", v) for v in range(1, 5)]
+            page = store.history_page(conn, "Patient", "once", None, None, count=10, offset=0)
+            bodies = conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM resources WHERE res_id = 'once' AND content IS NOT NULL)"
+                    " + (SELECT count(*) FROM resource_history WHERE res_id = 'once' AND content IS NOT NULL)"
+                )
+            ).scalar_one()
+            return versions, page, int(bodies)
+
+        versions, page, bodies = db.run(read_all, write=False)
+    finally:
+        db.dispose()
+    read = {v.version_id: (v.parsed()["gender"] if not v.deleted else None) for v in versions if v is not None}
+    assert read == {1: "male", 2: "female", 3: None, 4: "other"}
+    methods = [(v.version_id, method) for v, method in page.versions]
+    assert methods == [(4, "PUT"), (3, "DELETE"), (2, "PUT"), (1, "PUT")]
+    assert [v.parsed()["gender"] for v, _ in page.versions if not v.deleted] == ["other", "female", "male"]
+    assert bodies == 3, "three bodies, each once"
+
+
+def test_a_store_holding_the_current_body_twice_reads_the_same(db_url: str) -> None:
+    """Stores written before the current version's body was kept in ``resources`` alone hold it in its
+    history row too: read, updated and deleted, they give the same versions."""
+    registry = SearchParamRegistry(structure(), search_parameter_definitions())
+    db = Database(db_url)
+    try:
+        migrate_platform(db)
+
+        def write_the_earlier_way(conn: Connection) -> store.StoredResource:
+            saved = store.save(conn, registry, {"resourceType": "Patient", "gender": "male"}, "twice", None, "PUT")
+            both_copies = text("UPDATE resource_history SET content = :content WHERE res_id = 'twice'")
+            conn.execute(both_copies, {"content": saved.content})
+            updated = store.save(conn, registry, {"resourceType": "Patient", "gender": "female"}, "twice", saved, "PUT")
+            return store.mark_deleted(conn, updated)
+
+        db.run(write_the_earlier_way, write=True)
+        versions = db.run(lambda conn: [store.version(conn, "Patient", "twice", v) for v in (1, 2, 3)], write=False)
+    finally:
+        db.dispose()
+    assert [v.parsed()["gender"] if v and not v.deleted else None for v in versions] == ["male", "female", None]
+
+
 COMPARED_COLUMNS = ("res_id", "version_id", "deleted", "method", "content", "param", "code", "target_id", "low")
 
 
