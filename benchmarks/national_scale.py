@@ -167,10 +167,12 @@ def drop(schema: str) -> None:
 def machine() -> str:
     with psycopg.connect(PG_URL) as conn:
         row = conn.execute("SHOW server_version").fetchone()
+        # Off, nothing refreshes the statistics of what the flows write (migration 6 relies on it).
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.platform()}, Python {platform.python_version()}, "
-        f"PostgreSQL {row[0] if row else '?'}"
+        f"PostgreSQL {row[0] if row else '?'} (autovacuum {autovacuum[0] if autovacuum else '?'})"
     )
 
 
