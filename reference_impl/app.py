@@ -39,7 +39,7 @@ def create_app(
     ``benchmarks/dsp.py``, which measures the cost of sealing against a store that does not seal.
     """
     settings = settings or Settings()
-    db = Database(settings.db_url, documents or DocumentVault(settings.master()))
+    db = Database(settings.db_url, documents or DocumentVault(settings.master()), settings.max_statement_seconds)
     server = FhirServer(settings, db)
     services = installed(settings, available)
     for service in services:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_transaction_entries: int = Field(
         1000, ge=1, description="entries of one transaction Bundle (it holds the store's writer while it runs)"
     )
+    max_statement_seconds: float = Field(
+        30.0, gt=0, description="a request's database statement is cancelled past this, answered 503 (store.database)"
+    )
     faults: frozenset[str] = Field(default_factory=frozenset, description="deliberate defects (faults.py)")
     services: frozenset[str] | None = Field(None, description="the national services to run (default: all)")
     master_key: SecretStr | None = Field(None, description="base64 of 32 bytes; default: master_key_file")

@@ -27,6 +27,15 @@ every transaction's connection carries; a Database built without one refuses doc
 
 A URL may name a PostgreSQL schema with ``?schema=NAME`` (created when missing), which lets
 several servers or test runs share one database.
+
+A server's Database has a time limit (``statement_seconds``): on PostgreSQL each statement is
+cancelled past it (``statement_timeout``), on SQLite a unit's statements are interrupted once the
+unit has run that long (a progress handler); either way the unit fails with a 503 OperationOutcome
+instead of holding a core, a connection or (SQLite) the event loop. On PostgreSQL every session also
+checks each second that its client is still there while a statement runs
+(``client_connection_check_interval``): a stopped server's searches end with it, where before they ran
+on (8 searches of a million people's access log still ran 24 minutes after their server had stopped).
+Migrations run without the limit (``lift_time_limit``), as do commands, which open a Database without one.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import logging
 import os
 import random
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +62,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.util import await_only, greenlet_spawn
 
+from reference_impl.fhir.errors import FhirError, error
 from reference_impl.store.documents import DOCUMENTS_INFO_KEY, DocumentSealing
 
 log = logging.getLogger(__name__)
@@ -68,6 +79,10 @@ POSTGRESQL_POOL_SIZE = 4 * (os.cpu_count() or 1)
 # than walk every resource in sort order; refresh them after this many changed rows.
 SQLITE_ROWS_BETWEEN_OPTIMIZE = 5000
 CHECKPOINT_INTERVAL_S = 0.5
+# How often a PostgreSQL session running a statement checks that its client is still connected.
+CLIENT_CHECK_INTERVAL_MS = 1000
+# SQLite calls the progress handler (which checks the unit's deadline) every this many VM instructions.
+SQLITE_INSTRUCTIONS_BETWEEN_CHECKS = 10_000
 
 
 def normalize_url(url: str) -> str:
@@ -84,8 +99,15 @@ NEVER_BY_COUNT = 2**62
 
 
 class Database:
-    def __init__(self, url: str, documents: DocumentSealing | None = None) -> None:
+    def __init__(
+        self, url: str, documents: DocumentSealing | None = None, statement_seconds: float | None = None
+    ) -> None:
+        """``statement_seconds``: the time limit of a statement (PostgreSQL) or of a unit's statements
+        (SQLite), None for none (commands: a bulk load builds indexes for many minutes)."""
+        if statement_seconds is not None and statement_seconds <= 0:
+            raise ValueError(f"statement_seconds must be positive, not {statement_seconds}")
         self.documents = documents
+        self.statement_seconds = statement_seconds
         parsed = make_url(normalize_url(url))
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
@@ -110,6 +132,9 @@ class Database:
             # Requests are short: starting parallel workers costs 30-200 ms per statement under load, far
             # more than the index plans' own work (benchmarks/query_plans.py --serial).
             options = "-c max_parallel_workers_per_gather=0"
+            options += f" -c client_connection_check_interval={CLIENT_CHECK_INTERVAL_MS}"
+            if statement_seconds is not None:
+                options += f" -c statement_timeout={max(1, round(statement_seconds * 1000))}"
             if schema:
                 options += f" -c search_path={schema}"
             # Nothing is prepared but the driver statements (``driver.DriverStatement``: lookups whose plan
@@ -155,7 +180,23 @@ class Database:
     def _transaction_on(self, engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn, conn.begin():
             conn.info[DOCUMENTS_INFO_KEY] = self.documents
-            yield conn
+            if self.statement_seconds is None or self.dialect != "sqlite":
+                yield conn
+                return
+            driver: sqlite3.Connection = conn.connection.dbapi_connection  # type: ignore[assignment]
+            deadline = time.monotonic() + self.statement_seconds
+            driver.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_INSTRUCTIONS_BETWEEN_CHECKS)
+            try:
+                yield conn
+            finally:  # the connection goes back to the pool without this unit's deadline
+                driver.set_progress_handler(None, 0)
+
+    def lift_time_limit(self, conn: Connection) -> None:
+        """Let the rest of ``conn``'s unit (a writer's: a migration) run as long as it takes."""
+        if self.dialect == "sqlite":
+            conn.connection.dbapi_connection.set_progress_handler(None, 0)  # type: ignore[union-attr]
+        else:
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
     def run(self, work: Callable[[Connection], T], write: bool) -> T:
         """Run ``work`` in one transaction, retrying it when PostgreSQL reports a write conflict."""
@@ -171,7 +212,11 @@ class Database:
                         if self._checkpointer is not None:
                             self._checkpointer.start()
                     return result
-            except DBAPIError as exc:
+            except (DBAPIError, sqlite3.OperationalError, psycopg.errors.QueryCanceled) as exc:
+                if _past_time_limit(exc):
+                    raise self._time_limit_error() from exc
+                if not isinstance(exc, DBAPIError):
+                    raise
                 retryable = exc.connection_invalidated or _sqlstate(exc) in RETRYABLE_SQLSTATES
                 if attempt == MAX_ATTEMPTS or not retryable:
                     raise
@@ -180,6 +225,16 @@ class Database:
                 )
                 pause(random.uniform(0, 0.01 * attempt))
         raise AssertionError("unreachable")
+
+    def _time_limit_error(self) -> FhirError:
+        limit = self.statement_seconds
+        log.warning("a unit of work ran past the time limit of %g s (EQLAB_MAX_STATEMENT_SECONDS)", limit)
+        return error(
+            503,
+            f"the request's database work ran past the platform's limit of {limit:g} s and was "
+            "cancelled: narrow the search, or retry when the platform is less busy",
+            "timeout",
+        )
 
     def _optimize_when_grown(self, conn: Connection) -> None:
         changes = conn.connection.dbapi_connection.total_changes  # type: ignore[union-attr]
@@ -305,6 +360,14 @@ class WalCheckpointer:
             self._thread.join(timeout=5)
         with contextlib.suppress(Exception):
             self.checkpoint()  # leave the log written back
+
+
+def _past_time_limit(exc: Exception) -> bool:
+    """Whether ``exc`` (SQLAlchemy's or the driver's own) is a statement stopped by the time limit."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(cause, sqlite3.OperationalError):
+        return str(cause) == "interrupted"
+    return isinstance(cause, psycopg.errors.QueryCanceled)
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:

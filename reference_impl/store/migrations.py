@@ -141,6 +141,7 @@ def migrate(db: Database, migrations: tuple[Migration, ...]) -> list[int]:
         raise ValueError(f"two migrations share a version: {sorted(v for v in set(versions) if versions.count(v) > 1)}")
 
     def work(conn: Connection) -> list[int]:
+        db.lift_time_limit(conn)  # a migration of a national store rewrites millions of rows
         if db.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
             if db.schema:  # the name was checked against a strict pattern when the URL was read
