@@ -33,6 +33,7 @@ from eqlab.commands.store_admin import (
     demo_secrets,
     migrate_store,
     platform_keys,
+    platform_settings,
     safe_url,
     store_errors,
 )
@@ -86,7 +87,6 @@ def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list
     from eqlab.commands.serving import serve_process, serve_processes, start_once
     from reference_impl.app import FAULTS, create_app
     from reference_impl.faults import FaultSwitches
-    from reference_impl.settings import Settings
 
     if list_faults:
         for fault in FAULTS.values():
@@ -96,7 +96,7 @@ def serve(host: str, port: int, db_url: str | None, seed: str, faults: str, list
         switches = FaultSwitches(faults.split(","))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
-    settings = Settings(seed="demo" if seed == "demo" else "none", faults=switches.active)
+    settings = platform_settings(seed="demo" if seed == "demo" else "none", faults=switches.active)
     if db_url:
         settings = settings.model_copy(update={"db_url": db_url})
     with store_errors(settings.db_url):  # an unreachable store is said once, not as a startup traceback
@@ -141,12 +141,11 @@ def demo(out: Path | None, workers: int, progress: bool | None, key_path: Path |
     """Start the embedded reference implementation and run testplans/reference.yaml against it."""
     from reference_impl.app import create_app
     from reference_impl.embedded import serve_in_thread
-    from reference_impl.settings import Settings
 
     catalogue_ = load_catalogue(None)
     loaded = load_plan(paths.testplans_dir() / "reference.yaml", catalogue_, paths.suites_dir())
     with tempfile.TemporaryDirectory(prefix="eqlab-demo-") as store, demo_secrets():
-        app = create_app(Settings(db_url=f"sqlite:///{Path(store) / 'reference.sqlite3'}", seed="demo"))
+        app = create_app(platform_settings(db_url=f"sqlite:///{Path(store) / 'reference.sqlite3'}", seed="demo"))
         with serve_in_thread(app) as base_url:
             click.echo(f"embedded reference implementation: {base_url}")
             options = RunOptions(target=base_url, workers=workers, out=out, progress=progress, demo=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -21,6 +21,9 @@ from eqlab.commands.common import FullHelpGroup
 from eqlab.oauth_client import AuthConfigError
 from eqlab.oauth_client.client_key import public_jwks
 from eqlab.plan.model import ClientUnderTest
+
+if TYPE_CHECKING:
+    from reference_impl.settings import Settings
 
 
 @contextmanager
@@ -33,6 +36,26 @@ def store_errors(url: str) -> Iterator[None]:
     except DBAPIError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         raise click.ClickException(f"cannot use the store {safe_url(url)}: {reason}") from None
+
+
+def platform_settings(**values: Any) -> Settings:
+    """The platform's ``Settings``: ``values`` over the ``EQLAB_*`` environment. A bad variable is a usage
+    error that names it (its value unsaid: it may be the master key), not a validation traceback."""
+    from pydantic import ValidationError
+
+    from reference_impl.platform import installed
+    from reference_impl.settings import Settings
+
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"EQLAB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise click.UsageError(f"bad platform setting: {problems}") from None
+    try:
+        installed(settings)
+    except ValueError as exc:
+        raise click.UsageError(f"bad platform setting: EQLAB_SERVICES: {exc}") from None
+    return settings
 
 
 def migrate_store(url: str) -> None:

@@ -121,6 +121,21 @@ def test_bad_database_url_is_a_clear_error(tmp_path: Path) -> None:
     assert "unsupported database URL" in result.stderr + result.stdout
 
 
+def test_a_bad_platform_setting_is_named_without_its_value(tmp_path: Path) -> None:
+    key = "not-a-key-but-private"
+    bad = {"EQLAB_MAX_STATEMENT_SECONDS": "0", "EQLAB_MAX_TRANSACTION_ENTRIES": "many", "EQLAB_SERVICES": key}
+    result = eqlab("serve", "--port", "0", "--db", sqlite_url(tmp_path), env=bad)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    for name in bad:
+        assert name in result.stderr
+    assert "greater than 0" in result.stderr
+    assert key not in result.stderr
+    unknown = eqlab("serve", "--port", "0", "--db", sqlite_url(tmp_path), env={"EQLAB_SERVICES": '["mpi", "nope"]'})
+    assert unknown.returncode == 2
+    assert "EQLAB_SERVICES: unknown service(s) nope; known: mpi" in unknown.stderr
+
+
 def test_ctrl_c_outside_a_run_exits_130_not_1_the_code_for_refused() -> None:
     from click.testing import CliRunner
 
