@@ -4,6 +4,10 @@ Each of ``connections`` keeps one keep-alive connection and sends the next reque
 the previous answer arrived. It is deliberately minimal (no TLS, Content-Length bodies only) so
 the client costs little next to the server; the same client measures every figure, which is
 what makes ratios between them fair. Only loopback targets are accepted.
+
+A request unanswered after ``request_timeout`` seconds (its connection is aborted) or whose
+connection breaks counts as a failure (no status), and its connection is opened again: a hung or
+crashed server ends the run on time with its failures counted, never a wait forever or a traceback.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Result:
     errors: int
     latencies_ms: list[float] = field(repr=False)
     statuses: dict[int, int] = field(default_factory=dict)
+    failures: int = 0  # requests with no answer: timed out, or their connection broke
 
     @property
     def per_second(self) -> float:
@@ -45,12 +50,23 @@ class Result:
 
     @property
     def unsuccessful(self) -> int:
-        """Answers that were not 2xx: a benchmark of refusals or errors measures nothing."""
-        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+        """Requests not answered 2xx: a benchmark of refusals, errors or silence measures nothing."""
+        return self.failures + sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
 
     def line(self, label: str) -> str:
         latency = f"p50 {self.median_ms:6.2f} ms   p99 {self.percentile(0.99):7.2f} ms"
         return f"  {label:<46} {self.per_second:>9,.0f}/s   {latency}   not 2xx {self.unsuccessful}"
+
+
+IDLE = float("inf")
+
+
+@dataclass
+class InFlight:
+    """One connection's request in flight: since when (IDLE when none), and the connection."""
+
+    writer: asyncio.StreamWriter
+    since: float = IDLE
 
 
 def cycling_gets(paths: list[str], headers: dict[str, str] | None = None) -> Iterator[Request]:
@@ -73,6 +89,18 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, body
 
 
+async def _reconnect(host: str, port: int, seconds: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A new connection, tried again for up to ``seconds`` (a server restarting); then a clear error."""
+    deadline = time.perf_counter() + seconds
+    while True:
+        try:
+            return await asyncio.open_connection(host, port)
+        except OSError as exc:
+            if time.perf_counter() > deadline:
+                raise ConnectionError(f"{host}:{port} stopped accepting connections ({exc})") from None
+            await asyncio.sleep(0.05)
+
+
 def _encode(host: str, request: Request) -> bytes:
     method, path, body, headers = request
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
@@ -87,6 +115,7 @@ async def run(
     seconds: float | None = 5.0,
     total: int | None = None,
     warmup: float = 0.5,
+    request_timeout: float = 60.0,
 ) -> Result:
     """Drive the server for ``seconds`` (or until ``total`` requests); returns throughput and latency."""
     parts = urlsplit(base_url)
@@ -97,35 +126,67 @@ async def run(
     source = requests()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    errors = 0
+    errors = failures = 0
     counter = itertools.count()
     measuring = False
     stop_at = float("inf")
 
+    in_flight: list[InFlight] = []
+
     async def worker() -> None:
-        nonlocal errors
+        nonlocal errors, failures
         reader, writer = await asyncio.open_connection(host, port)
+        mine = InFlight(writer)
+        in_flight.append(mine)
         try:
             while time.perf_counter() < stop_at:
                 if total is not None and next(counter) >= total:
                     return
                 request = next(source)
-                started = time.perf_counter()
-                writer.write(_encode(netloc, request))
-                status, _ = await _read_response(reader)
+                started = mine.since = time.perf_counter()
+                try:
+                    writer.write(_encode(netloc, request))
+                    status, _ = await _read_response(reader)
+                except (OSError, asyncio.IncompleteReadError):  # broken, or aborted by the watchdog
+                    failures += measuring
+                    errors += measuring
+                    writer.close()
+                    reader, writer = await _reconnect(host, port, request_timeout)
+                    mine.writer = writer
+                    continue
+                finally:
+                    mine.since = IDLE
                 if measuring:
                     latencies.append((time.perf_counter() - started) * 1000)
                     statuses[status] = statuses.get(status, 0) + 1
                     errors += status >= 500
         finally:
+            in_flight.remove(mine)
             writer.close()
+
+    async def watchdog() -> None:
+        """Aborts the connection of a request unanswered after ``request_timeout``: a timer per request
+        (``asyncio.timeout``) cost this client 25-30% of its requests/s against a trivial server."""
+        while True:
+            await asyncio.sleep(min(1.0, request_timeout / 4))
+            now = time.perf_counter()
+            for request in in_flight:
+                if now - request.since > request_timeout:
+                    request.writer.transport.abort()
+
+    async def workers() -> None:
+        watching = asyncio.ensure_future(watchdog())
+        try:
+            await asyncio.gather(*(worker() for _ in range(connections)))
+        finally:
+            watching.cancel()
 
     if warmup and total is None:
         stop_at = time.perf_counter() + warmup
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        await workers()
     measuring = True
     began = time.perf_counter()
     stop_at = began + seconds if seconds is not None and total is None else float("inf")
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    await workers()
     elapsed = time.perf_counter() - began
-    return Result(len(latencies), elapsed, errors, latencies, statuses)
+    return Result(len(latencies), elapsed, errors, latencies, statuses, failures)
