@@ -42,6 +42,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.loadgen import Request, Result, cycling_gets, run
+from benchmarks.machine import describe
 from benchmarks.servers import (
     Served,
     demo_system_headers,
@@ -294,7 +295,7 @@ async def main() -> None:
     print(
         f"FHIR core: {args.patients:,} patients; {args.connections} connections, closed loop, "
         f"{args.seconds:g} s per figure, best of {args.rounds} interleaved rounds\n"
-        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} before the run\n"
+        f"machine: {describe()}; load average {os.getloadavg()[0]:.1f} before the run\n"
         f"server processes: {args.workers} {processes} each (eqlab serve --workers {args.workers}, "
         f"hello world and sekmet-fhir on uvicorn --workers {args.workers}); the client is one more process"
     )

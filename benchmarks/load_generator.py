@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.machine import describe
 from benchmarks.servers import hello_server
 
 HERE = Path(__file__).resolve().parent
@@ -148,8 +149,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections = locust users")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the distributed lab run")
     args = parser.parse_args()
-    print(f"load generators on one trivial endpoint: {os.cpu_count()} cores, {args.seconds} s each, "
+    print(f"load generators on one trivial endpoint: {args.seconds} s each, "
           f"{args.connections} connections/users, server: uvicorn, one process")  # fmt: skip
+    print(f"machine: {describe()}")
     print(f"machine load (1 min): {os.getloadavg()[0]:.1f}: req/s depend on it, req/s per core hardly")
     with hello_server() as base:
         url = f"{base}/hello"

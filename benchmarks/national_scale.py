@@ -33,7 +33,6 @@ import base64
 import functools
 import hashlib
 import os
-import platform
 import random
 import sys
 import time
@@ -55,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
 
 from benchmarks.loadgen import Request, Result, run  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 from benchmarks.servers import (  # noqa: E402
     PG_URL,
     CpuUse,
@@ -169,11 +169,7 @@ def machine() -> str:
         row = conn.execute("SHOW server_version").fetchone()
         # Off, nothing refreshes the statistics of what the flows write (migration 6 relies on it).
         autovacuum = conn.execute("SHOW autovacuum").fetchone()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.platform()}, Python {platform.python_version()}, "
-        f"PostgreSQL {row[0] if row else '?'} (autovacuum {autovacuum[0] if autovacuum else '?'})"
-    )
+    return f"{describe()}, PostgreSQL {row[0] if row else '?'} (autovacuum {autovacuum[0] if autovacuum else '?'})"
 
 
 def load(url: str, plan: NationalPlan, workers: int, keep_indexes: bool) -> None:

@@ -45,6 +45,7 @@ def bench(script: str) -> str:
 
 RATIOS = {
     "fhir_core.py": [
+        r"machine: \d+ cores, \d+ GiB, .+ \(\d+ ns per loop step on one core\)",
         r"audited read / ceiling\s+\d+\.\d\d",
         r"audited search / ceiling\s+\d+\.\d\d",
         r"ValueSet read, token / anonymous\s+\d+\.\d\d",
@@ -108,6 +109,7 @@ def test_national_scale_loads_10000_patients_and_measures_every_flow(postgres_un
     if postgres_unavailable:
         pytest.skip(postgres_unavailable)
     output = bench("national_scale.py")
+    assert re.search(r"machine: \d+ cores, .+ \(\d+ ns per loop step on one core\), PostgreSQL .+ \(autovacuum", output)
     assert re.search(r"load: [\d,]+ resources in [\d.]+ s = [\d,]+ resources/s", output), output
     cpu = re.search(r"load CPU per resource: loading processes ([\d,]+) µs, PostgreSQL ([\d,]+) µs", output)
     assert cpu and all(int(n.replace(",", "")) > 0 for n in cpu.groups()), output
