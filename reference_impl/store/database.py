@@ -36,6 +36,8 @@ checks each second that its client is still there while a statement runs
 (``client_connection_check_interval``): a stopped server's searches end with it, where before they ran
 on (8 searches of a million people's access log still ran 24 minutes after their server had stopped).
 Migrations run without the limit (``lift_time_limit``), as do commands, which open a Database without one.
+A PostgreSQL unit also waits for a free connection of its pool no longer than the limit, then fails
+with a 503 (``throttled``, ``Retry-After``): an overloaded server says so instead of a 500.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.util import await_only, greenlet_spawn
 
@@ -79,6 +82,8 @@ POSTGRESQL_POOL_SIZE = 4 * (os.cpu_count() or 1)
 # than walk every resource in sort order; refresh them after this many changed rows.
 SQLITE_ROWS_BETWEEN_OPTIMIZE = 5000
 CHECKPOINT_INTERVAL_S = 0.5
+# What a unit refused for want of a free PostgreSQL connection tells its client (HTTP Retry-After).
+RETRY_AFTER_BUSY_S = 1
 # How often a PostgreSQL session running a statement checks that its client is still connected.
 CLIENT_CHECK_INTERVAL_MS = 1000
 # SQLite calls the progress handler (which checks the unit's deadline) every this many VM instructions.
@@ -153,6 +158,8 @@ class Database:
                 "url": parsed.set(query=query),
                 "pool_size": POSTGRESQL_POOL_SIZE,
                 "max_overflow": 0,
+                # A unit waits for a free connection no longer than it may run (SQLAlchemy's default: 30 s).
+                "pool_timeout": statement_seconds if statement_seconds is not None else 30,
                 "connect_args": connect_args,
             }
             self._writer, self._reader = (create_engine(**engine_args, **isolation) for isolation in _WRITER_READER)
@@ -212,6 +219,8 @@ class Database:
                         if self._checkpointer is not None:
                             self._checkpointer.start()
                     return result
+            except PoolTimeout:
+                raise self._busy_error() from None
             except (DBAPIError, sqlite3.OperationalError, psycopg.errors.QueryCanceled) as exc:
                 if _past_time_limit(exc):
                     raise self._time_limit_error() from exc
@@ -235,6 +244,12 @@ class Database:
             "cancelled: narrow the search, or retry when the platform is less busy",
             "timeout",
         )
+
+    def _busy_error(self) -> FhirError:
+        log.warning("no database connection came free for a unit: every one of the pool's was in use")
+        busy = error(503, "the platform is busy: no database connection came free in time; retry", "throttled")
+        busy.headers["Retry-After"] = str(RETRY_AFTER_BUSY_S)
+        return busy
 
     def _optimize_when_grown(self, conn: Connection) -> None:
         changes = conn.connection.dbapi_connection.total_changes  # type: ignore[union-attr]

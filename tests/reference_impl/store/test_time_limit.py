@@ -1,6 +1,7 @@
 """A server's store cancels database work past its time limit (``Database(statement_seconds=...)``):
-the unit fails with a 503 OperationOutcome and the store goes on serving; migrations are exempt; and
-on PostgreSQL a session whose client has gone stops its statement instead of running on."""
+the unit fails with a 503 OperationOutcome and the store goes on serving; migrations are exempt; on
+PostgreSQL a unit that finds no free connection within the limit is refused (503, Retry-After), and a
+session whose client has gone stops its statement instead of running on."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import httpx
 import psycopg
@@ -18,7 +20,7 @@ from sqlalchemy import Connection
 from reference_impl.app import create_app
 from reference_impl.fhir.errors import FhirError
 from reference_impl.settings import Settings
-from reference_impl.store.database import Database
+from reference_impl.store.database import POSTGRESQL_POOL_SIZE, Database
 from reference_impl.store.driver import DriverStatement
 from reference_impl.store.migrations import Migration, migrate
 from tests.support.postgres import PG_URL, query
@@ -110,6 +112,23 @@ def test_migrations_run_past_the_limit(limited: Database) -> None:
 
 
 @pytest.mark.postgres
+def test_a_unit_finding_every_connection_taken_is_refused_503_with_retry_after(postgres_url: str) -> None:
+    db = Database(postgres_url, statement_seconds=LIMIT_S)
+    try:
+        with ExitStack() as held:
+            for _ in range(POSTGRESQL_POOL_SIZE):
+                held.enter_context(db.transaction(write=False))
+            refused, took = _cancelled_after(lambda: db.run(lambda conn: conn.exec_driver_sql("SELECT 1"), write=False))
+        assert refused.status == 503
+        assert [issue.code for issue in refused.issues] == ["throttled"]
+        assert refused.headers == {"Retry-After": "1"}
+        assert LIMIT_S <= took < LIMIT_S + 3
+        assert db.run(lambda conn: conn.exec_driver_sql("SELECT 1").scalar(), write=False) == 1
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
 def test_a_search_past_the_limit_answers_503_is_audited_and_the_server_goes_on(postgres_url: str) -> None:
     """A search held up (here by a lock on the index table it reads) ends as a 503 OperationOutcome."""
     app = create_app(Settings(db_url=postgres_url, max_statement_seconds=LIMIT_S))
@@ -135,7 +154,7 @@ def test_a_search_past_the_limit_answers_503_is_audited_and_the_server_goes_on(p
 
 _ORPHAN = """
 import sys
-from reference_impl.store.database import Database
+from reference_impl.store.database import POSTGRESQL_POOL_SIZE, Database
 
 def sleep(conn):
     conn.exec_driver_sql("SET application_name = '%s'" % sys.argv[2])
