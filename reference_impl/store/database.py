@@ -222,8 +222,8 @@ class Database:
             except PoolTimeout:
                 raise self._busy_error() from None
             except (DBAPIError, sqlite3.OperationalError, psycopg.errors.QueryCanceled) as exc:
-                if _past_time_limit(exc):
-                    raise self._time_limit_error() from exc
+                if self.statement_seconds is not None and _past_time_limit(exc):
+                    raise self._time_limit_error(self.statement_seconds) from exc
                 if not isinstance(exc, DBAPIError):
                     raise
                 retryable = exc.connection_invalidated or _sqlstate(exc) in RETRYABLE_SQLSTATES
@@ -235,8 +235,8 @@ class Database:
                 pause(random.uniform(0, 0.01 * attempt))
         raise AssertionError("unreachable")
 
-    def _time_limit_error(self) -> FhirError:
-        limit = self.statement_seconds
+    @staticmethod
+    def _time_limit_error(limit: float) -> FhirError:
         log.warning("a unit of work ran past the time limit of %g s (EQLAB_MAX_STATEMENT_SECONDS)", limit)
         return error(
             503,

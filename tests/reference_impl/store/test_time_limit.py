@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -16,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from reference_impl.app import create_app
 from reference_impl.fhir.errors import FhirError
@@ -96,7 +98,26 @@ def test_work_within_the_limit_runs_to_its_end(db_url: str) -> None:
         db.dispose()
 
 
-def test_a_database_without_a_limit_refuses_a_nonpositive_one(db_url: str) -> None:
+@pytest.mark.postgres
+def test_without_a_limit_a_statement_cancelled_by_the_operator_stays_the_drivers_error(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    marker = f"SELECT pg_sleep({SLOW_S}) AS operator_cancels"
+
+    def cancel() -> None:
+        _wait_for(lambda: query("SELECT count(*) FROM pg_stat_activity WHERE query = %s", marker) == 1, 20)
+        query("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = %s", marker)
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    try:
+        with pytest.raises(DBAPIError, match="canceling statement due to user request"):
+            db.run(lambda conn: conn.exec_driver_sql(marker).all(), write=False)
+    finally:
+        canceller.join()
+        db.dispose()
+
+
+def test_a_nonpositive_limit_is_refused(db_url: str) -> None:
     with pytest.raises(ValueError, match="positive"):
         Database(db_url, statement_seconds=0)
 
