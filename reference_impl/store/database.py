@@ -397,9 +397,11 @@ def _configure_sqlite(engine: Engine, begin_statement: str, *pragmas: str) -> No
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # First: switching a new file to WAL takes a lock that a concurrent start may hold (it failed at
+        # once, "database is locked", without a wait).
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA analysis_limit=1000")  # keeps ANALYZE to milliseconds
         for pragma in pragmas:
             cursor.execute(pragma)
