@@ -43,7 +43,6 @@ with a 503 (``throttled``, ``Retry-After``): an overloaded server says so instea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -67,6 +66,7 @@ from sqlalchemy.util import await_only, greenlet_spawn
 
 from reference_impl.fhir.errors import FhirError, error
 from reference_impl.store.documents import DOCUMENTS_INFO_KEY, DocumentSealing
+from reference_impl.store.wal_checkpoint import WalCheckpointer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,7 +81,6 @@ POSTGRESQL_POOL_SIZE = 4 * (os.cpu_count() or 1)
 # SQLite's planner needs statistics to drive a search from the index of the matching rows rather
 # than walk every resource in sort order; refresh them after this many changed rows.
 SQLITE_ROWS_BETWEEN_OPTIMIZE = 5000
-CHECKPOINT_INTERVAL_S = 0.5
 # What a unit refused for want of a free PostgreSQL connection tells its client (HTTP Retry-After).
 RETRY_AFTER_BUSY_S = 1
 # How often a PostgreSQL session running a statement checks that its client is still connected.
@@ -333,48 +332,6 @@ def _pause_on_the_loop(seconds: float) -> None:
 async def _dispose_all(engines: Sequence[Engine]) -> None:
     for engine in engines:
         await greenlet_spawn(engine.dispose)
-
-
-class WalCheckpointer:
-    """Copies SQLite's write-ahead log into the database file from a thread of its own.
-
-    SQLite checkpoints on the commit that makes the log long enough (every 1,000 pages), so one
-    request in a few hundred paid for writing back and syncing everyone's pages: measured, that
-    doubled the wall time of the audit trail's group commits. The writer no longer checkpoints;
-    this thread does, every ``CHECKPOINT_INTERVAL_S`` once the store has been written to, in
-    PASSIVE mode (never waiting for, nor holding up, a reader or the writer).
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._starting = threading.Lock()
-
-    def start(self) -> None:
-        if self._thread is None:
-            with self._starting:
-                if self._thread is None and not self._stopped.is_set():
-                    self._thread = threading.Thread(target=self._run, name="sqlite-wal-checkpoint", daemon=True)
-                    self._thread.start()
-
-    def checkpoint(self) -> None:
-        with self._engine.connect() as conn:
-            conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
-
-    def _run(self) -> None:
-        while not self._stopped.wait(CHECKPOINT_INTERVAL_S):
-            try:
-                self.checkpoint()
-            except Exception:  # a busy or vanished file: the next round tries again
-                log.debug("WAL checkpoint failed", exc_info=True)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        with contextlib.suppress(Exception):
-            self.checkpoint()  # leave the log written back
 
 
 def _past_time_limit(exc: Exception) -> bool:

@@ -24,8 +24,9 @@ from reference_impl.services.mpi.demo import demo_patients
 from reference_impl.settings import Settings
 from reference_impl.store import resources as store
 from reference_impl.store import schema
-from reference_impl.store.database import CHECKPOINT_INTERVAL_S, POSTGRESQL_POOL_SIZE, Database, normalize_url
+from reference_impl.store.database import POSTGRESQL_POOL_SIZE, Database, normalize_url
 from reference_impl.store.migrations import current_version
+from reference_impl.store.wal_checkpoint import CHECKPOINT_INTERVAL_S
 from tests.support.postgres import query
 from tests.support.tokens import mint
 
