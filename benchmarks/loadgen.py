@@ -165,8 +165,9 @@ async def run(
             writer.close()
 
     async def watchdog() -> None:
-        """Aborts the connection of a request unanswered after ``request_timeout``: a timer per request
-        (``asyncio.timeout``) cost this client 25-30% of its requests/s against a trivial server."""
+        """Aborts the connection of a request unanswered after ``request_timeout``. A timer per request
+        (``asyncio.timeout``) lowered this client's requests/s against a trivial server from 8,000-8,600
+        to 6,000-6,400 in one comparison of two runs each (later runs were noisier); this costs nothing per request."""
         while True:
             await asyncio.sleep(min(1.0, request_timeout / 4))
             now = time.perf_counter()
