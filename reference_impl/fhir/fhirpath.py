@@ -172,7 +172,7 @@ def follow(path: PlainPath, resource: dict[str, Any]) -> list[Node]:
             if isinstance(value, dict):
                 item = value.get(key)
                 if isinstance(item, list):
-                    found.extend(i for i in item if i is not None)
+                    found.extend(item if None not in item else (i for i in item if i is not None))
                 elif item is not None:
                     found.append(item)
         if not found:

@@ -26,52 +26,90 @@ METHOD = "PUT"  # a loaded resource is stored under its own id, as a transaction
 
 
 IndexSuffix = tuple[Any, ...]  # (param code, *values) of one index row
-MEMO_LIMIT = 200_000  # remembered (parameter, elements) answers; all forgotten when full
+TypedRows = list[tuple[str, list[IndexSuffix]]]  # (param type, rows) per param type with rows
+MEMO_LIMIT = 200_000  # remembered answers, all groups together; all forgotten when full
+TRIAL = 2_000  # lookups after which a group whose answers rarely come back stops being remembered
+WORTH_REMEMBERING = 0.1  # ... rarely: less than this share of its lookups found a remembered answer
+
+
+class _Group:
+    """The parameters of a type that read the same top-level elements (``keys``; None: any element,
+    evaluated every time), and their remembered rows per value of those elements."""
+
+    def __init__(self, keys: tuple[str, ...] | None, params: list[SearchParam]) -> None:
+        self.keys, self.params = keys, params
+        self.remembered = keys is not None
+        self.memo: dict[bytes, TypedRows] = {}
+        self.lookups = self.found = 0
 
 
 class IndexRowMemo:
-    """``SearchParamRegistry.index_rows``, remembered per parameter and the values it reads.
+    """``SearchParamRegistry.index_rows``, remembered per group of parameters and the values it reads.
 
     Hand-written for speed: the registry evaluates every parameter's FHIRPath on every resource
     (about 120 µs a resource, most of a load's time), while most parameters of a generated resource
     read elements many resources share (a status, a type, the patient, the same ``meta``). A
     parameter whose every path starts with a child of the resource reads only those top-level
-    elements, so its rows are a function of their values: they are computed once per distinct
-    values and remembered. Any other parameter is evaluated every time. The rows are those of
-    ``index_rows`` (same evaluation, same de-duplication): ``tests/reference_impl/seed`` compares
-    both on every resource of a generated dataset.
+    elements, so its rows are a function of their values: the parameters reading the same elements
+    are computed together once per distinct values and remembered. A group whose values rarely come
+    back (an identifier, a date: each resource its own) is evaluated every time after a trial, as is
+    any other parameter: remembering them was most of this class's own time (serialising the values,
+    storing answers never asked for again). The rows are those of ``index_rows`` (same evaluation,
+    same de-duplication): ``tests/reference_impl/seed`` compares both on every resource of a
+    generated dataset.
     """
 
-    def __init__(self, search: SearchParamRegistry) -> None:
+    def __init__(self, search: SearchParamRegistry, trial: int = TRIAL) -> None:
         self._registry = search
-        self._plans: dict[str, list[tuple[SearchParam, tuple[str, ...] | None]]] = {}
-        self._memo: dict[tuple[str, str, bytes], list[IndexSuffix]] = {}
+        self._trial = trial
+        self._plans: dict[str, list[_Group]] = {}
+        self._remembered = 0
 
     def rows(self, resource: dict[str, Any]) -> Iterator[tuple[str, list[IndexSuffix]]]:
-        """(param type, rows) per parameter of ``resource``'s type."""
+        """(param type, rows) for the parameters of ``resource``'s type (a type may come more than once)."""
         type_name = resource["resourceType"]
         plan = self._plans.get(type_name)
         if plan is None:
             plan = self._plans[type_name] = self._plan(type_name)
-        values: dict[tuple[str, ...], bytes] = {}  # parameters reading the same elements: serialised once
-        for param, keys in plan:
-            if keys is None:
-                yield param.type, self._evaluate(param, resource)
+        for group in plan:
+            keys = group.keys
+            if keys is not None:
+                for key in keys:
+                    if key in resource:
+                        break
+                else:
+                    continue  # paths that start at absent elements select nothing: no rows
+            if not group.remembered:
+                yield from self._evaluate(group.params, resource)
                 continue
-            read = values.get(keys)
-            if read is None:
-                read = values[keys] = orjson.dumps([resource.get(k) for k in keys])
-            memo_key = (type_name, param.code, read)
-            found = self._memo.get(memo_key)
-            if found is None:
-                if len(self._memo) >= MEMO_LIMIT:
-                    self._memo.clear()
-                found = self._memo[memo_key] = self._evaluate(param, resource)
-            yield param.type, found
+            assert keys is not None
+            read = orjson.dumps([resource.get(k) for k in keys])
+            found = group.memo.get(read)
+            group.lookups += 1
+            if found is not None:
+                group.found += 1
+            else:
+                found = self._evaluate(group.params, resource)
+                self._remember(group, read, found)
+            yield from found
 
-    def _plan(self, type_name: str) -> list[tuple[SearchParam, tuple[str, ...] | None]]:
+    def _remember(self, group: _Group, read: bytes, found: TypedRows) -> None:
+        if group.lookups >= self._trial and group.found < WORTH_REMEMBERING * group.lookups:
+            group.remembered = False
+            self._remembered -= len(group.memo)
+            group.memo.clear()
+            return
+        if self._remembered >= MEMO_LIMIT:
+            for plan in self._plans.values():
+                for other in plan:
+                    other.memo.clear()
+            self._remembered = 0
+        group.memo[read] = found
+        self._remembered += 1
+
+    def _plan(self, type_name: str) -> list[_Group]:
         structure = self._registry.structure
-        plan: list[tuple[SearchParam, tuple[str, ...] | None]] = []
+        by_keys: dict[tuple[str, ...] | None, list[SearchParam]] = {}
         for param in self._registry.for_type(type_name).values():
             if param.is_column:
                 continue
@@ -81,19 +119,20 @@ class IndexRowMemo:
                     keys = None
                     continue
                 keys.update(c.json_key for c in structure.children(ElementContext(type_name), path[0].name))
-            plan.append((param, tuple(sorted(keys)) if keys is not None else None))
-        return plan
+            by_keys.setdefault(tuple(sorted(keys)) if keys is not None else None, []).append(param)
+        return [_Group(keys, params) for keys, params in by_keys.items()]
 
-    def _evaluate(self, param: SearchParam, resource: dict[str, Any]) -> list[IndexSuffix]:
-        # index_rows' evaluation of one parameter, row for row.
-        nodes = self._registry.selected(resource, param)
-        seen: set[Row] = set()
-        found: list[IndexSuffix] = []
-        for row in ROWS_BY_TYPE[param.type](nodes):
-            if row not in seen:
-                seen.add(row)
-                found.append((param.code, *row))
-        return found
+    def _evaluate(self, params: list[SearchParam], resource: dict[str, Any]) -> TypedRows:
+        # index_rows' evaluation of each parameter, row for row, gathered per param type.
+        by_type: dict[str, list[IndexSuffix]] = {}
+        for param in params:
+            nodes = self._registry.selected(resource, param)
+            seen: set[Row] = set()
+            for row in ROWS_BY_TYPE[param.type](nodes):
+                if row not in seen:
+                    seen.add(row)
+                    by_type.setdefault(param.type, []).append((param.code, *row))
+        return list(by_type.items())
 
 
 @dataclass
@@ -134,8 +173,7 @@ class RowMaker:
         out.history.append((type_name, res_id, 1, last_updated, METHOD, None, None))  # the body: current row's
         key = (type_name, res_id)
         for param_type, rows in self._index.rows(body):
-            if rows:
-                out.index[param_type].extend(key + row for row in rows)
+            out.index[param_type].extend(key + row for row in rows)
         out.count += 1
 
     def _seal(self, out: Rows, type_name: str, res_id: str, content: str) -> bytes:

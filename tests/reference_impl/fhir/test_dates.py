@@ -49,3 +49,17 @@ def test_invalid(text: str) -> None:
 def test_microsecond_round_trip() -> None:
     moment = datetime(1893, 12, 1, 23, 59, 59, 999999, tzinfo=UTC)
     assert from_us(to_us(moment)) == moment
+
+
+@pytest.mark.parametrize("value", [{"start": "2020"}, ["2020"], 2020, None])
+def test_a_value_that_is_not_text_is_an_invalid_date(value: object) -> None:
+    # Not a TypeError from the memory of parsed dates (a dict or a list cannot be its key).
+    with pytest.raises(InvalidDate):
+        parse_range(value)  # type: ignore[arg-type]
+
+
+def test_an_invalid_date_asked_again_is_invalid_again() -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidDate):
+            parse_range("2021-02-29")
+    assert parse_range("2021-02-28") == parse_range("2021-02-28")

@@ -112,14 +112,20 @@ def test_documents_follow_the_agencys_proportions(population: list[dict[str, Any
     assert all(d["status"] == "current" and d["content"][0]["attachment"]["data"] for d in documents)
 
 
-def test_the_index_rows_it_remembers_are_those_of_the_registry(population: list[dict[str, Any]]) -> None:
-    memo = bulk_rows.IndexRowMemo(registry())
+@pytest.mark.parametrize("trial", [bulk_rows.TRIAL, 100])
+def test_the_index_rows_it_remembers_are_those_of_the_registry(population: list[dict[str, Any]], trial: int) -> None:
+    memo = bulk_rows.IndexRowMemo(registry(), trial=trial)
     for resource in population[:6_000]:
         remembered = Counter((t, row) for t, rows in memo.rows(resource) for row in rows)
         expected = Counter(
             (t, (code, *row)) for t, rows in registry().index_rows(resource).items() for code, row in rows
         )
         assert remembered == expected, resource["id"]
+    # Both ways were taken: groups remembered (a status, the patient) and groups whose values never
+    # came back (an identifier) evaluated every time after the trial.
+    groups = [group for plan in memo._plans.values() for group in plan]
+    assert any(group.remembered and group.found for group in groups)
+    assert any(not group.remembered and group.keys is not None for group in groups)
 
 
 # --- loaded into a store ---------------------------------------------------------------------------
