@@ -37,18 +37,20 @@ def from_us(us: int) -> datetime:
 
 def parse_range(text: str) -> tuple[int, int]:
     """The interval ``[low, high)`` that a FHIR date/dateTime/instant literal denotes."""
-    if not isinstance(text, str):
+    interval = _interval_of(text) if isinstance(text, str) else None
+    if interval is None:
         raise InvalidDate(f"'{text}' is not a FHIR date, dateTime or instant")
-    return _parse_text(text)
+    return interval
 
 
 # Remembered: a store indexes the same dates again and again (birth dates, a day's documents); a
 # national load spent 7% of its index rows' time here.
 @functools.lru_cache(maxsize=65_536)
-def _parse_text(text: str) -> tuple[int, int]:
+def _interval_of(text: str) -> tuple[int, int] | None:
+    """``text``'s interval; None if it is not shaped as a date."""
     m = _DATE.match(text.strip())
     if m is None:
-        raise InvalidDate(f"'{text}' is not a FHIR date, dateTime or instant")
+        return None
     try:
         return _interval(m.groupdict())
     except ValueError as exc:  # e.g. February 30th
