@@ -13,7 +13,7 @@ import base64
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -30,6 +30,8 @@ from reference_impl.store import bulk
 from reference_impl.store.counting import EXACT_UP_TO, Counting
 from reference_impl.store.database import Database
 from reference_impl.store.migrations import (
+    COMBINATIONS_OF_STRING_ROWS,
+    EXTENDED_STATISTICS,
     GROWING_TABLES,
     ROWS_CHANGED_BEFORE_ANALYZE,
     STORE_MIGRATIONS,
@@ -196,27 +198,40 @@ def _master() -> MasterKey:
     return MasterKey.from_text(base64.b64encode(b"query-plans-tests-master-key-32b").decode())
 
 
+NATIONAL_AS_OF = date(2026, 12, 4)
+# The people searched for: 40 of any age, and 40 born in the years of the documents and audit events.
+PEOPLE_OF_ANY_AGE = "SELECT content FROM resources WHERE res_type = 'Patient' ORDER BY res_id LIMIT 40 OFFSET 500"
+RECENT_YEARS_US = int(datetime(NATIONAL_AS_OF.year - 3, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
+PEOPLE_BORN_RECENTLY = (
+    "SELECT r.content FROM resources r JOIN idx_date d ON d.res_type = r.res_type AND d.res_id = r.res_id "
+    f"AND d.param = 'birthdate' AND d.low >= {RECENT_YEARS_US} "
+    "WHERE r.res_type = 'Patient' ORDER BY r.res_id LIMIT 40"
+)
+
+
 @pytest.fixture(scope="module")
 def national_patients(postgres_unavailable: str | None) -> Iterator[Database]:
-    """10,000 people of the national dataset (names with their real frequencies), without documents."""
+    """10,000 people of the national dataset (names with their real frequencies), 2 documents each: dated
+    in the last 8 years, with the audit events and prescriptions of recent years, they outnumber the birth
+    dates among the index's dates, as in a national store."""
     with _platform_schema(postgres_unavailable) as (url, _, db):
-        plan = NationalPlan(10_000, documents_per_patient=0, as_of=date(2026, 12, 4))
+        plan = NationalPlan(10_000, documents_per_patient=2, as_of=NATIONAL_AS_OF)
         assert bulk.load(url, NationalSource(plan), _master, workers=2).complete
         yield db
 
 
-def test_a_pdqm_search_reads_the_resources_of_its_matches_only(national_patients: Database) -> None:
+@pytest.mark.parametrize("people_sql", [PEOPLE_OF_ANY_AGE, PEOPLE_BORN_RECENTLY], ids=["any age", "born recently"])
+def test_a_pdqm_search_reads_the_resources_of_its_matches_only(national_patients: Database, people_sql: str) -> None:
     # Family, given name and birth date each match many people alone and few together: the plan
     # intersects them on the index and reads the resources of the few. PostgreSQL, estimating a common
     # name's prefix at one row from too few statistics of the indexed strings, read the resource of every
-    # patient with that given name first (migrations._string_estimates).
+    # patient with that given name first (migrations._string_estimates). For a birth date of the last
+    # years, the extended statistics of the dates' type and parameter made the day common (most dates are
+    # the documents' and audit events' of recent years) and the plan led with the name
+    # (migrations._cheaper_search_planning).
     with national_patients.transaction(write=False) as conn:
-        people = [
-            orjson.loads(content)
-            for content in conn.execute(
-                text("SELECT content FROM resources WHERE res_type = 'Patient' ORDER BY res_id LIMIT 40 OFFSET 500")
-            ).scalars()
-        ]
+        people = [orjson.loads(content) for content in conn.execute(text(people_sql)).scalars()]
+        assert len(people) == 40
         read_for_matches = []
         for person in people:
             name = person["name"][0]
@@ -228,7 +243,8 @@ def test_a_pdqm_search_reads_the_resources_of_its_matches_only(national_patients
             read_for_matches.append((params, read, len(page.matches)))
     assert all(matches >= 1 for _, _, matches in read_for_matches)  # each finds the person searched for
     # Led by the birth date, a plan reads the few people born that day (1-3 here); led by a common name, it
-    # read 25-91 (with the default statistics).
+    # read 25-91 (with the default statistics), and 19-65 for 5 of those born recently (with the extended
+    # statistics of the dates).
     too_many = [found for found in read_for_matches if found[1] > found[2] + 4]
     assert not too_many, f"resources read, matches: {too_many}"
 
@@ -415,7 +431,7 @@ def test_a_store_made_before_has_its_statistics_refreshed_after_a_fixed_count_of
     db = Database(db_url)
     try:
         migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version <= 5))
-        assert migrate(db, STORE_MIGRATIONS) == [6]
+        assert migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version <= 6)) == [6]
         with db.transaction(write=False) as conn:
             options = (
                 dict(
@@ -434,3 +450,31 @@ def test_a_store_made_before_has_its_statistics_refreshed_after_a_fixed_count_of
         assert options == {table: wanted for table in GROWING_TABLES}
     else:
         assert options == {}  # SQLite's statistics are refreshed by the store itself (Database)
+
+
+def test_a_store_made_before_plans_its_searches_with_fewer_extended_statistics(db_url: str) -> None:
+    """Migration 7 on a store migrated to 6: on PostgreSQL, no extended statistics of the dates' type and
+    parameter, and fewer combinations of the strings' (``test_a_pdqm_search_reads_the_resources_of_its_matches_only``
+    shows what the first did to a search)."""
+    db = Database(db_url)
+    try:
+        migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version <= 6))
+        statistics_sql = (
+            "SELECT stxname, stxstattarget FROM pg_statistic_ext WHERE stxrelid = ANY(CAST(:t AS regclass[]))"
+        )
+        tables = {"t": list(EXTENDED_STATISTICS)}
+        with db.transaction(write=False) as conn:
+            before = dict(conn.execute(text(statistics_sql), tables).all()) if db.dialect == "postgresql" else {}
+        assert migrate(db, STORE_MIGRATIONS) == [7]
+        with db.transaction(write=False) as conn:
+            after = dict(conn.execute(text(statistics_sql), tables).all()) if db.dialect == "postgresql" else {}
+    finally:
+        db.dispose()
+    if db.dialect == "postgresql":
+        assert set(before) == {f"st_{table}" for table in EXTENDED_STATISTICS}
+        assert after == {
+            **{name: target for name, target in before.items() if name != "st_idx_date"},
+            "st_idx_string": COMBINATIONS_OF_STRING_ROWS,
+        }
+    else:
+        assert before == after == {}
