@@ -143,6 +143,15 @@ def _cheaper_search_planning(conn: Connection) -> None:
         conn.execute(text(f"ANALYZE {schema.idx_string.name}, {schema.idx_date.name}"))
 
 
+def _owner_indexes_cover_lookup(conn: Connection) -> None:
+    # ``schema.OWNER_COVERS_LOOKUP``: the owner indexes of these tables gain the parameter and the values.
+    for kind in schema.OWNER_COVERS_LOOKUP:
+        table = schema.INDEX_TABLES[kind]
+        conn.execute(text(f"DROP INDEX IF EXISTS ix_{table.name}_owner"))
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
+
 STORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core FHIR store: resources, history, search index", _core_store),
     Migration(3, "sealed documents: their bodies, and a key per document wrapped by the master key", _sealed_documents),
@@ -152,6 +161,7 @@ STORE_MIGRATIONS: tuple[Migration, ...] = (
         6, "fresh statistics: analyzed after a fixed count of changed rows, not a tenth of the table", _fresh_statistics
     ),
     Migration(7, "cheaper search planning: fewer extended statistics of index rows", _cheaper_search_planning),
+    Migration(8, "a candidate's names and dates checked off the index alone", _owner_indexes_cover_lookup),
 )
 
 

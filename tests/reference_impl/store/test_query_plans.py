@@ -233,6 +233,7 @@ def test_a_pdqm_search_reads_the_resources_of_its_matches_only(national_patients
         people = [orjson.loads(content) for content in conn.execute(text(people_sql)).scalars()]
         assert len(people) == 40
         read_for_matches = []
+        checks = []  # (search, index) of each criterion checked once per candidate
         for person in people:
             name = person["name"][0]
             params = [("family", name["family"]), ("given", name["given"][0]), ("birthdate", person["birthDate"])]
@@ -241,12 +242,21 @@ def test_a_pdqm_search_reads_the_resources_of_its_matches_only(national_patients
             scans = [node for node in _nodes(plan) if node.get("Relation Name") == "resources"]
             read = sum(node["Actual Rows"] * node["Actual Loops"] for node in scans)
             read_for_matches.append((params, read, len(page.matches)))
+            checks.extend(
+                (params, node["Index Name"])
+                for node in _nodes(plan)
+                if node.get("Relation Name", "").startswith("idx_") and node["Actual Loops"] > 1
+            )
     assert all(matches >= 1 for _, _, matches in read_for_matches)  # each finds the person searched for
     # Led by the birth date, a plan reads the few people born that day (1-3 here); led by a common name, it
     # read 25-91 (with the default statistics), and 19-65 for 5 of those born recently (with the extended
     # statistics of the dates).
     too_many = [found for found in read_for_matches if found[1] > found[2] + 4]
     assert not too_many, f"resources read, matches: {too_many}"
+    # Each candidate's names are checked on its own index rows (schema.OWNER_COVERS_LOOKUP), never by walking
+    # every row of the name in the lookup index once per candidate.
+    walked = [(params, index) for params, index in checks if "_owner" not in index]
+    assert not walked, f"criteria checked per candidate by walking a lookup index: {walked}"
 
 
 @pytest.mark.parametrize(
@@ -376,6 +386,21 @@ def test_the_loader_writes_the_index_rows_of_the_indexer(store: Database) -> Non
             assert stored == expected, type_name
 
 
+def _indexes_after(db: Database, version: int, older: dict[str, dict[str, str]]) -> dict[str, set[str]]:
+    """The names of the indexes of ``older``'s tables after migration ``version``, on a store migrated to the
+    one before whose indexes of those tables were ``older``'s (name: columns)."""
+    migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version < version))
+    with db.transaction(write=True) as conn:
+        for table, indexes in older.items():
+            for index in inspect(conn).get_indexes(table):
+                conn.execute(text(f'DROP INDEX "{index["name"]}"'))
+            for name, columns in indexes.items():
+                conn.execute(text(f"CREATE INDEX {name} ON {table} ({columns})"))
+    assert migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version <= version)) == [version]
+    with db.transaction(write=False) as conn:
+        return {table: {i["name"] for i in inspect(conn).get_indexes(table)} for table in older}
+
+
 def test_a_store_made_before_gains_the_indexes_of_search_at_scale(db_url: str) -> None:
     """Migration 4 on a store whose indexes are those of migration 1 as first released."""
     older = {
@@ -385,16 +410,7 @@ def test_a_store_made_before_gains_the_indexes_of_search_at_scale(db_url: str) -
     }
     db = Database(db_url)
     try:
-        migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version < 4))
-        with db.transaction(write=True) as conn:
-            for table, indexes in older.items():
-                for index in inspect(conn).get_indexes(table):
-                    conn.execute(text(f'DROP INDEX "{index["name"]}"'))
-                for name, columns in indexes.items():
-                    conn.execute(text(f"CREATE INDEX {name} ON {table} ({columns})"))
-        assert migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version <= 4)) == [4]
-        with db.transaction(write=False) as conn:
-            names = {table: {i["name"] for i in inspect(conn).get_indexes(table)} for table in older}
+        names = _indexes_after(db, 4, older)
     finally:
         db.dispose()
     assert names["resources"] == {"ix_resources_type_updated_id"}
@@ -465,7 +481,7 @@ def test_a_store_made_before_plans_its_searches_with_fewer_extended_statistics(d
         tables = {"t": list(EXTENDED_STATISTICS)}
         with db.transaction(write=False) as conn:
             before = dict(conn.execute(text(statistics_sql), tables).all()) if db.dialect == "postgresql" else {}
-        assert migrate(db, STORE_MIGRATIONS) == [7]
+        assert migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version <= 7)) == [7]
         with db.transaction(write=False) as conn:
             after = dict(conn.execute(text(statistics_sql), tables).all()) if db.dialect == "postgresql" else {}
     finally:
@@ -478,3 +494,18 @@ def test_a_store_made_before_plans_its_searches_with_fewer_extended_statistics(d
         }
     else:
         assert before == after == {}
+
+
+def test_a_store_made_before_checks_a_candidates_names_and_dates_off_the_index(db_url: str) -> None:
+    """Migration 8 on a store whose owner indexes of strings and dates are (type, id) alone: they gain the
+    parameter and the values (``test_a_pdqm_search_reads_the_resources_of_its_matches_only`` shows why)."""
+    older = {
+        table: {f"ix_{table}_lookup_id": f"res_type, param, {columns}, res_id", f"ix_{table}_owner": "res_type, res_id"}
+        for table, columns in (("idx_string", "value_norm"), ("idx_date", "low, high"))
+    }
+    db = Database(db_url)
+    try:
+        names = _indexes_after(db, 8, older)
+    finally:
+        db.dispose()
+    assert names == {table: {f"ix_{table}_lookup_id", f"ix_{table}_owner_lookup"} for table in older}
