@@ -108,7 +108,7 @@ def _index_table(
 # fetches as reads from disk (random_page_cost 4), preferred at 1,000,000 patients to walk the lookup index
 # over every row of the name for each person (0.6-0.9 ms a check, 45 ms a search). With the parameter and
 # values in the owner index, a check is an index-only scan of the person's few rows: over 200 searches at
-# 1,000,000 patients, execution p95 17-26 -> 1.5-1.6 ms, worst 34-52 -> 1.8 ms (migration 8).
+# 1,000,000 patients, execution p95 17-26 -> 1.3-1.6 ms, worst 34-52 -> 1.5-2.6 ms (migration 8).
 OWNER_COVERS_LOOKUP = ("string", "date")
 
 
