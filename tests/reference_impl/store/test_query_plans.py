@@ -249,7 +249,7 @@ def test_a_pdqm_search_reads_the_resources_of_its_matches_only(national_patients
             )
     assert all(matches >= 1 for _, _, matches in read_for_matches)  # each finds the person searched for
     # Led by the birth date, a plan reads the few people born that day (1-3 here); led by a common name, it
-    # read 25-91 (with the default statistics), and 19-65 for 5 of those born recently (with the extended
+    # read 25-91 (with the default statistics), and 22-42 for 2 of those born recently (with the extended
     # statistics of the dates).
     too_many = [found for found in read_for_matches if found[1] > found[2] + 4]
     assert not too_many, f"resources read, matches: {too_many}"
