@@ -21,7 +21,7 @@ patient cannot probe for other patients (403 for "someone else's" and "nobody's"
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -194,13 +194,22 @@ class AccessPolicy:
     def is_public(self, kind: str, type_name: str | None) -> bool:
         return kind == "capabilities" or (type_name in PUBLIC_TYPES and kind in PUBLIC_READS)
 
-    def decide(self, principal: Principal | None, kind: str, type_name: str | None, visibility: bool = True) -> Access:
+    def decide(
+        self,
+        principal: Principal | None,
+        kind: str,
+        type_name: str | None,
+        visibility: bool = True,
+        conn: Connection | None = None,
+    ) -> Access:
         """Before the interaction runs: may this caller attempt it at all? (``visibility``: with the
-        caller's reach into the other types, for a request that may touch them)"""
+        caller's reach into the other types, for a request that may touch them; ``conn``: the request's
+        transaction, which the rules may read)"""
         access = self._decide(principal, kind, type_name)
         if not visibility:
             return access
-        return replace(access, visibility=CallerVisibility(self, principal))
+        # Built, not dataclasses.replace()d: replace inspects the fields on every call.
+        return Access(access.principal, access.compartment_patient, CallerVisibility(self, principal), conn)
 
     def _decide(self, principal: Principal | None, kind: str, type_name: str | None) -> Access:
         if self.is_public(kind, type_name):

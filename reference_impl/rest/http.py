@@ -6,6 +6,7 @@ the answer), the body size limit (413, also for chunked bodies), and the request
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
@@ -13,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -89,14 +91,15 @@ async def fhir_endpoint(request: Request) -> Response:
     server = request.app.state.fhir
     method = "GET" if request.method == "HEAD" else request.method
     path = request.path_params.get("path", "")
-    headers = {k: ", ".join(request.headers.getlist(k)) for k in request.headers}
+    scope = request.scope
+    headers = _joined_headers(scope["headers"])
     fhir_request = FhirRequest(
         method=method,
         path=path,
-        query=tuple(request.query_params.multi_items()),
+        query=tuple(request.query_params.multi_items()) if scope["query_string"] else (),
         headers=headers,
-        base_url=f"{request.url.scheme}://{request.url.netloc}{FHIR_PREFIX}",
-        request_id=request.state.request_id if hasattr(request.state, "request_id") else "",
+        base_url=_base_url(scope.get("scheme", "http"), _first_host(scope["headers"]), _address(scope.get("server"))),
+        request_id=scope.get("state", {}).get("request_id", ""),
         client_address=request.client.host if request.client else None,
     )
     media = negotiation.FHIR_JSON
@@ -108,7 +111,9 @@ async def fhir_endpoint(request: Request) -> Response:
             media = "application/json"
         limit = server.settings.max_body_bytes if not server.faults.on(BODY_LIMIT_IGNORED) else 1 << 40
         body = await _read_body(request, limit)
-        response = await server.handle(replace(fhir_request, body=body))
+        if body:
+            fhir_request = replace(fhir_request, body=body)
+        response = await server.handle(fhir_request)
         if isinstance(response.body, dict) and not server.faults.on(EMPTY_JSON_ARRAYS):
             response = replace(response, body=without_empty(response.body))
     except FhirError as exc:
@@ -137,20 +142,49 @@ class FhirEndpoint:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    too_large = error(413, f"the body exceeds the limit of {limit} bytes", "too-costly")
     declared_size = int(declared) if declared is not None and declared.isdigit() else None
     if declared_size is not None and declared_size > limit + DISCARD_BEYOND_LIMIT_BYTES:
-        raise too_large
+        raise _too_large(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit + DISCARD_BEYOND_LIMIT_BYTES:
-            raise too_large
+            raise _too_large(limit)
         if size <= limit:
             chunks.append(chunk)
     if size > limit:
-        raise too_large  # read to the end first: a client still sending would see a reset, not the 413
+        raise _too_large(limit)  # read to the end first: a client still sending would see a reset, not the 413
     return b"".join(chunks)
+
+
+def _too_large(limit: int) -> FhirError:
+    return error(413, f"the body exceeds the limit of {limit} bytes", "too-costly")
+
+
+def _joined_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers by lower-case name, a repeated header's values joined by ", " (RFC 9110 5.3)."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+def _first_host(raw: list[tuple[bytes, bytes]]) -> bytes | None:
+    return next((value for name, value in raw if name == b"host"), None)
+
+
+def _address(server: Any) -> tuple[str, int | None] | None:
+    return (server[0], server[1]) if server else None
+
+
+@functools.lru_cache(maxsize=256)
+def _base_url(scheme: str, host: bytes | None, server: tuple[str, int | None] | None) -> str:
+    """The FHIR base as the client addressed it: Starlette's reading of the Host header (or of the address
+    served), remembered per distinct value, as a client names the same on every request."""
+    headers = [(b"host", host)] if host is not None else []
+    scope = {"type": "http", "scheme": scheme, "server": server, "path": "", "query_string": b"", "headers": headers}
+    return f"{scheme}://{URL(scope=scope).netloc}{FHIR_PREFIX}"
 
 
 def without_empty(value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from reference_impl.fhir.errors import error
 from reference_impl.rest.routing import FhirRequest
 
@@ -67,8 +69,9 @@ def response_type(request: FhirRequest) -> str:
     )
 
 
-def _accepted(accept: str) -> list[tuple[str, dict[str, str]]]:
-    """Media ranges with q > 0, best first."""
+@functools.lru_cache(maxsize=256)
+def _accepted(accept: str) -> tuple[tuple[str, dict[str, str]], ...]:
+    """Media ranges with q > 0, best first (remembered: a client sends the same Accept every time)."""
     ranges = []
     for position, item in enumerate(accept.split(",")):
         kind = item.split(";", 1)[0].strip().lower()
@@ -79,7 +82,7 @@ def _accepted(accept: str) -> list[tuple[str, dict[str, str]]]:
             quality = 0.0
         if kind and quality > 0:
             ranges.append((-quality, position, kind, params))
-    return [(kind, params) for _, _, kind, params in sorted(ranges)]
+    return tuple((kind, params) for _, _, kind, params in sorted(ranges))
 
 
 def _params(header_value: str) -> dict[str, str]:

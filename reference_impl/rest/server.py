@@ -168,8 +168,7 @@ class FhirServer:
 
     def context(self, conn: Connection, request: FhirRequest, interaction: Interaction) -> Context:
         """What a handler of ``interaction`` gets: the caller's access as the policy decides it (or a refusal)."""
-        decided = self.policy.decide(request.principal, str(interaction.kind), interaction.type_name)
-        access = replace(decided, conn=conn)
+        access = self.policy.decide(request.principal, str(interaction.kind), interaction.type_name, conn=conn)
         return Context(
             request,
             interaction,

@@ -152,6 +152,24 @@ def test_accept_negotiation(fhir: httpx.Client, accept: str | None, expected: st
     assert response.headers["content-type"].split(";")[0] == expected
 
 
+def test_a_repeated_accept_header_counts_all_its_values(fhir: httpx.Client) -> None:
+    # RFC 9110 5.3: two Accept fields mean the same as one listing both values.
+    for both in (
+        [("Accept", "application/xml"), ("Accept", "application/json")],
+        [("Accept", "application/json"), ("Accept", "application/xml")],
+    ):
+        assert fhir.get("metadata", headers=both).headers["content-type"].startswith("application/json")
+    assert_outcome(fhir.get("metadata", headers=[("Accept", "application/xml"), ("Accept", "text/html")]), 406)
+
+
+@pytest.mark.parametrize("host", ["fhir.example.lu", "fhir.example.lu:8443", "127.0.0.1:9"])
+def test_the_base_in_answers_is_the_host_the_client_named(fhir: httpx.Client, host: str) -> None:
+    del fhir.headers["Authorization"]  # its token is for the server's own address
+    for _ in range(2):  # the second answer from what the first remembered
+        capabilities = fhir.get("metadata", headers={"Host": host}).json()
+        assert capabilities["implementation"]["url"] == f"http://{host}/fhir"
+
+
 def test_format_parameter(fhir: httpx.Client) -> None:
     assert fhir.get("metadata", params={"_format": "json"}).status_code == 200
     assert (
