@@ -20,6 +20,7 @@ import orjson
 import uuid6
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, insert, select, text, update
 
+from reference_impl.fhir import index_row_memo
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, CountOfStatement, total_after_page
@@ -235,6 +236,7 @@ def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tu
     if not new:
         return
     last_updated, instant = now_instant()
+    remembered = index_row_memo.shared(registry)
     current_rows: list[tuple[object, ...]] = []
     history_rows: list[tuple[object, ...]] = []
     index_rows: dict[str, list[tuple[object, ...]]] = {}
@@ -243,8 +245,9 @@ def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tu
         type_name, content, sealed = body["resourceType"], body_columns["content"], body_columns["sealed"]
         current_rows.append((type_name, res_id, 1, last_updated, False, content, sealed))
         history_rows.append((type_name, res_id, 1, last_updated, "POST", None, None))  # the body: current row's
-        for param_type, found in registry.index_rows(body).items():
-            index_rows.setdefault(param_type, []).extend((type_name, res_id, code, *row) for code, row in found)
+        key = (type_name, res_id)
+        for param_type, rows in remembered.rows(body):
+            index_rows.setdefault(param_type, []).extend(key + row for row in rows)
     _CREATE_CURRENT.write(conn, current_rows)
     _CREATE_HISTORY.write(conn, history_rows)
     for param_type, rows in index_rows.items():

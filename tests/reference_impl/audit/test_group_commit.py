@@ -4,18 +4,22 @@ at once, and no read is answered when its group's commit fails."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Connection, select
 
 from reference_impl.app import create_app
 from reference_impl.audit.group_commit import AuditLog
+from reference_impl.fhir import index_row_memo
+from reference_impl.fhir.searchparams import registry
 from reference_impl.rest.routing import FhirRequest
 from reference_impl.settings import Settings
-from reference_impl.store.schema import resources
+from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, resources
 from tests.support.tokens import mint
 
 BASE = "http://platform.test/fhir"
@@ -78,6 +82,35 @@ def test_a_lone_read_is_committed_before_it_is_answered(app: FastAPI, commits: l
     assert reads(app, 1, "alone") == [200]
     assert commits == [1]
     assert audited(app, "alone") == 1
+
+
+def test_each_event_is_indexed_as_the_registry_indexes_it(app: FastAPI) -> None:
+    # Groups write their events' index rows from a memo shared by the process (fhir/index_row_memo.py):
+    # the rows stored are exactly those the registry evaluates, for events whose values repeat (the
+    # client, the kind of access) and for those whose values do not (the patient, the request id).
+    assert reads(app, 2 * index_row_memo.TRIAL, "indexed") == [200] * 2 * index_row_memo.TRIAL
+    search = registry()
+
+    def work(conn: Connection) -> list[tuple[str, Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]]:
+        stored: dict[str, Counter[tuple[Any, ...]]] = defaultdict(Counter)
+        for kind, table in INDEX_TABLES.items():
+            columns = [table.c[name] for name in ("res_id", "param", *INDEX_VALUE_COLUMNS[kind])]
+            for res_id, *row in conn.execute(select(*columns).where(table.c.res_type == "AuditEvent")):
+                stored[res_id][(kind, *row)] += 1
+        events = conn.execute(
+            select(resources.c.res_id, resources.c.content).where(resources.c.res_type == "AuditEvent")
+        )
+        compared = []
+        for res_id, content in events:
+            rows = search.index_rows(orjson.loads(content))
+            expected = Counter((kind, code, *row) for kind, found in rows.items() for code, row in found)
+            compared.append((res_id, stored[res_id], expected))
+        return compared
+
+    compared = app.state.fhir.db.run(work, write=False)
+    assert len(compared) >= 2 * index_row_memo.TRIAL
+    differing = [res_id for res_id, stored, expected in compared if stored != expected]
+    assert not differing, f"{len(differing)} events indexed otherwise than the registry, e.g. {differing[:3]}"
 
 
 def test_no_read_is_answered_when_its_group_commit_fails(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Connection, func, select
 
 from reference_impl.app import create_app
+from reference_impl.fhir import index_row_memo
 from reference_impl.fhir.searchparams import registry
 from reference_impl.naming import NATIONAL_ID, PLATFORM_ID
 from reference_impl.platform import migrate_platform
@@ -112,9 +113,9 @@ def test_documents_follow_the_agencys_proportions(population: list[dict[str, Any
     assert all(d["status"] == "current" and d["content"][0]["attachment"]["data"] for d in documents)
 
 
-@pytest.mark.parametrize("trial", [bulk_rows.TRIAL, 100])
+@pytest.mark.parametrize("trial", [index_row_memo.TRIAL, 100])
 def test_the_index_rows_it_remembers_are_those_of_the_registry(population: list[dict[str, Any]], trial: int) -> None:
-    memo = bulk_rows.IndexRowMemo(registry(), trial=trial)
+    memo = index_row_memo.IndexRowMemo(registry(), trial=trial)
     for resource in population[:6_000]:
         remembered = Counter((t, row) for t, rows in memo.rows(resource) for row in rows)
         expected = Counter(
