@@ -110,7 +110,7 @@ async def fhir_endpoint(request: Request) -> Response:
         if server.faults.on(WRONG_CONTENT_TYPE):
             media = "application/json"
         limit = server.settings.max_body_bytes if not server.faults.on(BODY_LIMIT_IGNORED) else 1 << 40
-        body = await _read_body(request, limit)
+        body = await _read_body(request, limit, headers.get("content-length"))
         if body:
             fhir_request = replace(fhir_request, body=body)
         response = await server.handle(fhir_request)
@@ -140,8 +140,7 @@ class FhirEndpoint:
         await response(scope, receive, send)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(request: Request, limit: int, declared: str | None) -> bytes:
     declared_size = int(declared) if declared is not None and declared.isdigit() else None
     if declared_size is not None and declared_size > limit + DISCARD_BEYOND_LIMIT_BYTES:
         raise _too_large(limit)

@@ -81,9 +81,16 @@ document_keys = Table(
 )
 
 
-def _index_table(
-    name: str, *columns: Column[object], lookup: tuple[str, ...], owner_covers_lookup: bool = False
-) -> Table:
+# PDQm's plan reads the few people born that day, then checks each one's family and given names. Through an
+# owner index of (type, id) alone each check fetched the person's table rows; the planner, costing those
+# fetches as reads from disk (random_page_cost 4), preferred at 1,000,000 patients to walk the lookup index
+# over every row of the name for each person (0.6-0.9 ms a check, 45 ms a search). With the parameter and
+# values in the owner index, a check is an index-only scan of the person's few rows: over 200 searches at
+# 1,000,000 patients, execution p95 17-26 -> 1.3-1.6 ms, worst 34-52 -> 1.5-2.6 ms (migration 8).
+OWNER_COVERS_LOOKUP = ("string", "date")
+
+
+def _index_table(name: str, *columns: Column[object], lookup: tuple[str, ...]) -> Table:
     table = Table(
         f"idx_{name}",
         metadata,
@@ -95,7 +102,7 @@ def _index_table(
     looked_up = [table.c[c] for c in lookup]
     # The id last: a criterion's matches are read off the index alone (an index-only scan), no table rows.
     Index(f"ix_idx_{name}_lookup_id", table.c.res_type, table.c.param, *looked_up, table.c.res_id)
-    if owner_covers_lookup:
+    if name in OWNER_COVERS_LOOKUP:
         # A candidate's rows of a criterion, checked off the index alone (``OWNER_COVERS_LOOKUP``).
         Index(f"ix_idx_{name}_owner_lookup", table.c.res_type, table.c.res_id, table.c.param, *looked_up)
     else:
@@ -103,21 +110,11 @@ def _index_table(
     return table
 
 
-# PDQm's plan reads the few people born that day, then checks each one's family and given names. Through an
-# owner index of (type, id) alone each check fetched the person's table rows; the planner, costing those
-# fetches as reads from disk (random_page_cost 4), preferred at 1,000,000 patients to walk the lookup index
-# over every row of the name for each person (0.6-0.9 ms a check, 45 ms a search). With the parameter and
-# values in the owner index, a check is an index-only scan of the person's few rows: over 200 searches at
-# 1,000,000 patients, execution p95 17-26 -> 1.3-1.6 ms, worst 34-52 -> 1.5-2.6 ms (migration 8).
-OWNER_COVERS_LOOKUP = ("string", "date")
-
-
 idx_string = _index_table(
     "string",
     Column("value_norm", IndexedText),
     Column("value_exact", IndexedText),
     lookup=("value_norm",),
-    owner_covers_lookup="string" in OWNER_COVERS_LOOKUP,
 )
 idx_token = _index_table(
     "token",
@@ -131,7 +128,6 @@ idx_date = _index_table(
     Column("low", BigInteger),
     Column("high", BigInteger),
     lookup=("low", "high"),
-    owner_covers_lookup="date" in OWNER_COVERS_LOOKUP,
 )
 idx_number = _index_table("number", Column("value", Float), lookup=("value",))
 idx_quantity = _index_table(
