@@ -4,12 +4,12 @@ A lab whose load generator saturates before the system under test measures itsel
 server (benchmarks/hello_app.py: one route on FastAPI + uvicorn, a separate process), each generator
 in turn for the same time with the same number of connections (a closed loop: no think time):
 
-* wrk (``wrk -t1 -c16 -d5s``, Debian package ``wrk``): the reference of a cheap HTTP client;
+* wrk (``wrk -t1 -c16 -d10s``, Debian package ``wrk``): the reference of a cheap HTTP client;
 * the lab, exactly as ``eqlab run`` runs a load suite (``python -m eqlab.runner.load_worker``,
   a ``LabHttpUser`` scenario: bounded reads, no redirect), in one process and as a locust master
   with ``--workers`` worker processes on this machine;
-* plain locust (``FastHttpUser`` without the lab's rules, the ``locust`` command, one process), to
-  tell the lab's own cost from locust's.
+* plain locust (its own ``FastHttpUser`` client, the ``locust`` command, one process): what the lab
+  made before it had its own client (``eqlab.runner.load_http``).
 
 The server takes a core of its own, so on a small machine wall-clock requests/s mostly measure the
 server. What measures a generator is its requests per CPU-second ("per core"): wrk's CPU time is
@@ -17,7 +17,7 @@ the child's rusage; locust's is what each of its processes spent between ``test_
 ``test_stop`` (benchmarks/hello_locust.py; imports and start-up excluded). The ratio to wrk per
 core is the figure issue 15 asks for (target >= 0.5).
 
-    python benchmarks/load_generator.py [--seconds 5] [--connections 16] [--workers 2]
+    python -m benchmarks.load_generator [--seconds 10] [--connections 16] [--workers 2]
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def run_plain_locust(base: str, seconds: int, connections: int) -> Measured:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=10, help="per generator (start-up weighs less the longer)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections = locust users")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the distributed lab run")
     args = parser.parse_args()

@@ -1,0 +1,399 @@
+"""The HTTP/1.1 client of the lab's load scenarios: one keep-alive connection per simulated user, on
+gevent sockets, responses parsed by ``httptools`` (llhttp, the parser uvicorn uses).
+
+Written here rather than taken from a library because speed measured it: locust's ``FastHttpUser``
+(geventhttpclient) cost ~110 µs of CPU per request on a hello endpoint, 0.14 of ``wrk`` per core,
+so the lab's generator saturated before the systems it loads; this client and locust's own
+bookkeeping cost about a third of that (``benchmarks/load_generator.py`` prints both).
+
+The lab's rules hold for every request (scenarios cannot turn them off):
+
+* no redirect is followed: a 3xx is a failed request naming where it pointed, so the lab never
+  re-sends a request, its body or its token to another host; a scenario can only address its target
+  (a relative path, or an absolute URL on the target's own scheme, host and port);
+* the response is read within ``RESPONSE_SECONDS`` and up to ``MAX_RESPONSE_BYTES``: a response
+  that trickles or never ends is cut off (its connection closed) and fails, and memory stays bounded;
+* the response time covers the whole body, not only the headers;
+* HTTPS is verified as the contract checks verify it (httpx's defaults: ``SSL_CERT_FILE`` or
+  ``SSL_CERT_DIR`` when set, else certifi's bundle).
+
+Each request is reported to locust's ``request`` event, as locust's own clients report theirs: a
+status of 400 or more, a redirect, a broken connection or a cut-off response is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from functools import cached_property
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import certifi
+import gevent
+import httptools
+import orjson
+from gevent import get_hub, socket
+from gevent import ssl as gevent_ssl
+from requests.structures import CaseInsensitiveDict
+
+MAX_RESPONSE_BYTES = 20 * 1024 * 1024
+RESPONSE_SECONDS = 30.0
+CONNECT_SECONDS = 10.0
+CHUNK = 64 * 1024
+USER_AGENT = "eqlab-load"
+REMEMBERED = 4096  # request targets and header sets a client keeps rendered
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+class RequestFailed(Exception):
+    """Why the lab counts a request as failed: one sentence, the same for every request it happened to
+    (locust groups failures by it)."""
+
+
+class _Unanswered(RequestFailed):
+    """The connection ended before the first byte of an answer: a kept-alive connection the server had
+    closed meanwhile, on which an idempotent request is sent once more on a new connection."""
+
+
+class LoadResponse:
+    """What a scenario gets back: the status, the headers and the whole (bounded) body."""
+
+    def __init__(self, url: str, status_code: int, raw_headers: list[tuple[bytes, bytes]], content: bytes) -> None:
+        self.url = url
+        self.status_code = status_code
+        self.raw_headers = raw_headers
+        self.content = content
+        self.error: RequestFailed | None = None
+
+    @cached_property
+    def headers(self) -> CaseInsensitiveDict[str]:
+        return CaseInsensitiveDict({k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers})
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return orjson.loads(self.content)
+
+
+class _Exchange:
+    """httptools' callbacks for one response. A new parser for each request: after an answer to HEAD
+    (no body, whatever its Content-Length says) the next answer is read by a parser that expects none."""
+
+    __slots__ = ("chunks", "complete", "head_only", "headers", "headers_done", "keep_alive", "parser", "size", "status")
+
+    def __init__(self, head_only: bool) -> None:
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.headers_done = False
+        self.complete = False
+        self.head_only = head_only
+        self.keep_alive = False
+        self.status = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        assert self.parser is not None  # parsing
+        self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the message is complete
+        self.status = self.parser.get_status_code()
+        if self.head_only:  # an answer to HEAD has no body, whatever its Content-Length says
+            self.complete = True
+
+    def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > MAX_RESPONSE_BYTES:
+            raise RequestFailed(f"the response exceeded {MAX_RESPONSE_BYTES} bytes; the lab stopped reading it")
+        self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+def ssl_context() -> gevent_ssl.SSLContext:
+    """The trust the contract checks have (httpx's defaults), for gevent sockets."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return gevent_ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return gevent_ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return gevent_ssl.create_default_context(cafile=certifi.where())
+
+
+class LabHttpClient:
+    """The ``client`` of a ``LabHttpUser``: ``get``, ``post``, ``put``, ``patch``, ``delete``, ``head``
+    and ``request``, each with ``name`` (the statistics' label), ``headers``, ``params``, ``json`` or
+    ``data``. Returns a ``LoadResponse`` whatever happened (``error`` says why it failed)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        request_event: Any,
+        user: Any = None,
+        response_seconds: float = RESPONSE_SECONDS,
+        connect_seconds: float = CONNECT_SECONDS,
+    ) -> None:
+        self.base = urlsplit(base_url if base_url.endswith("/") else base_url + "/")
+        if self.base.scheme not in ("http", "https") or not self.base.hostname:
+            raise ValueError(f"a load target is an http(s) URL, not {base_url!r}")
+        self.base_url = self.base.geturl()
+        self.request_event = request_event
+        self.user = user
+        self.response_seconds = response_seconds
+        self.connect_seconds = connect_seconds
+        self._origin = f"{self.base.scheme}://{self.base.netloc}"
+        self._address = (self.base.hostname, self.base.port or (443 if self.base.scheme == "https" else 80))
+        self._fixed_headers = f"Host: {self.base.netloc.rpartition('@')[2]}\r\nUser-Agent: {USER_AGENT}\r\n"
+        self._tls = ssl_context() if self.base.scheme == "https" else None
+        self._sock: Any = None
+        self._readable: Any = None  # a libev watcher of the plain socket's readability
+        self._timer = gevent.Timeout(response_seconds)  # started anew for each request
+        self._targets: dict[str, tuple[str, str]] = {}  # what a URL resolves to, per URL
+        self._header_blocks: dict[tuple[tuple[str, str], ...], tuple[str, frozenset[str]]] = {}
+
+    def get(self, url: str, **kwargs: Any) -> LoadResponse:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> LoadResponse:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> LoadResponse:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> LoadResponse:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> LoadResponse:
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> LoadResponse:
+        return self.request("HEAD", url, **kwargs)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        name: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: bytes | str | Mapping[str, Any] | None = None,
+        catch_response: bool = False,
+    ) -> LoadResponse:
+        if catch_response:
+            raise ValueError("the lab's load scenarios do not judge responses themselves (catch_response)")
+        started_at = time.time()
+        started = time.perf_counter()
+        target, full_url = self._target(url, params)
+        payload, content_type = _payload(json, data)
+        message = self._message(method, target, headers, payload, content_type)
+        try:
+            response = self._exchange(method, message, full_url)
+            if 300 <= response.status_code < 400:
+                where = str(response.headers.get("location", "nowhere"))[:200]
+                response.error = RequestFailed(
+                    f"redirected ({response.status_code}) to {where}: the lab follows no redirect"
+                )
+            elif response.status_code >= 400:
+                response.error = RequestFailed(f"{response.status_code} {_phrase(response.status_code)}")
+        except RequestFailed as failed:
+            response = LoadResponse(full_url, 0, [], b"")
+            response.error = failed
+        self.request_event.fire(
+            request_type=method,
+            name=name or url,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=len(response.content),
+            exception=response.error,
+            context=self.user.context() if self.user is not None else {},
+            response=response,
+            url=full_url,
+            start_time=started_at,
+        )
+        return response
+
+    def _target(self, url: str, params: Mapping[str, Any] | None) -> tuple[str, str]:
+        """The request target (path and query) and the full URL, for a path relative to the base or an
+        absolute URL on the base's own origin."""
+        if not params:
+            known = self._targets.get(url)
+            if known is None:
+                known = self._targets[url] = self._resolve(url, None)
+                if len(self._targets) > REMEMBERED:
+                    self._targets.clear()
+            return known
+        return self._resolve(url, params)
+
+    def _resolve(self, url: str, params: Mapping[str, Any] | None) -> tuple[str, str]:
+        if "://" in url:
+            given = urlsplit(url)
+            if (given.scheme, given.netloc) != (self.base.scheme, self.base.netloc):
+                raise ValueError(f"a load scenario addresses only its target {self.base_url}, not {url}")
+            path = given.path or "/"
+            query = given.query
+        else:
+            path, _, query = (self.base.path + url.lstrip("/")).partition("?")
+        if params:
+            query = f"{query}&{urlencode(params, doseq=True)}" if query else urlencode(params, doseq=True)
+        target = f"{path}?{query}" if query else path
+        if " " in target or "\r" in target or "\n" in target:
+            raise ValueError(f"a request target has no spaces or line breaks: {target!r}")
+        return target, f"{self._origin}{target}"
+
+    def _message(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str] | None,
+        payload: bytes | None,
+        content_type: str | None,
+    ) -> bytes:
+        key = tuple(headers.items()) if headers else ()
+        known = self._header_blocks.get(key)
+        if known is None:
+            known = self._header_blocks[key] = _header_block(key)
+            if len(self._header_blocks) > REMEMBERED:
+                self._header_blocks.clear()
+        block, given = known
+        if content_type and "content-type" not in given:
+            block += f"Content-Type: {content_type}\r\n"
+        if payload is not None:
+            block += f"Content-Length: {len(payload)}\r\n"
+        head = f"{method} {target} HTTP/1.1\r\n{self._fixed_headers}{block}\r\n".encode("latin-1")
+        return head + payload if payload else head
+
+    def _exchange(self, method: str, message: bytes, url: str) -> LoadResponse:
+        reused = self._sock is not None
+        try:
+            return self._send(method, message, url)
+        except _Unanswered:
+            if not (reused and method in IDEMPOTENT):
+                raise
+        return self._send(method, message, url)  # once more, on a new connection
+
+    def _send(self, method: str, message: bytes, url: str) -> LoadResponse:
+        exchange = _Exchange(head_only=method == "HEAD")
+        parser = exchange.parser
+        assert parser is not None  # a new exchange
+        received = False
+        timer = self._timer
+        timer.start()
+        try:
+            sock = self._sock or self._connect()
+            sent = sock.send(message)  # one call sends a request this small; sendall costs more per call
+            if sent < len(message):
+                sock.sendall(message[sent:])
+            while not exchange.complete:
+                if self._readable is not None:
+                    get_hub().wait(self._readable)
+                data = sock.recv(CHUNK)
+                if not data:
+                    if not received:
+                        raise _Unanswered("the connection closed before an answer")
+                    if exchange.headers_done and _until_close(exchange.headers):
+                        break  # a body delimited by the connection's end
+                    raise RequestFailed("the connection closed in the middle of the answer")
+                received = True
+                parser.feed_data(data)
+        except gevent.Timeout as fired:
+            if fired is not timer:
+                raise
+            self.close()
+            raise RequestFailed(
+                f"the response was still arriving after {self.response_seconds:.0f} s; the lab stopped reading it"
+            ) from None
+        except (OSError, httptools.HttpParserError, RequestFailed) as problem:
+            self.close()
+            raise _failure(problem, received) from None
+        finally:
+            timer.cancel()
+            exchange.parser = None  # no reference cycle left for the garbage collector
+        if not exchange.keep_alive:
+            self.close()
+        return LoadResponse(url, exchange.status, exchange.headers, b"".join(exchange.chunks))
+
+    def _connect(self) -> Any:
+        sock = socket.create_connection(self._address, timeout=self.connect_seconds)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)  # the request's own timer bounds every wait from here
+        if self._tls is not None:
+            sock = self._tls.wrap_socket(sock, server_hostname=self.base.hostname)
+        else:
+            # Waiting for the socket to be readable before reading it spares the read that would find
+            # nothing yet (a system call and an exception per request: 7% of the client's CPU). Not
+            # for TLS, whose socket may hold decrypted bytes the file descriptor does not show.
+            self._readable = get_hub().loop.io(sock.fileno(), 1)
+        self._sock = sock
+        return sock
+
+    def close(self) -> None:
+        if self._readable is not None:
+            self._readable.close()
+            self._readable = None
+        if self._sock is not None:
+            sock, self._sock = self._sock, None
+            sock.close()
+
+
+def _payload(json: Any, data: bytes | str | Mapping[str, Any] | None) -> tuple[bytes | None, str | None]:
+    if data is not None:
+        if isinstance(data, Mapping):
+            return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
+        return (data.encode() if isinstance(data, str) else data), None
+    if json is not None:
+        return orjson.dumps(json), "application/json"
+    return None, None
+
+
+def _header_block(headers: tuple[tuple[str, str], ...]) -> tuple[str, frozenset[str]]:
+    """A scenario's headers as lines of the request, with the names it gave (lower case)."""
+    given = frozenset(k.lower() for k, _ in headers)
+    lines = [] if "accept-encoding" in given else ["Accept-Encoding: identity\r\n"]  # measure the body as sent
+    for key, value in headers:
+        if "\r" in key or "\n" in key or "\r" in value or "\n" in value or ":" in key:
+            raise ValueError(f"a header name or value has a line break or colon: {key!r}")
+        if key.lower() not in ("host", "content-length", "transfer-encoding", "connection"):
+            lines.append(f"{key}: {value}\r\n")
+    return "".join(lines), given
+
+
+def _until_close(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A response without Content-Length or chunked encoding: its body ends with the connection."""
+    names = {name.lower() for name, _ in headers}
+    return b"content-length" not in names and b"transfer-encoding" not in names
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "(no standard reason)"
+
+
+def _failure(problem: Exception, received: bool) -> RequestFailed:
+    """What went wrong, in words that are the same each time it happens (locust groups failures by
+    them); a connection that ended before any answer is ``_Unanswered``."""
+    if isinstance(problem, httptools.HttpParserCallbackError) and isinstance(problem.__context__, RequestFailed):
+        return problem.__context__  # raised by a callback: the body was too large
+    if isinstance(problem, RequestFailed):
+        return problem
+    if isinstance(problem, httptools.HttpParserError):
+        return RequestFailed(f"the answer is not HTTP/1.1: {problem}")
+    if isinstance(problem, TimeoutError):
+        return RequestFailed("the connection timed out")
+    if isinstance(problem, gevent_ssl.SSLError):
+        return RequestFailed(f"TLS failed: {problem.reason or problem}")
+    assert isinstance(problem, OSError)
+    reason = f"the connection failed: {problem.strerror or type(problem).__name__}"
+    return RequestFailed(reason) if received else _Unanswered(reason)
