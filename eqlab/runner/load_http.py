@@ -3,8 +3,8 @@ gevent sockets, responses parsed by ``httptools`` (llhttp, the parser uvicorn us
 
 Written here rather than taken from a library because speed measured it: locust's ``FastHttpUser``
 (geventhttpclient) cost ~110 µs of CPU per request on a hello endpoint, 0.14 of ``wrk`` per core,
-so the lab's generator saturated before the systems it loads; this client and locust's own
-bookkeeping cost about a third of that (``benchmarks/load_generator.py`` prints both).
+so the lab's generator saturated before the systems it loads; with this client a request costs
+about a quarter of that, locust's own bookkeeping included (``benchmarks/load_generator.py``).
 
 The lab's rules hold for every request (scenarios cannot turn them off):
 
@@ -14,6 +14,9 @@ The lab's rules hold for every request (scenarios cannot turn them off):
 * the response is read within ``RESPONSE_SECONDS`` and up to ``MAX_RESPONSE_BYTES``: a response
   that trickles or never ends is cut off (its connection closed) and fails, and memory stays bounded;
 * the response time covers the whole body, not only the headers;
+* one request at a time per connection, and nothing may arrive between answers: an answer sent ahead
+  of its request (it would be timed as instant; looked for on plain connections, where the socket
+  shows it) or a second answer to one request fails the request and ends the connection;
 * HTTPS is verified as the contract checks verify it (httpx's defaults: ``SSL_CERT_FILE`` or
   ``SSL_CERT_DIR`` when set, else certifi's bundle).
 
@@ -24,6 +27,7 @@ status of 400 or more, a redirect, a broken connection or a cut-off response is 
 from __future__ import annotations
 
 import os
+import select
 import time
 from collections.abc import Mapping
 from functools import cached_property
@@ -33,6 +37,7 @@ from urllib.parse import urlencode, urlsplit
 
 import certifi
 import gevent
+import gevent.monkey
 import httptools
 import orjson
 from gevent import get_hub, socket
@@ -45,6 +50,7 @@ CONNECT_SECONDS = 10.0
 CHUNK = 64 * 1024
 USER_AGENT = "eqlab-load"
 REMEMBERED = 4096  # request targets and header sets a client keeps rendered
+_POLL = gevent.monkey.get_original("select", "poll")  # the operating system's: gevent's would wait
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
@@ -88,7 +94,18 @@ class _Exchange:
     """httptools' callbacks for one response. A new parser for each request: after an answer to HEAD
     (no body, whatever its Content-Length says) the next answer is read by a parser that expects none."""
 
-    __slots__ = ("chunks", "complete", "head_only", "headers", "headers_done", "keep_alive", "parser", "size", "status")
+    __slots__ = (
+        "chunks",
+        "complete",
+        "head_only",
+        "headers",
+        "headers_done",
+        "informational",
+        "keep_alive",
+        "parser",
+        "size",
+        "status",
+    )
 
     def __init__(self, head_only: bool) -> None:
         self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
@@ -96,30 +113,44 @@ class _Exchange:
         self.chunks: list[bytes] = []
         self.size = 0
         self.headers_done = False
+        self.informational = False
         self.complete = False
         self.head_only = head_only
         self.keep_alive = False
         self.status = 0
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a connection out of step would give the next request this answer
+            raise RequestFailed("a second answer came to one request")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.headers_done = True
         assert self.parser is not None  # parsing
-        self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the message is complete
         self.status = self.parser.get_status_code()
-        if self.head_only:  # an answer to HEAD has no body, whatever its Content-Length says
+        if 100 <= self.status < 200 and self.status != 101:  # 103 Early Hints and the like: the answer follows
+            self.informational = True
+            return
+        self.headers_done = True
+        self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the message is complete
+        if self.head_only:
             self.complete = True
 
     def on_body(self, body: bytes) -> None:
+        if self.head_only:
+            return
         self.size += len(body)
         if self.size > MAX_RESPONSE_BYTES:
             raise RequestFailed(f"the response exceeded {MAX_RESPONSE_BYTES} bytes; the lab stopped reading it")
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if self.informational:
+            self.informational = False
+            self.headers = []
+        else:
+            self.complete = True
 
 
 def ssl_context() -> gevent_ssl.SSLContext:
@@ -157,7 +188,9 @@ class LabHttpClient:
         self._fixed_headers = f"Host: {self.base.netloc.rpartition('@')[2]}\r\nUser-Agent: {USER_AGENT}\r\n"
         self._tls = ssl_context() if self.base.scheme == "https" else None
         self._sock: Any = None
+        self._hub = get_hub()  # the event loop of the user's thread (a load process has one)
         self._readable: Any = None  # a libev watcher of the plain socket's readability
+        self._idle: Any = None  # a poll of the plain socket between answers (_check_idle)
         self._timer = gevent.Timeout(response_seconds)  # started anew for each request
         self._targets: dict[str, tuple[str, str]] = {}  # what a URL resolves to, per URL
         self._header_blocks: dict[tuple[tuple[str, str], ...], tuple[str, frozenset[str]]] = {}
@@ -274,6 +307,8 @@ class LabHttpClient:
         return head + payload if payload else head
 
     def _exchange(self, method: str, message: bytes, url: str) -> LoadResponse:
+        if self._idle is not None:
+            self._check_idle()
         reused = self._sock is not None
         try:
             return self._send(method, message, url)
@@ -281,6 +316,24 @@ class LabHttpClient:
             if not (reused and method in IDEMPOTENT):
                 raise
         return self._send(method, message, url)  # once more, on a new connection
+
+    def _check_idle(self) -> None:
+        """A kept-alive plain connection has nothing to read between answers. Its end (the server closed
+        it) means a new connection; bytes mean an answer sent before its request, which the next
+        request would take for its own and time as instant: the lab refuses the connection instead."""
+        if not self._idle.poll(0):  # the usual case: one system call, no exception
+            return
+        sock = self._sock
+        sock.settimeout(0.0)
+        try:
+            waiting = sock.recv(1, socket.MSG_PEEK)
+        except OSError:
+            waiting = b""
+        finally:
+            sock.settimeout(None)
+        self.close()
+        if waiting:
+            raise RequestFailed("an answer came before its request")
 
     def _send(self, method: str, message: bytes, url: str) -> LoadResponse:
         exchange = _Exchange(head_only=method == "HEAD")
@@ -296,7 +349,7 @@ class LabHttpClient:
                 sock.sendall(message[sent:])
             while not exchange.complete:
                 if self._readable is not None:
-                    get_hub().wait(self._readable)
+                    self._hub.wait(self._readable)
                 data = sock.recv(CHUNK)
                 if not data:
                     if not received:
@@ -333,14 +386,16 @@ class LabHttpClient:
             # Waiting for the socket to be readable before reading it spares the read that would find
             # nothing yet (a system call and an exception per request: 7% of the client's CPU). Not
             # for TLS, whose socket may hold decrypted bytes the file descriptor does not show.
-            self._readable = get_hub().loop.io(sock.fileno(), 1)
+            self._readable = self._hub.loop.io(sock.fileno(), 1)
+            self._idle = _POLL()
+            self._idle.register(sock.fileno(), select.POLLIN)
         self._sock = sock
         return sock
 
     def close(self) -> None:
         if self._readable is not None:
             self._readable.close()
-            self._readable = None
+            self._readable = self._idle = None
         if self._sock is not None:
             sock, self._sock = self._sock, None
             sock.close()

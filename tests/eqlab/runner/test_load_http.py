@@ -204,6 +204,56 @@ def test_an_answer_delimited_by_the_connections_end_is_read_whole_then_a_new_con
     assert server.connections == 2 and recorder.failures == []
 
 
+def test_an_informational_answer_is_passed_over_for_the_answer_after_it(serve: Callable[..., RawServer]) -> None:
+    server = serve(answering(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n" + OK, OK))
+    lab, recorder = client(server)
+    first = lab.get("a")
+    assert first.status_code == 200 and first.json() == {"a": "b"} and "link" not in first.headers
+    assert lab.get("b").status_code == 200 and server.connections == 1 and recorder.failures == []
+
+
+def test_an_answer_nobody_asked_for_fails_the_request_and_ends_the_connection(
+    serve: Callable[..., RawServer],
+) -> None:
+    server = serve(answering(OK + OK, OK))
+    lab, recorder = client(server)
+    assert not lab.get("a").ok
+    assert recorder.failures == ["a second answer came to one request"]
+    assert lab._sock is None  # the next request does not read the extra answer as its own
+
+
+def test_an_answer_sent_before_its_request_is_refused(serve: Callable[..., RawServer]) -> None:
+    def ahead(conn: socket.socket, server: RawServer) -> None:
+        server.next_request(conn)
+        conn.sendall(OK)
+        time.sleep(0.1)
+        conn.sendall(OK)  # the answer to a request not yet sent: it would be timed as instant
+        server.next_request(conn)
+
+    server = serve(ahead)
+    lab, recorder = client(server)
+    assert lab.get("a").ok
+    time.sleep(0.3)
+    assert not lab.get("b").ok
+    assert recorder.failures == ["an answer came before its request"]
+    assert len(server.requests) == 1  # the second request was never sent on that connection
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_sending(
+    serve: Callable[..., RawServer],
+) -> None:
+    def once(conn: socket.socket, server: RawServer) -> None:
+        server.next_request(conn)
+        conn.sendall(OK)
+
+    server = serve(once)
+    lab, recorder = client(server)
+    assert lab.get("a").ok
+    time.sleep(0.2)  # the server has closed the connection by now
+    assert lab.post("b", json={}).ok  # not a retry: the closed connection was seen before sending
+    assert server.connections == 2 and len(server.requests) == 2 and recorder.failures == []
+
+
 def test_connection_close_is_honoured(serve: Callable[..., RawServer]) -> None:
     closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"
     server = serve(answering(closing))
