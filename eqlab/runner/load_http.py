@@ -33,16 +33,16 @@ from collections.abc import Mapping
 from functools import cached_property
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import certifi
 import gevent
 import gevent.monkey
 import httptools
+import httpx
 import orjson
 from gevent import get_hub, socket
 from gevent import ssl as gevent_ssl
-from requests.structures import CaseInsensitiveDict
 
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 RESPONSE_SECONDS = 30.0
@@ -75,8 +75,9 @@ class LoadResponse:
         self.error: RequestFailed | None = None
 
     @cached_property
-    def headers(self) -> CaseInsensitiveDict[str]:
-        return CaseInsensitiveDict({k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers})
+    def headers(self) -> httpx.Headers:
+        """Case-insensitive, as httpx's (a repeated header's values joined with ", ")."""
+        return httpx.Headers(self.raw_headers)
 
     @property
     def ok(self) -> bool:
@@ -280,6 +281,8 @@ class LabHttpClient:
         if params:
             query = f"{query}&{urlencode(params, doseq=True)}" if query else urlencode(params, doseq=True)
         target = f"{path}?{query}" if query else path
+        if not target.isascii():  # as browsers and requests send it: UTF-8, percent-encoded
+            target = quote(target, safe="!#$%&'()*+,/:;=?@[]~")
         if " " in target or "\r" in target or "\n" in target:
             raise ValueError(f"a request target has no spaces or line breaks: {target!r}")
         return target, f"{self._origin}{target}"

@@ -152,7 +152,7 @@ def client(server: RawServer, **kwargs: Any) -> tuple[LabHttpClient, Recorder]:
 
 
 def test_requests_share_one_connection_and_say_what_the_scenario_asked(serve: Callable[..., RawServer]) -> None:
-    server = serve(answering(OK, OK, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"))
+    server = serve(answering(OK, OK, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", OK))
     lab, recorder = client(server)
     first = lab.get("Patient/1", headers={"Authorization": "Bearer t0k"}, name="GET Patient/[id]")
     lab.get("Patient", params={"family": "Müller", "_count": 2})
@@ -161,7 +161,9 @@ def test_requests_share_one_connection_and_say_what_the_scenario_asked(serve: Ca
     assert first.status_code == 200 and first.json() == {"a": "b"} and first.text == '{"a":"b"}\r\n'
     assert first.headers["content-type"] == first.headers["Content-Type"] == "application/json"
     assert created.status_code == 201 and created.ok and created.content == b""
-    read, search, post = server.requests
+    lab.get("Patient?family=Müller&given=Zoé")
+    read, search, post, unencoded = server.requests
+    assert unencoded.startswith(b"GET /fhir/Patient?family=M%C3%BCller&given=Zo%C3%A9 HTTP/1.1\r\n")
     assert read.startswith(b"GET /fhir/Patient/1 HTTP/1.1\r\n")
     assert b"\r\nAuthorization: Bearer t0k\r\n" in read and b"\r\nAccept-Encoding: identity\r\n" in read
     assert f"\r\nHost: localhost:{server.listener.getsockname()[1]}\r\n".encode() in read
@@ -174,6 +176,7 @@ def test_requests_share_one_connection_and_say_what_the_scenario_asked(serve: Ca
         ("GET", "GET Patient/[id]", 11, None),
         ("GET", "Patient", 11, None),
         ("POST", "Observation", 0, None),
+        ("GET", "Patient?family=Müller&given=Zoé", 11, None),
     ]
     assert recorder.fired[1]["url"] == f"{server.base.removesuffix('/fhir/')}/fhir/Patient?family=M%C3%BCller&_count=2"
     assert all(f["response_time"] > 0 for f in recorder.fired)
