@@ -226,17 +226,20 @@ def test_an_answer_nobody_asked_for_fails_the_request_and_ends_the_connection(
 
 
 def test_an_answer_sent_before_its_request_is_refused(serve: Callable[..., RawServer]) -> None:
+    sent_ahead = threading.Event()
+
     def ahead(conn: socket.socket, server: RawServer) -> None:
         server.next_request(conn)
         conn.sendall(OK)
         time.sleep(0.1)
         conn.sendall(OK)  # the answer to a request not yet sent: it would be timed as instant
+        sent_ahead.set()
         server.next_request(conn)
 
     server = serve(ahead)
     lab, recorder = client(server)
     assert lab.get("a").ok
-    time.sleep(0.3)
+    assert sent_ahead.wait(10)
     assert not lab.get("b").ok
     assert recorder.failures == ["an answer came before its request"]
     assert len(server.requests) == 1  # the second request was never sent on that connection
@@ -245,14 +248,18 @@ def test_an_answer_sent_before_its_request_is_refused(serve: Callable[..., RawSe
 def test_a_connection_the_server_closed_while_idle_is_replaced_before_sending(
     serve: Callable[..., RawServer],
 ) -> None:
+    closed = threading.Event()
+
     def once(conn: socket.socket, server: RawServer) -> None:
         server.next_request(conn)
         conn.sendall(OK)
+        conn.close()
+        closed.set()
 
     server = serve(once)
     lab, recorder = client(server)
     assert lab.get("a").ok
-    time.sleep(0.2)  # the server has closed the connection by now
+    assert closed.wait(10)
     assert lab.post("b", json={}).ok  # not a retry: the closed connection was seen before sending
     assert server.connections == 2 and len(server.requests) == 2 and recorder.failures == []
 
