@@ -187,12 +187,15 @@ def test_a_load_leaves_its_tables_analysed_and_on_postgresql_vacuumed(store_url:
         assert {"resources", "resource_history", "idx_token", "idx_reference"} <= analysed
         return
     schema = store_url.rsplit("schema=", 1)[1]
-    visible = query(
-        "SELECT min(c.relallvisible) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname IN ('resources', 'resource_history')",
+    # VACUUM fills the visibility map that index-only scans need: each table was vacuumed once the load
+    # ended. (How many pages it could mark all-visible depends on other sessions' open snapshots, which
+    # the tests running beside this one hold: not a fact about the load.)
+    vacuumed = query(
+        "SELECT min(vacuum_count) FROM pg_stat_user_tables "
+        "WHERE schemaname = %s AND relname IN ('resources', 'resource_history')",
         schema,
     )
-    assert isinstance(visible, int) and visible > 0  # index-only scans need not visit the table
+    assert isinstance(vacuumed, int) and vacuumed > 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
