@@ -11,8 +11,9 @@ The lab's rules hold for every request (scenarios cannot turn them off):
 * no redirect is followed: a 3xx is a failed request naming where it pointed, so the lab never
   re-sends a request, its body or its token to another host; a scenario can only address its target
   (a relative path, or an absolute URL on the target's own scheme, host and port);
-* the response is read within ``RESPONSE_SECONDS`` and up to ``MAX_RESPONSE_BYTES``: a response
-  that trickles or never ends is cut off (its connection closed) and fails, and memory stays bounded;
+* the response is read within ``RESPONSE_SECONDS`` and up to ``load_answers.MAX_RESPONSE_BYTES``: a
+  response that trickles or never ends is cut off (its connection closed) and fails, and memory stays
+  bounded;
 * the response time covers the whole body, not only the headers;
 * one request at a time per connection, and nothing may arrive between answers: an answer sent ahead
   of its request (it would be timed as instant; looked for on plain connections, where the socket
@@ -30,8 +31,6 @@ import os
 import select
 import time
 from collections.abc import Mapping
-from functools import cached_property
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -39,12 +38,20 @@ import certifi
 import gevent
 import gevent.monkey
 import httptools
-import httpx
 import orjson
 from gevent import get_hub, socket
 from gevent import ssl as gevent_ssl
 
-MAX_RESPONSE_BYTES = 20 * 1024 * 1024
+from eqlab.runner.load_answers import (
+    Exchange,
+    LoadResponse,
+    RequestFailed,
+    Unanswered,
+    failure,
+    status_phrase,
+    until_close,
+)
+
 RESPONSE_SECONDS = 30.0
 CONNECT_SECONDS = 10.0
 CHUNK = 64 * 1024
@@ -52,106 +59,6 @@ USER_AGENT = "eqlab-load"
 REMEMBERED = 4096  # request targets and header sets a client keeps rendered
 _POLL = gevent.monkey.get_original("select", "poll")  # the operating system's: gevent's would wait
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-
-
-class RequestFailed(Exception):
-    """Why the lab counts a request as failed: one sentence, the same for every request it happened to
-    (locust groups failures by it)."""
-
-
-class _Unanswered(RequestFailed):
-    """The connection ended before the first byte of an answer: a kept-alive connection the server had
-    closed meanwhile, on which an idempotent request is sent once more on a new connection."""
-
-
-class LoadResponse:
-    """What a scenario gets back: the status, the headers and the whole (bounded) body."""
-
-    def __init__(self, url: str, status_code: int, raw_headers: list[tuple[bytes, bytes]], content: bytes) -> None:
-        self.url = url
-        self.status_code = status_code
-        self.raw_headers = raw_headers
-        self.content = content
-        self.error: RequestFailed | None = None
-
-    @cached_property
-    def headers(self) -> httpx.Headers:
-        """Case-insensitive, as httpx's (a repeated header's values joined with ", ")."""
-        return httpx.Headers(self.raw_headers)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        return orjson.loads(self.content)
-
-
-class _Exchange:
-    """httptools' callbacks for one response. A new parser for each request: after an answer to HEAD
-    (no body, whatever its Content-Length says) the next answer is read by a parser that expects none."""
-
-    __slots__ = (
-        "chunks",
-        "complete",
-        "head_only",
-        "headers",
-        "headers_done",
-        "informational",
-        "keep_alive",
-        "parser",
-        "size",
-        "status",
-    )
-
-    def __init__(self, head_only: bool) -> None:
-        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.headers_done = False
-        self.informational = False
-        self.complete = False
-        self.head_only = head_only
-        self.keep_alive = False
-        self.status = 0
-
-    def on_message_begin(self) -> None:
-        if self.complete:  # a connection out of step would give the next request this answer
-            raise RequestFailed("a second answer came to one request")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        assert self.parser is not None  # parsing
-        self.status = self.parser.get_status_code()
-        if 100 <= self.status < 200 and self.status != 101:  # 103 Early Hints and the like: the answer follows
-            self.informational = True
-            return
-        self.headers_done = True
-        self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the message is complete
-        if self.head_only:
-            self.complete = True
-
-    def on_body(self, body: bytes) -> None:
-        if self.head_only:
-            return
-        self.size += len(body)
-        if self.size > MAX_RESPONSE_BYTES:
-            raise RequestFailed(f"the response exceeded {MAX_RESPONSE_BYTES} bytes; the lab stopped reading it")
-        self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        if self.informational:
-            self.informational = False
-            self.headers = []
-        else:
-            self.complete = True
 
 
 def ssl_context() -> gevent_ssl.SSLContext:
@@ -240,7 +147,7 @@ class LabHttpClient:
                     f"redirected ({response.status_code}) to {where}: the lab follows no redirect"
                 )
             elif response.status_code >= 400:
-                response.error = RequestFailed(f"{response.status_code} {_phrase(response.status_code)}")
+                response.error = RequestFailed(f"{response.status_code} {status_phrase(response.status_code)}")
         except RequestFailed as failed:
             response = LoadResponse(full_url, 0, [], b"")
             response.error = failed
@@ -315,7 +222,7 @@ class LabHttpClient:
         reused = self._sock is not None
         try:
             return self._send(method, message, url)
-        except _Unanswered:
+        except Unanswered:
             if not (reused and method in IDEMPOTENT):
                 raise
         return self._send(method, message, url)  # once more, on a new connection
@@ -339,7 +246,7 @@ class LabHttpClient:
             raise RequestFailed("an answer came before its request")
 
     def _send(self, method: str, message: bytes, url: str) -> LoadResponse:
-        exchange = _Exchange(head_only=method == "HEAD")
+        exchange = Exchange(head_only=method == "HEAD")
         parser = exchange.parser
         assert parser is not None  # a new exchange
         received = False
@@ -356,8 +263,8 @@ class LabHttpClient:
                 data = sock.recv(CHUNK)
                 if not data:
                     if not received:
-                        raise _Unanswered("the connection closed before an answer")
-                    if exchange.headers_done and _until_close(exchange.headers):
+                        raise Unanswered("the connection closed before an answer")
+                    if exchange.headers_done and until_close(exchange.headers):
                         break  # a body delimited by the connection's end
                     raise RequestFailed("the connection closed in the middle of the answer")
                 received = True
@@ -371,7 +278,7 @@ class LabHttpClient:
             ) from None
         except (OSError, httptools.HttpParserError, RequestFailed) as problem:
             self.close()
-            raise _failure(problem, received) from None
+            raise failure(problem, received) from None
         finally:
             timer.cancel()
             exchange.parser = None  # no reference cycle left for the garbage collector
@@ -424,34 +331,3 @@ def _header_block(headers: tuple[tuple[str, str], ...]) -> tuple[str, frozenset[
         if key.lower() not in ("host", "content-length", "transfer-encoding", "connection"):
             lines.append(f"{key}: {value}\r\n")
     return "".join(lines), given
-
-
-def _until_close(headers: list[tuple[bytes, bytes]]) -> bool:
-    """A response without Content-Length or chunked encoding: its body ends with the connection."""
-    names = {name.lower() for name, _ in headers}
-    return b"content-length" not in names and b"transfer-encoding" not in names
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "(no standard reason)"
-
-
-def _failure(problem: Exception, received: bool) -> RequestFailed:
-    """What went wrong, in words that are the same each time it happens (locust groups failures by
-    them); a connection that ended before any answer is ``_Unanswered``."""
-    if isinstance(problem, httptools.HttpParserCallbackError) and isinstance(problem.__context__, RequestFailed):
-        return problem.__context__  # raised by a callback: the body was too large
-    if isinstance(problem, RequestFailed):
-        return problem
-    if isinstance(problem, httptools.HttpParserError):
-        return RequestFailed(f"the answer is not HTTP/1.1: {problem}")
-    if isinstance(problem, TimeoutError):
-        return RequestFailed("the connection timed out")
-    if isinstance(problem, gevent_ssl.SSLError):
-        return RequestFailed(f"TLS failed: {problem.reason or problem}")
-    assert isinstance(problem, OSError)
-    reason = f"the connection failed: {problem.strerror or type(problem).__name__}"
-    return RequestFailed(reason) if received else _Unanswered(reason)

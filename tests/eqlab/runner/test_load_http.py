@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from eqlab.runner import load_http
-from eqlab.runner.load_http import LabHttpClient, LoadResponse
+from eqlab.runner import load_answers
+from eqlab.runner.load_answers import LoadResponse
+from eqlab.runner.load_http import LabHttpClient
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"a":"b"}\r\n'
 
@@ -304,7 +305,7 @@ def test_status_and_redirects_fail_the_request_and_no_redirect_is_followed(serve
 
 
 def test_an_oversized_answer_is_cut_off(serve: Callable[..., RawServer], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load_http, "MAX_RESPONSE_BYTES", 100_000)
+    monkeypatch.setattr(load_answers, "MAX_RESPONSE_BYTES", 100_000)
 
     def huge(conn: socket.socket, server: RawServer) -> None:
         server.next_request(conn)
