@@ -8,7 +8,8 @@ checks a sample of them against it, so a change of indexing is noticed here. Det
 value derives from the row number.
 
 Per patient: 8 DocumentReferences (27 types, 1 in 10 superseded), 10 AuditEvents (the patient's
-access log; only their patient, entity, agent and date index rows) and 2 MedicationRequests.
+access log; only their patient, entity, agent and date index rows), 2 MedicationRequests, a CareTeam
+(the care relationship) and, for 1 in 20, a record Consent.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, text
 
 from reference_impl.fhir.indexing import normalize
 from reference_impl.naming import NATIONAL_ID
+from reference_impl.services.dsp.controls import CONSENT_SCOPE, DSP_SYSTEM, RECORD_CONSENT, TREATING
 from reference_impl.store.schema import INDEX_TABLES, metadata, resources
 from tests.support.postgres import PG_URL
 
@@ -182,11 +184,54 @@ def _statements(sizes: Sizes) -> list[str]:
     SELECT 'MedicationRequest', id, p.param, 'Patient', patient, 'Patient/' || patient, NULL, NULL
     FROM gen_rx, (VALUES ('patient'), ('subject')) AS p(param);
     """
+    # Each patient's care relationship (a CareTeam: the treating practitioner 1 + i % 500) and, for 1 in 20,
+    # a record consent blocking practitioner 1 + (i + 1) % 500: what every professional's access looks up.
+    before_care = n + sizes.documents + sizes.audits + sizes.prescriptions  # the resources' last_updated so far
+    care = f"""
+    INSERT INTO resources (res_type, res_id, version_id, last_updated, deleted, content)
+    SELECT 'CareTeam', 'ct-' || i, 1, {EPOCH_2020_US} + {before_care} + i, false, json_build_object(
+        'resourceType', 'CareTeam', 'id', 'ct-' || i, 'meta', json_build_object('versionId', '1'),
+        'status', 'active', 'category', json_build_array(json_build_object('coding', json_build_array(
+            json_build_object('system', '{DSP_SYSTEM}', 'code', '{TREATING}')))),
+        'subject', json_build_object('reference', 'Patient/pat-' || i), 'participant', json_build_array(
+            json_build_object('member', json_build_object('reference', 'Practitioner/prac-' || (1 + i % 500)))))::text
+    FROM generate_series(1, {n}) AS i;
+    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
+    SELECT 'CareTeam', 'ct-' || i, p.param, 'Patient', 'pat-' || i, 'Patient/pat-' || i, NULL, NULL
+    FROM generate_series(1, {n}) AS i, (VALUES ('patient'), ('subject')) AS p(param)
+    UNION ALL SELECT 'CareTeam', 'ct-' || i, 'participant', 'Practitioner', 'prac-' || (1 + i % 500),
+        'Practitioner/prac-' || (1 + i % 500), NULL, NULL FROM generate_series(1, {n}) AS i;
+    INSERT INTO idx_token (res_type, res_id, param, system, code, text_norm)
+    SELECT 'CareTeam', 'ct-' || i, 'category', '{DSP_SYSTEM}', '{TREATING}', NULL FROM generate_series(1, {n}) AS i
+    UNION ALL SELECT 'CareTeam', 'ct-' || i, 'status', NULL, 'active', NULL FROM generate_series(1, {n}) AS i;
+    INSERT INTO resources (res_type, res_id, version_id, last_updated, deleted, content)
+    SELECT 'Consent', 'co-' || i, 1, {EPOCH_2020_US} + {before_care + n} + i, false, json_build_object(
+        'resourceType', 'Consent', 'id', 'co-' || i, 'meta', json_build_object('versionId', '1'),
+        'status', 'active', 'scope', json_build_object('coding', json_build_array(
+            json_build_object('system', '{CONSENT_SCOPE}', 'code', 'patient-privacy'))),
+        'category', json_build_array(json_build_object('coding', json_build_array(
+            json_build_object('system', '{DSP_SYSTEM}', 'code', '{RECORD_CONSENT}')))),
+        'patient', json_build_object('reference', 'Patient/pat-' || i), 'provision', json_build_object('type', 'deny',
+            'actor', json_build_array(json_build_object('reference', json_build_object(
+                'reference', 'Practitioner/prac-' || (1 + (i + 1) % 500))))))::text
+    FROM generate_series(20, {n}, 20) AS i;
+    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
+    SELECT 'Consent', 'co-' || i, 'patient', 'Patient', 'pat-' || i, 'Patient/pat-' || i, NULL, NULL
+    FROM generate_series(20, {n}, 20) AS i
+    UNION ALL SELECT 'Consent', 'co-' || i, 'actor', 'Practitioner', 'prac-' || (1 + (i + 1) % 500),
+        'Practitioner/prac-' || (1 + (i + 1) % 500), NULL, NULL FROM generate_series(20, {n}, 20) AS i;
+    INSERT INTO idx_token (res_type, res_id, param, system, code, text_norm)
+    SELECT 'Consent', 'co-' || i, 'category', '{DSP_SYSTEM}', '{RECORD_CONSENT}', NULL
+    FROM generate_series(20, {n}, 20) AS i
+    UNION ALL SELECT 'Consent', 'co-' || i, 'scope', '{CONSENT_SCOPE}', 'patient-privacy', NULL
+    FROM generate_series(20, {n}, 20) AS i
+    UNION ALL SELECT 'Consent', 'co-' || i, 'status', NULL, 'active', NULL FROM generate_series(20, {n}, 20) AS i;
+    """
     history = """
     INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)
     SELECT res_type, res_id, version_id, last_updated, 'POST' FROM resources;
     """
-    return [patients, documents, audits, prescriptions, history]
+    return [patients, documents, audits, prescriptions, care, history]
 
 
 def load(conn: Connection, sizes: Sizes) -> None:
