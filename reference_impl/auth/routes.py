@@ -1,19 +1,19 @@
-"""The authorization server's routes, mounted by ``create_app`` ahead of the FHIR routes.
+"""The authorization server's routes, mounted by ``create_app``.
 
-``/fhir/.well-known/smart-configuration`` must be answered here: the FHIR router would take any
-path under ``/fhir``. The OpenID metadata is served both at the root (where clients of this
+``/fhir/.well-known/smart-configuration`` must be answered here: ``create_app`` sends every other
+path under ``/fhir`` to the FHIR endpoint. The OpenID metadata is served both at the root (where clients of this
 platform look) and under the issuer path, where OpenID Connect Discovery §4 puts it for an issuer
 with a path (``<origin>/auth``).
 """
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from reference_impl.auth import authorize, discovery, endpoints, token_endpoint
 
 
-def auth_routes() -> list[BaseRoute]:
+def auth_routes() -> list[Route]:
     smart = discovery.smart_configuration_endpoint
     openid = discovery.openid_configuration_endpoint
     return [

@@ -13,7 +13,6 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,20 +46,6 @@ FHIR_PREFIX = "/fhir"
 DISCARD_BEYOND_LIMIT_BYTES = 16 * 1024 * 1024
 
 
-class FhirPathConvertor(Convertor[str]):
-    """The rest of a FHIR URL, line breaks included: Starlette's ``path`` stops at one (``.*``), and a
-    path holding %0A would miss the FHIR routes and get a bare 404 instead of an OperationOutcome."""
-
-    regex = r"[\s\S]*"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("fhirpath", FhirPathConvertor())
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}\Z")
 

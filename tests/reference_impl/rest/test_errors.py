@@ -220,6 +220,22 @@ def test_request_id_is_echoed_or_generated(fhir: httpx.Client) -> None:
     )
 
 
+def test_the_fhir_api_is_everything_under_its_base_but_the_authorization_servers_paths(fhir: httpx.Client) -> None:
+    """``PlatformApp`` serves /fhir and below past FastAPI's router; the other routes keep the same outer
+    layers (the request id here) and /fhir/.well-known/smart-configuration stays the authorization server's."""
+
+    def at(path: str) -> str:
+        return str(fhir.base_url.copy_with(path=path))
+
+    smart = fhir.get(".well-known/smart-configuration")
+    assert smart.status_code == 200 and "token_endpoint" in smart.json()
+    assert fhir.get(at("/fhir")).json()["resourceType"] == "Bundle"  # the base itself: a search of every type
+    jwks = fhir.get(at("/auth/jwks"), headers={"X-Request-Id": "jwks-1"})
+    assert jwks.status_code == 200 and jwks.headers["x-request-id"] == "jwks-1"
+    beside = fhir.get(at("/fhirish/Patient"))
+    assert beside.status_code == 404 and "resourceType" not in beside.json()  # not under the base
+
+
 def test_every_error_names_itself_in_an_operation_outcome(fhir: httpx.Client) -> None:
     for response in (
         fhir.get("Patient/nope"),
