@@ -117,8 +117,8 @@ async def fhir_endpoint(request: Request) -> Response:
 
 
 class FhirEndpoint:
-    """The FHIR routes as an ASGI endpoint: unlike a function endpoint it is offered every method,
-    so even PROPFIND gets its answer (a 405 OperationOutcome) from the FHIR router."""
+    """The FHIR API as an ASGI endpoint (``app.PlatformApp`` sends it every method, so even PROPFIND
+    gets its answer, a 405 OperationOutcome, from the FHIR router)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await fhir_endpoint(Request(scope, receive))
