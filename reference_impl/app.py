@@ -47,7 +47,7 @@ class PlatformApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = get_route_path(scope)
+            path = get_route_path(scope)  # as Starlette's routes read it (behind a proxy's root_path too)
             if (path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")) and path not in self._not_fhir:
                 scope["app"] = self
                 scope["path_params"] = {"path": path[len(FHIR_PREFIX) + 1 :]}

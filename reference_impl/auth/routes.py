@@ -1,9 +1,9 @@
 """The authorization server's routes, mounted by ``create_app``.
 
 ``/fhir/.well-known/smart-configuration`` must be answered here: ``create_app`` sends every other
-path under ``/fhir`` to the FHIR endpoint. The OpenID metadata is served both at the root (where clients of this
-platform look) and under the issuer path, where OpenID Connect Discovery §4 puts it for an issuer
-with a path (``<origin>/auth``).
+path under ``/fhir`` to the FHIR endpoint. The OpenID metadata is served both at the root (where
+clients of this platform look) and under the issuer path, where OpenID Connect Discovery §4 puts it
+for an issuer with a path (``<origin>/auth``).
 """
 
 from __future__ import annotations
