@@ -188,44 +188,47 @@ def _statements(sizes: Sizes) -> list[str]:
     # a record consent blocking practitioner 1 + (i + 1) % 500: what every professional's access looks up.
     before_care = n + sizes.documents + sizes.audits + sizes.prescriptions  # the resources' last_updated so far
     care = f"""
+    CREATE TEMP TABLE gen_care ON COMMIT DROP AS
+    SELECT i, 'ct-' || i AS id, 'pat-' || i AS patient, 'prac-' || (1 + i % 500) AS practitioner
+    FROM generate_series(1, {n}) AS i;
     INSERT INTO resources (res_type, res_id, version_id, last_updated, deleted, content)
-    SELECT 'CareTeam', 'ct-' || i, 1, {EPOCH_2020_US} + {before_care} + i, false, json_build_object(
-        'resourceType', 'CareTeam', 'id', 'ct-' || i, 'meta', json_build_object('versionId', '1'),
+    SELECT 'CareTeam', id, 1, {EPOCH_2020_US} + {before_care} + i, false, json_build_object(
+        'resourceType', 'CareTeam', 'id', id, 'meta', json_build_object('versionId', '1'),
         'status', 'active', 'category', json_build_array(json_build_object('coding', json_build_array(
             json_build_object('system', '{DSP_SYSTEM}', 'code', '{TREATING}')))),
-        'subject', json_build_object('reference', 'Patient/pat-' || i), 'participant', json_build_array(
-            json_build_object('member', json_build_object('reference', 'Practitioner/prac-' || (1 + i % 500)))))::text
-    FROM generate_series(1, {n}) AS i;
+        'subject', json_build_object('reference', 'Patient/' || patient), 'participant', json_build_array(
+            json_build_object('member', json_build_object('reference', 'Practitioner/' || practitioner))))::text
+    FROM gen_care;
     INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
-    SELECT 'CareTeam', 'ct-' || i, p.param, 'Patient', 'pat-' || i, 'Patient/pat-' || i, NULL, NULL
-    FROM generate_series(1, {n}) AS i, (VALUES ('patient'), ('subject')) AS p(param)
-    UNION ALL SELECT 'CareTeam', 'ct-' || i, 'participant', 'Practitioner', 'prac-' || (1 + i % 500),
-        'Practitioner/prac-' || (1 + i % 500), NULL, NULL FROM generate_series(1, {n}) AS i;
+    SELECT 'CareTeam', id, p.param, 'Patient', patient, 'Patient/' || patient, NULL, NULL
+    FROM gen_care, (VALUES ('patient'), ('subject')) AS p(param)
+    UNION ALL SELECT 'CareTeam', id, 'participant', 'Practitioner', practitioner, 'Practitioner/' || practitioner,
+        NULL, NULL FROM gen_care;
     INSERT INTO idx_token (res_type, res_id, param, system, code, text_norm)
-    SELECT 'CareTeam', 'ct-' || i, 'category', '{DSP_SYSTEM}', '{TREATING}', NULL FROM generate_series(1, {n}) AS i
-    UNION ALL SELECT 'CareTeam', 'ct-' || i, 'status', NULL, 'active', NULL FROM generate_series(1, {n}) AS i;
+    SELECT 'CareTeam', id, 'category', '{DSP_SYSTEM}', '{TREATING}', NULL FROM gen_care
+    UNION ALL SELECT 'CareTeam', id, 'status', NULL, 'active', NULL FROM gen_care;
+    CREATE TEMP TABLE gen_consent ON COMMIT DROP AS
+    SELECT i, 'co-' || i AS id, 'pat-' || i AS patient, 'prac-' || (1 + (i + 1) % 500) AS blocked
+    FROM generate_series(20, {n}, 20) AS i;
     INSERT INTO resources (res_type, res_id, version_id, last_updated, deleted, content)
-    SELECT 'Consent', 'co-' || i, 1, {EPOCH_2020_US} + {before_care + n} + i, false, json_build_object(
-        'resourceType', 'Consent', 'id', 'co-' || i, 'meta', json_build_object('versionId', '1'),
+    SELECT 'Consent', id, 1, {EPOCH_2020_US} + {before_care + n} + i, false, json_build_object(
+        'resourceType', 'Consent', 'id', id, 'meta', json_build_object('versionId', '1'),
         'status', 'active', 'scope', json_build_object('coding', json_build_array(
             json_build_object('system', '{CONSENT_SCOPE}', 'code', 'patient-privacy'))),
         'category', json_build_array(json_build_object('coding', json_build_array(
             json_build_object('system', '{DSP_SYSTEM}', 'code', '{RECORD_CONSENT}')))),
-        'patient', json_build_object('reference', 'Patient/pat-' || i), 'provision', json_build_object('type', 'deny',
+        'patient', json_build_object('reference', 'Patient/' || patient), 'provision', json_build_object('type', 'deny',
             'actor', json_build_array(json_build_object('reference', json_build_object(
-                'reference', 'Practitioner/prac-' || (1 + (i + 1) % 500))))))::text
-    FROM generate_series(20, {n}, 20) AS i;
+                'reference', 'Practitioner/' || blocked)))))::text
+    FROM gen_consent;
     INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
-    SELECT 'Consent', 'co-' || i, 'patient', 'Patient', 'pat-' || i, 'Patient/pat-' || i, NULL, NULL
-    FROM generate_series(20, {n}, 20) AS i
-    UNION ALL SELECT 'Consent', 'co-' || i, 'actor', 'Practitioner', 'prac-' || (1 + (i + 1) % 500),
-        'Practitioner/prac-' || (1 + (i + 1) % 500), NULL, NULL FROM generate_series(20, {n}, 20) AS i;
+    SELECT 'Consent', id, 'patient', 'Patient', patient, 'Patient/' || patient, NULL, NULL FROM gen_consent
+    UNION ALL SELECT 'Consent', id, 'actor', 'Practitioner', blocked, 'Practitioner/' || blocked, NULL, NULL
+    FROM gen_consent;
     INSERT INTO idx_token (res_type, res_id, param, system, code, text_norm)
-    SELECT 'Consent', 'co-' || i, 'category', '{DSP_SYSTEM}', '{RECORD_CONSENT}', NULL
-    FROM generate_series(20, {n}, 20) AS i
-    UNION ALL SELECT 'Consent', 'co-' || i, 'scope', '{CONSENT_SCOPE}', 'patient-privacy', NULL
-    FROM generate_series(20, {n}, 20) AS i
-    UNION ALL SELECT 'Consent', 'co-' || i, 'status', NULL, 'active', NULL FROM generate_series(20, {n}, 20) AS i;
+    SELECT 'Consent', id, 'category', '{DSP_SYSTEM}', '{RECORD_CONSENT}', NULL FROM gen_consent
+    UNION ALL SELECT 'Consent', id, 'scope', '{CONSENT_SCOPE}', 'patient-privacy', NULL FROM gen_consent
+    UNION ALL SELECT 'Consent', id, 'status', NULL, 'active', NULL FROM gen_consent;
     """
     history = """
     INSERT INTO resource_history (res_type, res_id, version_id, last_updated, method)
