@@ -151,16 +151,26 @@ class SearchSql:
         columns get no NULLS LAST: then ``ix_resources_type_updated`` (type, last updated, id), read
         forwards or backwards, yields the rows already in order and a page stops after its rows, instead
         of sorting every match first.
+
+        Except within one patient's record (``within_one_record``): there the last update is sorted as
+        ``last_updated + 0``, which no index yields, so that the patient's matches are found first, then
+        sorted. Read in time order, the index walks every resource of the type until the page is full,
+        which the planner chooses when a patient's share of the type looks large (a sandbox's test patient,
+        a long stay in hospital), believing the matches spread evenly over time where a patient's come
+        together. The walk costs what lies between the patient's matches and the end the walk starts
+        from; the sort, what the patient's record holds. On PostgreSQL, a patient with 10,000 AuditEvents
+        among 110,000, all the latest: the first page walked 100,041 of them, 306 ms, against 92 sorted.
         """
+        updated = plus(LAST_UPDATED, 0) if within_one_record(request) else LAST_UPDATED
         keys: list[Node] = []
         for param, descending in request.sort:
             if param.code in ("_id", "_lastUpdated"):
-                keys.append(ordered(RES_ID if param.code == "_id" else LAST_UPDATED, descending))
+                keys.append(ordered(RES_ID if param.code == "_id" else updated, descending))
             else:
                 keys.append(ordered(self._sort_key(param, descending), descending, nulls_last=True))
         leading = request.sort[0] if request.sort else None
         backwards = leading is not None and leading[0].code in ("_id", "_lastUpdated") and leading[1]
-        keys.extend(ordered(tie, backwards) for tie in (LAST_UPDATED, RES_TYPE, RES_ID))
+        keys.extend(ordered(tie, backwards) for tie in (updated, RES_TYPE, RES_ID))
         return keys
 
     def _sort_key(self, param: SearchParam, descending: bool) -> Node:
@@ -180,6 +190,31 @@ class SearchSql:
             compare(column(table, "param"), "eq", param.code),
         )
         return aggregate("max" if descending else "min", column(table, name), owned)
+
+
+def within_one_record(request: SearchRequest) -> bool:
+    """Whether a search of one type looks only into one patient's record: the caller's reach is a patient's
+    compartment, or a criterion names one Patient by reference (``patient=<id>``, ``subject=Patient/<id>``)."""
+    if request.type_name is None:
+        return False
+    if request.visibility.of(request.type_name, request.kind).patient is not None:
+        return True
+    for criterion in request.criteria:
+        if (
+            isinstance(criterion, Criterion)
+            and criterion.param.type == "reference"
+            and criterion.modifier in (None, "Patient")
+            and not criterion.chains
+            and criterion.missing is None
+            and len(criterion.values) == 1
+        ):
+            value = criterion.values[0]
+            # A parameter named patient names Patients only (its FHIRPath: ``subject.where(resolve() is
+            # Patient)``), whatever other targets its definition lists.
+            names_patients = criterion.param.code == "patient" or criterion.param.targets == ("Patient",)
+            if (value.ref_type == "Patient" or (value.ref_type is None and names_patients)) and value.system is None:
+                return True
+    return False
 
 
 class _Reference:

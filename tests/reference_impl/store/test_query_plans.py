@@ -38,7 +38,7 @@ from reference_impl.store.migrations import (
     STRING_STATISTICS_TARGET,
     migrate,
 )
-from reference_impl.store.resources import history_page
+from reference_impl.store.resources import create_all, history_page, new_id
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
 from reference_impl.store.search_sql import SearchPage, run_search
 from reference_impl.vault import MasterKey
@@ -293,6 +293,43 @@ def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flo
         assert INDEX_NODES & {n["Node Type"] for n in nodes}, f"{flow}: no index used"
         if flow in READ_IN_ORDER:
             assert not {"Sort", "Incremental Sort"} & {n["Node Type"] for n in nodes}, f"{flow}: matches sorted"
+
+
+LONG_LOG = 10_000  # one patient's accesses, all later than the store's 100,000 other AuditEvents
+
+
+@pytest.mark.parametrize("params", [[], [("_sort", "_lastUpdated")]], ids=["default order", "oldest first"])
+def test_a_long_access_log_is_paged_from_the_patients_events_not_from_every_event(
+    store: Database, person: Person, params: list[tuple[str, str]]
+) -> None:
+    """A patient whose accesses are many and recent: their access log's page and its bounded count are
+    made from that patient's events (``search_sql.within_one_record``), not by walking every AuditEvent
+    of the store in time order until the page is full. The planner chose that walk here (100,041 rows,
+    306 ms against 92 sorted): the patient's share of the events looked large, and it believes them
+    spread evenly over time. The events are added in a savepoint, analysed, and rolled back: the
+    module's store stays as loaded."""
+    event = {
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+        "action": "R",
+        "recorded": "2026-12-01T10:00:00Z",
+        "agent": [{"who": {"reference": "Practitioner/prac-1"}, "requestor": True}],
+        "entity": [{"what": {"reference": f"Patient/{person.id}"}}],
+    }
+    with store.transaction(write=True) as conn:
+        added = conn.begin_nested()
+        create_all(conn, registry(), [(event, new_id()) for _ in range(LONG_LOG)])
+        conn.execute(text("ANALYZE resources"))
+        conn.execute(text("ANALYZE idx_reference"))
+        page, statements = _search(conn, _parse("AuditEvent", [("patient", person.id), *params]), Counting.ESTIMATE)
+        plans = [list(_nodes(_plan(conn, statement, parameters))) for statement, parameters in statements]
+        added.rollback()
+    assert len(page.matches) == 50 and page.total is not None and page.total > EXACT_UP_TO
+    assert len(plans) == 2  # the page and its bounded count
+    for nodes in plans:
+        walked = [n for n in nodes if n.get("Index Name") == "ix_resources_type_updated_id"]
+        assert not walked, f"every AuditEvent walked in time order: {walked[0]['Actual Rows']} rows"
+        assert "ix_idx_reference_lookup_id" in {n.get("Index Name") for n in nodes}, "the patient's events looked up"
 
 
 @pytest.mark.parametrize(("type_name", "params"), [("CareTeam", ("subject", "patient")), ("Consent", ("patient",))])

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
-from reference_impl.fhir.query import QueryParser
+from reference_impl.fhir.query import QueryParser, Reach
 from reference_impl.fhir.searchparams import registry
 from reference_impl.platform import migrate_platform
 from reference_impl.store import resources as store
 from reference_impl.store.counting import CountOfStatement
 from reference_impl.store.database import Database
 from reference_impl.store.schema import resources
-from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
+from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, run_search, within_one_record
 from reference_impl.store.sql_shapes import (
     Bound,
     CompiledShapes,
@@ -26,6 +26,7 @@ from reference_impl.store.sql_shapes import (
     compare,
     count_of,
     page,
+    plus,
 )
 
 # Searches in the order run: each shape first with values that find something, then again with values
@@ -220,3 +221,61 @@ def test_one_shape_has_sql_of_its_own_for_each_backend(sqlite_db_url: str, postg
 
 def _loaded(conn: Connection) -> bool:
     return store.current(conn, "Patient", "p1") is not None
+
+
+class _OnePatientsRecord:
+    """A caller who sees only patient p1's record (a patient's own token)."""
+
+    def of(self, type_name: str, kind: str) -> Reach:
+        return Reach(patient="p1", via=("subject", "patient"))
+
+    def limited(self, kind: str) -> dict[str, Reach]:
+        return {"Observation": self.of("Observation", kind)}
+
+    def judged_one_by_one(self, type_name: str) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("type_name", "params", "within"),
+    [
+        ("Observation", [("subject", "Patient/p1")], True),
+        ("Observation", [("subject:Patient", "p1"), ("code", "http://loinc.org|8867-4")], True),
+        ("Observation", [("patient", "p1")], True),  # a parameter named patient names only Patients
+        ("Observation", [("subject", "p1")], False),  # a subject may be a Group, a Device...
+        ("Observation", [("patient", "p1,p2")], False),  # two records
+        ("Observation", [("subject:Patient.family", "muller")], False),  # a chain: any number of records
+        ("Observation", [("patient:missing", "false")], False),
+        ("Observation", [("subject", "http://elsewhere.example/fhir/Patient/p1")], False),
+        ("Observation", [("code", "http://loinc.org|8867-4")], False),
+        (None, [("_type", "Observation"), ("_id", "o1")], False),  # the whole server: no one type
+    ],
+)
+def test_a_search_within_one_record_sorts_its_matches_instead_of_walking_the_type_in_time_order(
+    type_name: str | None, params: list[tuple[str, str]], within: bool
+) -> None:
+    request = QueryParser(registry(), 50, 1000).parse(type_name, params, strict=True)
+    assert within_one_record(request) is within
+    sorted_keys = [key[1] for key in SearchSql().order_by(request)]
+    assert (plus(column(resources, "last_updated"), 0) in sorted_keys) is within
+    assert (column(resources, "last_updated") in sorted_keys) is not within
+
+
+def test_a_patients_own_reach_is_one_record(platform_db: Database) -> None:
+    """A patient's token: every search of theirs is within their record, in the same order as the type's."""
+    platform_db.run(_load, write=True)
+    for when, oid in (("2023-01-01", "o4"), ("2024-01-01", "o5")):
+        later = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": f"checked {when}"},
+            "subject": {"reference": "Patient/p1"},
+            "effectiveDateTime": when,
+        }
+        platform_db.run(lambda conn, r=later, i=oid: store.save(conn, registry(), r, i, None, "PUT"), write=True)
+    for order, expected in (("_lastUpdated", ["o1", "o4", "o5"]), ("-_lastUpdated", ["o5", "o4", "o1"])):
+        request = QueryParser(registry(), 50, 1000).parse("Observation", [("_sort", order)], strict=True)
+        request.visibility = _OnePatientsRecord()
+        assert within_one_record(request)
+        with platform_db.transaction(write=False) as conn:
+            assert [m.id for m in run_search(conn, request).matches] == expected
