@@ -285,18 +285,21 @@ def run_search(
     without ``with_total`` (``counting.total_after_page``: the last page needs no count). ``_summary=count``
     is always an exact count."""
     sql = SearchSql()
-    tree = page(PAGE_COLUMNS, sql.where(request.type_name, request), sql.order_by(request), 0, 0)
+    where, order = sql.where(request.type_name, request), sql.order_by(request)
+    # A bounded count keeps the pages' order, so that a broad search's count stops early on an index
+    # (``counting.CountOfStatement``). Within one record the matches are all gathered to be sorted
+    # anyway: counted in no order, they are not sorted for the count as well.
+    counted = CountOfShape(page(PAGE_COLUMNS, where, () if within_one_record(request) else order, 0, 0))
     if request.summary == "count":
         counting = Counting.ACCURATE
     if not with_total:
         counting = Counting.NONE
     if request.summary == "count" or request.count == 0:
-        return SearchPage(total_of(conn, CountOfShape(tree), counting), [])
+        return SearchPage(total_of(conn, counted, counting), [])
     # One row more than the page: whether a next page exists, without a count.
-    tree = page(PAGE_COLUMNS, tree[2], tree[3], request.count + 1, request.offset)
-    rows = SHAPES.rows(conn, tree)
+    rows = SHAPES.rows(conn, page(PAGE_COLUMNS, where, order, request.count + 1, request.offset))
     shown, more = rows[: request.count], len(rows) > request.count
-    total = total_after_page(conn, CountOfShape(tree), counting, request.offset, len(shown), more)
+    total = total_after_page(conn, counted, counting, request.offset, len(shown), more)
     return SearchPage(total, opened_rows(conn, shown), more=more)
 
 
