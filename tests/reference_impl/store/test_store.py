@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -23,7 +24,7 @@ from reference_impl.seed.demo import demo_bundle
 from reference_impl.services.mpi.demo import demo_patients
 from reference_impl.settings import Settings
 from reference_impl.store import resources as store
-from reference_impl.store import schema
+from reference_impl.store import schema, wal_checkpoint
 from reference_impl.store.database import POSTGRESQL_POOL_SIZE, Database, normalize_url
 from reference_impl.store.migrations import current_version
 from reference_impl.store.wal_checkpoint import CHECKPOINT_INTERVAL_S
@@ -140,6 +141,52 @@ def test_the_write_ahead_log_is_written_back_in_the_background(tmp_path: Path) -
     finally:
         db.dispose()
     assert _rows_in_the_file_alone(path) == 301, "a disposed store leaves its log written back"
+
+
+def test_the_write_ahead_log_stays_bounded_while_readers_never_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady load some reader is always inside the log, so a PASSIVE checkpoint never lets SQLite
+    start it over: the log grew with every write (1.4 GB for a 104 MB store). The checkpointer empties it
+    once it holds more than ``LOG_FRAMES_KEPT`` pages, waiting for the readers inside it to finish."""
+    monkeypatch.setattr(wal_checkpoint, "LOG_FRAMES_KEPT", 256)  # 1 MiB of 4 KiB pages
+    path = tmp_path / "store.sqlite3"
+    wal = path.with_name(path.name + "-wal")
+    db = Database(f"sqlite:///{path}")
+    reading = threading.Event()
+    reading.set()
+
+    def read(conn: Connection) -> None:
+        conn.exec_driver_sql("SELECT count(*) FROM resources").scalar()
+        time.sleep(0.01)  # the snapshot held, as by a request between its statements
+
+    def read_on(start: float) -> None:  # three of these, out of step: one is always inside a read transaction
+        time.sleep(start)
+        while reading.is_set():
+            db.run(read, write=False)
+
+    readers = ThreadPoolExecutor(3)
+    largest = 0
+    try:
+        migrate_platform(db, [])
+        registry = SearchParamRegistry(structure(), search_parameter_definitions())
+        running = [readers.submit(read_on, start) for start in (0, 0.003, 0.006)]
+        text_of_a_page = "x" * 4096
+        for batch in range(150):  # 200 KiB of text at a time, ~40 MiB of log in all
+            patients = [
+                ({"resourceType": "Patient", "text": {"status": "generated", "div": text_of_a_page}}, f"p{batch}-{n}")
+                for n in range(50)
+            ]
+            db.run(partial(store.create_all, registry=registry, new=patients), write=True)
+            largest = max(largest, wal.stat().st_size)
+            time.sleep(CHECKPOINT_INTERVAL_S / 10)
+    finally:
+        reading.clear()
+        readers.shutdown()
+        db.dispose()
+    assert all(r.exception() is None for r in running)
+    assert _rows_in_the_file_alone(path) == 7500
+    assert largest < 6 * 1024 * 1024, f"the log reached {largest / 2**20:.1f} MiB"
 
 
 @pytest.mark.postgres
