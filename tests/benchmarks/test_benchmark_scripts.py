@@ -149,3 +149,26 @@ def test_search_shapes_benchmark_prints_each_flow_built_and_compiled_once(
     assert done.stdout.startswith(f"{backend}, 20 rounds each"), done.stdout
     rows = re.findall(r"^\| (PDQm|ITI-67|prescription|access log)[^|]* \| \d+ \| \d+ \| \d+ \|$", done.stdout, re.M)
     assert len(rows) == 5, done.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_long_access_log_benchmark_prints_the_first_page_per_size_and_order(
+    backend: str, postgres_unavailable: str | None
+) -> None:
+    if backend == "postgresql" and postgres_unavailable:
+        pytest.skip(postgres_unavailable)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.long_access_log", "--patients", "50", "--events", "2", "--sizes", "5,30"]
+        + ["--rounds", "2"]
+        + (["--postgresql"] if backend == "postgresql" else []),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith(f"{backend}: 50 patients with 2 AuditEvents each"), done.stdout
+    cell = r" \d+\.\d\d ms \(total {n}\) \|"
+    for size in (5, 30):
+        assert re.search(rf"^\| {size} \|{cell.format(n=size) * 3}$", done.stdout, re.M), done.stdout
