@@ -19,21 +19,18 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from benchmarks.scratch_store import scratch_store
 from reference_impl.fhir.query import QueryParser
 from reference_impl.fhir.searchparams import registry
-from reference_impl.platform import migrate_platform
 from reference_impl.store.database import Database
 from reference_impl.store.resources import create_all, new_id
 from reference_impl.store.search_sql import run_search, within_one_record
-from tests.support.postgres import drop_schema, new_schema_url
 
 ORDERS = {
     "oldest first": [],
@@ -91,32 +88,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
-    with tempfile.TemporaryDirectory() as directory:
-        url, schema = new_schema_url() if options.postgresql else (f"sqlite:///{Path(directory) / 'log.db'}", None)
-        db = Database(url)
-        try:
-            migrate_platform(db)
-            for _ in range(options.events):
-                write(db, [f"p{n}" for n in range(options.patients)])
-            print(f"{db.dialect}: {options.patients:,} patients with {options.events} AuditEvents each,", end=" ")
-            print("one more with a growing log")
-            print(f"| the patient's events | {' | '.join(ORDERS)} |")
-            print(f"|---|{'---|' * len(ORDERS)}")
-            patient, written = str(uuid.uuid4()), 0
-            for size in sizes:
-                write(db, [patient] * (size - written))
-                written = size
-                if db.dialect == "postgresql":
-                    db.run(lambda conn: conn.execute(text("ANALYZE")), write=True)
-                cells = []
-                for order in ORDERS.values():
-                    ms, total = first_page_ms(db, patient, order, options.rounds)
-                    cells.append(f"{ms:.2f} ms (total {total:,})")
-                print(f"| {size:,} | {' | '.join(cells)} |")
-        finally:
-            db.dispose()
-            if schema is not None:
-                drop_schema(schema)
+    with scratch_store(options.postgresql) as db:
+        for _ in range(options.events):
+            write(db, [f"p{n}" for n in range(options.patients)])
+        print(f"{db.dialect}: {options.patients:,} patients with {options.events} AuditEvents each,", end=" ")
+        print("one more with a growing log")
+        print(f"| the patient's events | {' | '.join(ORDERS)} |")
+        print(f"|---|{'---|' * len(ORDERS)}")
+        patient, written = str(uuid.uuid4()), 0
+        for size in sizes:
+            write(db, [patient] * (size - written))
+            written = size
+            if db.dialect == "postgresql":
+                db.run(lambda conn: conn.execute(text("ANALYZE")), write=True)
+            cells = []
+            for order in ORDERS.values():
+                ms, total = first_page_ms(db, patient, order, options.rounds)
+                cells.append(f"{ms:.2f} ms (total {total:,})")
+            print(f"| {size:,} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

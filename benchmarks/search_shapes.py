@@ -22,21 +22,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from sqlalchemy import Connection
 
+from benchmarks.scratch_store import scratch_store
 from reference_impl.fhir.query import QueryParser
 from reference_impl.fhir.searchparams import registry
 from reference_impl.naming import NATIONAL_ID
-from reference_impl.platform import migrate_platform
-from reference_impl.store.database import Database
 from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, run_search
 from reference_impl.store.sql_shapes import CompiledShapes, as_select, page
-from tests.support.postgres import drop_schema, new_schema_url
 
 FLOWS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "PDQm family+given+birthdate": ("Patient", [("family", "Ries"), ("given", "Anne"), ("birthdate", "1970-03-01")]),
@@ -82,18 +78,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2000)
     parser.add_argument("--postgresql", action="store_true", help="on PostgreSQL rather than SQLite")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
-        url, schema = new_schema_url() if options.postgresql else (f"sqlite:///{Path(directory) / 'shapes.db'}", None)
-        db = Database(url)
-        try:
-            migrate_platform(db)
-            with db.transaction(write=False) as conn:
-                print(f"{conn.dialect.name}, {options.rounds} rounds each")
-                measure(conn, options.rounds)
-        finally:
-            db.dispose()
-            if schema is not None:
-                drop_schema(schema)
+    with scratch_store(options.postgresql) as db, db.transaction(write=False) as conn:
+        print(f"{conn.dialect.name}, {options.rounds} rounds each")
+        measure(conn, options.rounds)
 
 
 if __name__ == "__main__":

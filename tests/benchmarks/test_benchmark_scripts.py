@@ -44,6 +44,17 @@ def bench(script: str, *more: str) -> str:
     return done.stdout
 
 
+def bench_module(module: str, backend: str, postgres_unavailable: str | None, *args: str) -> str:
+    """The output of ``python -m benchmarks.<module> ARGS`` on ``backend`` (``--postgresql`` or SQLite)."""
+    if backend == "postgresql" and postgres_unavailable:
+        pytest.skip(postgres_unavailable)
+    flag = ["--postgresql"] if backend == "postgresql" else []
+    command = [sys.executable, "-m", f"benchmarks.{module}", *args, *flag]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 RATIOS = {
     "fhir_core.py": [
         r"machine: \d+ cores, \d+ GiB, .+ \(\d+ ns per loop step on one core\)",
@@ -134,41 +145,19 @@ def test_national_scale_loads_10000_patients_and_measures_every_flow(postgres_un
 def test_search_shapes_benchmark_prints_each_flow_built_and_compiled_once(
     backend: str, postgres_unavailable: str | None
 ) -> None:
-    if backend == "postgresql" and postgres_unavailable:
-        pytest.skip(postgres_unavailable)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.search_shapes", "--rounds", "20"]
-        + (["--postgresql"] if backend == "postgresql" else []),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith(f"{backend}, 20 rounds each"), done.stdout
-    rows = re.findall(r"^\| (PDQm|ITI-67|prescription|access log)[^|]* \| \d+ \| \d+ \| \d+ \|$", done.stdout, re.M)
-    assert len(rows) == 5, done.stdout
+    output = bench_module("search_shapes", backend, postgres_unavailable, "--rounds", "20")
+    assert output.startswith(f"{backend}, 20 rounds each"), output
+    rows = re.findall(r"^\| (PDQm|ITI-67|prescription|access log)[^|]* \| \d+ \| \d+ \| \d+ \|$", output, re.M)
+    assert len(rows) == 5, output
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_long_access_log_benchmark_prints_the_first_page_per_size_and_order(
     backend: str, postgres_unavailable: str | None
 ) -> None:
-    if backend == "postgresql" and postgres_unavailable:
-        pytest.skip(postgres_unavailable)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.long_access_log", "--patients", "50", "--events", "2", "--sizes", "5,30"]
-        + ["--rounds", "2"]
-        + (["--postgresql"] if backend == "postgresql" else []),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith(f"{backend}: 50 patients with 2 AuditEvents each"), done.stdout
+    sizes = ["--patients", "50", "--events", "2", "--sizes", "5,30", "--rounds", "2"]
+    output = bench_module("long_access_log", backend, postgres_unavailable, *sizes)
+    assert output.startswith(f"{backend}: 50 patients with 2 AuditEvents each"), output
     cell = r" \d+\.\d\d ms \(total {n}\) \|"
     for size in (5, 30):
-        assert re.search(rf"^\| {size} \|{cell.format(n=size) * 3}$", done.stdout, re.M), done.stdout
+        assert re.search(rf"^\| {size} \|{cell.format(n=size) * 3}$", output, re.M), output
