@@ -136,15 +136,23 @@ class SearchParamRegistry:
 
     def selected(self, resource: dict[str, Any], param: SearchParam) -> list[Node]:
         """The values ``param`` selects in ``resource``."""
-        type_name = resource["resourceType"]
+        paths = self._plain_paths(resource["resourceType"], param)
+        if paths is None:
+            return evaluate(list(param.paths), resource, self.structure)
+        return [node for path in paths for node in follow(path, resource)]
+
+    def selects_only(self, type_name: str, param: SearchParam, fhir_type: str) -> bool:
+        """Whether every value ``param`` selects in a ``type_name`` resource is of ``fhir_type`` (known only
+        for plain paths: False for any other)."""
+        paths = self._plain_paths(type_name, param)
+        return bool(paths) and all(path.type_name == fhir_type for path in paths or ())
+
+    def _plain_paths(self, type_name: str, param: SearchParam) -> tuple[PlainPath, ...] | None:
         key = (type_name, param.code)
         if key not in self._plain:
             plain = [plain_path(path, type_name, self.structure) for path in param.paths]
             self._plain[key] = None if None in plain else tuple(p for p in plain if p is not None)
-        paths = self._plain[key]
-        if paths is None:
-            return evaluate(list(param.paths), resource, self.structure)
-        return [node for path in paths for node in follow(path, resource)]
+        return self._plain[key]
 
 
 @cache

@@ -141,12 +141,13 @@ class Database:
                 options += f" -c statement_timeout={max(1, round(statement_seconds * 1000))}"
             if schema:
                 options += f" -c search_path={schema}"
-            # Nothing is prepared but the driver statements (``driver.DriverStatement``: lookups whose plan
-            # is the same for any values, prepared when run). psycopg prepares any statement from its fifth
-            # run otherwise, and PostgreSQL then may plan it once for any parameters: a search for one
-            # patient's documents got the plan for every document (0.05 s became 3.7 s at 20,000
-            # patients). An unprepared statement is planned for its own values at every run. (A threshold
-            # of None would refuse the driver statements' preparation too.)
+            # Nothing is prepared but the driver statements (``driver.DriverStatement``) and the searches of
+            # a few rows (``search_sql.planned_once``): lookups whose plan is the same for any values,
+            # prepared when run. psycopg prepares any statement from its fifth run otherwise, and
+            # PostgreSQL then may plan it once for any parameters: a search for one patient's documents
+            # got the plan for every document (0.05 s became 3.7 s at 20,000 patients). An unprepared
+            # statement is planned for its own values at every run. (A threshold of None would refuse
+            # the chosen statements' preparation too.)
             connect_args = {"options": options, "prepare_threshold": NEVER_BY_COUNT}
             # No pre-ping (a round trip per checkout, ~6% of a read): a connection found dead is retried instead.
             # Reads without BEGIN and COMMIT: at READ COMMITTED (PostgreSQL's default, kept here) each

@@ -5,7 +5,7 @@ SQLAlchemy's execution costs more than these statements themselves; everything e
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,11 +24,12 @@ class DriverStatement:
     everything else goes through SQLAlchemy. ``sql`` uses ``?`` placeholders.
 
     ``first`` and ``rows`` prepare the statement once per connection (sqlite3's statement cache; on
-    PostgreSQL, ``prepare=True``), and on PostgreSQL nothing else is prepared (``Database``: psycopg's
-    automatic preparation is never reached), so a search, whose best plan depends on its values, is
-    planned for them at every run, while these, each a lookup on a key or on an index whatever the
-    values, get PostgreSQL's generic plan after five runs instead of being planned again each time (a
-    professional's consents or care relationships: 213 µs of planning for 34 µs of execution).
+    PostgreSQL, ``run_prepared``), and on PostgreSQL nothing else is prepared but the searches anchored on
+    a few rows (``search_sql.planned_once``; ``Database``: psycopg's automatic preparation is never
+    reached), so a search whose best plan depends on its values is planned for them at every run, while
+    these, each a lookup on a key or on an index whatever the values, get PostgreSQL's generic plan after
+    five runs instead of being planned again each time (a professional's consents or care relationships:
+    213 µs of planning for 34 µs of execution).
     """
 
     def __init__(self, sql: str) -> None:
@@ -56,13 +57,24 @@ class DriverStatement:
             with _cursor(conn) as cursor:
                 cursor.execute(sql, params)
                 return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only)
-        driver: Any = conn.connection.driver_connection
-        if isinstance(driver, psycopg.AsyncConnection):  # a unit run from async code (Database.run_async)
-            found: list[tuple[Any, ...]] = await_only(_run_prepared(driver, sql, params, first_only))
-            return found
-        with driver.cursor() as cursor:
-            cursor.execute(sql, params, prepare=True)
-            return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only)
+        return run_prepared(conn, sql, params, first_only)
+
+
+Parameters = Sequence[object] | Mapping[str, object]
+
+
+def run_prepared(conn: Connection, sql: str, params: Parameters, first_only: bool = False) -> list[tuple[Any, ...]]:
+    """``sql`` (in psycopg's placeholders) run as a prepared statement of ``conn``'s PostgreSQL connection:
+    parsed once per connection, and after five runs planned once (PostgreSQL's generic plan) when that
+    plan costs no more than those planned for their values. Only for statements whose best plan is the
+    same for any values: a generic plan knows no value's frequency."""
+    driver: Any = conn.connection.driver_connection
+    if isinstance(driver, psycopg.AsyncConnection):  # a unit run from async code (Database.run_async)
+        found: list[tuple[Any, ...]] = await_only(_run_prepared(driver, sql, params, first_only))
+        return found
+    with driver.cursor() as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only)
 
 
 def _fetched(found: Any, first_only: bool) -> list[tuple[Any, ...]]:
@@ -72,7 +84,7 @@ def _fetched(found: Any, first_only: bool) -> list[tuple[Any, ...]]:
 
 
 async def _run_prepared(
-    connection: psycopg.AsyncConnection[Any], sql: str, params: tuple[object, ...], first_only: bool
+    connection: psycopg.AsyncConnection[Any], sql: str, params: Parameters, first_only: bool
 ) -> list[tuple[Any, ...]]:
     async with connection.cursor() as cursor:
         await cursor.execute(sql, params, prepare=True)

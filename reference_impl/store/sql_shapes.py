@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 
 from reference_impl.lru import LruMemory
+from reference_impl.store.driver import run_prepared
 from reference_impl.store.schema import metadata
 
 Node = tuple[Any, ...]
@@ -344,13 +345,17 @@ class CompiledShapes:
     def __init__(self, size: int = MAX_SHAPES) -> None:
         self._compiled: LruMemory[tuple[str, Node], _Compiled] = LruMemory(size)
 
-    def rows(self, conn: Connection, tree: Node) -> list[Any]:
-        """The rows of a page's tree, or the count of a count's tree (``count_of``)."""
+    def rows(self, conn: Connection, tree: Node, planned_once: bool = False) -> list[Any]:
+        """The rows of a page's tree, or the count of a count's tree (``count_of``). ``planned_once``: one
+        plan serves the shape whatever its values (``search_sql.planned_once``), so on PostgreSQL its
+        statement is prepared (``driver.run_prepared``); otherwise it is planned for its values each time."""
         key = (conn.dialect.name, tree)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = _Compiled(conn, tree)
             self._compiled.put(key, compiled)
+        if planned_once and conn.dialect.name == "postgresql":
+            return run_prepared(conn, compiled.sql, compiled.parameters(tree))
         return list(conn.exec_driver_sql(compiled.sql, compiled.parameters(tree)).all())
 
     def shapes(self) -> list[tuple[str, Node]]:

@@ -10,14 +10,17 @@ MedicationRequests (``tests/support/plan_dataset.py``), loaded once for the modu
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
+from unittest.mock import patch
 
 import orjson
 import pytest
+from psycopg import sql
 from sqlalchemy import Connection, event, inspect, text
 
 from reference_impl.fhir.query import QueryParser, SearchRequest
@@ -26,9 +29,10 @@ from reference_impl.naming import NATIONAL_ID
 from reference_impl.platform import migrate_platform
 from reference_impl.seed.national import NationalPlan, NationalSource
 from reference_impl.services.dsp import controls
-from reference_impl.store import bulk
+from reference_impl.store import bulk, sql_shapes
 from reference_impl.store.counting import EXACT_UP_TO, Counting
 from reference_impl.store.database import Database
+from reference_impl.store.driver import run_prepared
 from reference_impl.store.migrations import (
     COMBINATIONS_OF_STRING_ROWS,
     EXTENDED_STATISTICS,
@@ -52,6 +56,8 @@ BIG_TABLES = frozenset({"resources", "resource_history", *(t.name for t in INDEX
 INDEX_NODES = frozenset({"Index Scan", "Index Only Scan", "Bitmap Index Scan"})
 # Searches matching tens of thousands: their pages (and bounded counts) are read in order off an index.
 READ_IN_ORDER = frozenset({"documents, latest first", "current documents (broad)", "current documents, page 101"})
+# Searches whose every criterion picks a few resources (an identifier, ids, one patient's record).
+PLANNED_ONCE = frozenset({"PDQm identifier", "PIXm replaced-by", "prescription by identifier"})
 
 
 @contextmanager
@@ -161,31 +167,62 @@ def _parse(type_name: str, params: list[tuple[str, str]]) -> SearchRequest:
     return QueryParser(registry(), 50, 1000).parse(type_name, params, strict=True)
 
 
-def _search(conn: Connection, request: SearchRequest, counting: Counting) -> tuple[SearchPage, list[tuple[str, Any]]]:
-    """The page, and the statements that made it (SQL, parameters)."""
+@dataclass(frozen=True)
+class Ran:
+    """A statement a search ran: its SQL and parameters, and whether it ran prepared, on one plan made for
+    any values (``search_sql.planned_once``) rather than planned for its own."""
+
+    sql: str
+    parameters: Any
+    prepared: bool = False
+
+
+def _search(conn: Connection, request: SearchRequest, counting: Counting) -> tuple[SearchPage, list[Ran]]:
+    """The page, and the statements that made it."""
     return _with_statements(conn, lambda: run_search(conn, request, counting=counting))
 
 
-def _with_statements(conn: Connection, work: Callable[[], T]) -> tuple[T, list[tuple[str, Any]]]:
-    """What ``work`` returns, and the statements it ran on ``conn`` (SQL, parameters)."""
-    statements: list[tuple[str, Any]] = []
+def _with_statements(conn: Connection, work: Callable[[], T]) -> tuple[T, list[Ran]]:
+    """What ``work`` returns, and the statements it ran on ``conn``: through SQLAlchemy, or prepared."""
+    statements: list[Ran] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
         if not statement.startswith("EXPLAIN"):
-            statements.append((statement, parameters))
+            statements.append(Ran(statement, parameters))
+
+    def record_prepared(on: Connection, statement: str, parameters: Any, first_only: bool = False) -> Any:
+        statements.append(Ran(statement, parameters, prepared=True))
+        return run_prepared(on, statement, parameters, first_only)
 
     event.listen(conn, "before_cursor_execute", record)
     try:
-        result = work()
+        with patch.object(sql_shapes, "run_prepared", record_prepared):
+            result = work()
     finally:
         event.remove(conn, "before_cursor_execute", record)
     return result, statements
 
 
-def _plan(conn: Connection, statement: str, parameters: Any) -> dict[str, Any]:
-    plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters).scalar_one()
-    root: dict[str, Any] = plan[0]["Plan"]
-    return root
+def _plan(conn: Connection, ran: Ran) -> dict[str, Any]:
+    """The plan the statement ran on, run again with ``EXPLAIN ANALYZE``: for a prepared one, the plan
+    PostgreSQL makes once for any values (its generic plan, which it uses after five runs)."""
+    if not ran.prepared:
+        plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + ran.sql, ran.parameters).scalar_one()
+        root: dict[str, Any] = plan[0]["Plan"]
+        return root
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", ran.sql)))  # psycopg's placeholders, as $1, $2...
+    numbered = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", ran.sql)
+    driver: Any = conn.connection.driver_connection
+    values = ", ".join(sql.Literal(ran.parameters[name]).as_string(driver) for name in names)
+    conn.exec_driver_sql(f"PREPARE probed AS {numbered}")
+    conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+    try:
+        plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE probed({values})").scalar_one()
+    finally:
+        conn.exec_driver_sql("RESET plan_cache_mode")
+        conn.exec_driver_sql("DEALLOCATE probed")
+    generic: dict[str, Any] = plan[0]["Plan"]
+    return generic
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -238,7 +275,7 @@ def test_a_pdqm_search_reads_the_resources_of_its_matches_only(national_patients
             name = person["name"][0]
             params = [("family", name["family"]), ("given", name["given"][0]), ("birthdate", person["birthDate"])]
             page, statements = _search(conn, _parse("Patient", params), Counting.ESTIMATE)
-            plan = _plan(conn, *statements[0])
+            plan = _plan(conn, statements[0])
             scans = [node for node in _nodes(plan) if node.get("Relation Name") == "resources"]
             read = sum(node["Actual Rows"] * node["Actual Loops"] for node in scans)
             read_for_matches.append((params, read, len(page.matches)))
@@ -281,9 +318,12 @@ def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flo
     type_name, params = flows(person)[flow]
     with store.transaction(write=False) as conn:
         page, statements = _search(conn, _parse(type_name, params), Counting.ESTIMATE)
-        plans = [_plan(conn, statement, parameters) for statement, parameters in statements]
+        plans = [_plan(conn, ran) for ran in statements]
     assert page.matches, f"{flow}: the dataset should hold a match"
     assert len(plans) == (2 if page.more else 1)  # the page, and the bounded count unless it is the last page
+    # A search each of whose criteria picks a few resources runs on one plan made for any values; the
+    # others are planned for their own values (search_sql.planned_once).
+    assert {ran.prepared for ran in statements} == {flow in PLANNED_ONCE}, f"{flow}: prepared or not"
     for plan in plans:
         nodes = list(_nodes(plan))
         scanned = [
@@ -322,15 +362,47 @@ def test_a_long_access_log_is_paged_from_the_patients_events_not_from_every_even
         conn.execute(text("ANALYZE resources"))
         conn.execute(text("ANALYZE idx_reference"))
         page, statements = _search(conn, _parse("AuditEvent", [("patient", person.id), *params]), Counting.ESTIMATE)
-        plans = [list(_nodes(_plan(conn, statement, parameters))) for statement, parameters in statements]
+        plans = [list(_nodes(_plan(conn, ran))) for ran in statements]
         added.rollback()
     assert len(page.matches) == 50 and page.total is not None and page.total > EXACT_UP_TO
     page_plan, count_plan = plans  # the page and its bounded count
-    assert not {"Sort", "Incremental Sort"} & {n["Node Type"] for n in count_plan}, "sorted only to be counted"
+    # (A plan may sort the patient's index rows by id to drop duplicates: not the pages' order.)
+    sorted_by_time = [n for n in count_plan if "last_updated" in str(n.get("Sort Key"))]
+    assert not sorted_by_time, "sorted in the pages' order only to be counted"
     for nodes in (page_plan, count_plan):
         walked = [n for n in nodes if n.get("Index Name") == "ix_resources_type_updated_id"]
         assert not walked, f"every AuditEvent walked in time order: {walked[0]['Actual Rows']} rows"
         assert "ix_idx_reference_lookup_id" in {n.get("Index Name") for n in nodes}, "the patient's events looked up"
+
+
+def test_a_search_planned_once_is_planned_by_postgresql_once_for_any_values(store: Database) -> None:
+    """Prescriptions by identifier, ten of them on one connection: PostgreSQL plans the first five for
+    their values, then runs its one generic plan (its own counters of the connection's prepared
+    statements say so); a PDQm search by name is prepared on no connection."""
+
+    def plans(conn: Connection) -> tuple[int, int]:
+        generic, custom = conn.execute(
+            text(
+                "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements "
+                "WHERE statement LIKE :searched"
+            ),
+            {"searched": "%idx_token.system%"},
+        ).one()
+        return int(generic), int(custom)
+
+    with store.transaction(write=False) as conn:
+        before = plans(conn)
+        for n in range(1, 11):
+            request = _parse("MedicationRequest", [("identifier", f"{PRESCRIPTION_ID}|RX{n:010d}")])
+            assert len(run_search(conn, request).matches) == 1
+        generic, custom = (after - earlier for after, earlier in zip(plans(conn), before, strict=True))
+        run_search(conn, _parse("Patient", [("family", "Schmit"), ("given", "Sofia")]))
+        by_name = conn.execute(
+            text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :searched"),
+            {"searched": "%idx_string%"},
+        ).scalar_one()
+    assert generic + custom == 10 and generic >= 5, f"generic plans {generic}, custom plans {custom}"
+    assert by_name == 0
 
 
 @pytest.mark.parametrize(("type_name", "params"), [("CareTeam", ("subject", "patient")), ("Consent", ("patient",))])
@@ -344,7 +416,7 @@ def test_a_professionals_access_to_a_record_runs_on_indexes(
     visibility map was empty.)"""
     with store.transaction(write=False) as conn:
         values = controls.referencing_values(type_name, params, person.id)
-        plan = _plan(conn, controls.REFERENCING.text(conn), values)
+        plan = _plan(conn, Ran(controls.REFERENCING.text(conn), values))
     nodes = list(_nodes(plan))
     assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], "no sequential scan"
     assert {"ix_idx_reference_lookup_id", "resources_pkey"} <= {n.get("Index Name") for n in nodes}
@@ -366,7 +438,7 @@ def test_history_pages_run_on_indexes_and_count_to_the_bound(
         event.listen(conn, "before_cursor_execute", record)
         page = history_page(conn, type_name, None, None, None, 50, 0, hidden)
         event.remove(conn, "before_cursor_execute", record)
-        page_plan, count_plan = (list(_nodes(_plan(conn, *statement))) for statement in statements)
+        page_plan, count_plan = (list(_nodes(_plan(conn, Ran(*statement)))) for statement in statements)
     assert len(page.versions) == 50 and page.more and page.total is not None and page.total > EXACT_UP_TO
     assert [n["Actual Rows"] for n in count_plan if n["Node Type"] == "Limit"] == [EXACT_UP_TO + 1]
     for nodes in (count_plan, page_plan):
@@ -382,7 +454,7 @@ def test_a_broad_search_counts_no_further_than_the_bound(store: Database) -> Non
     with store.transaction(write=False) as conn:
         estimated, statements = _search(conn, request, Counting.ESTIMATE)  # the page, then the count
         counted_rows = [
-            node["Actual Rows"] for node in _nodes(_plan(conn, *statements[1])) if node["Node Type"] == "Limit"
+            node["Actual Rows"] for node in _nodes(_plan(conn, statements[1])) if node["Node Type"] == "Limit"
         ]
         accurate, _ = _search(conn, request, Counting.ACCURATE)
         omitted, _ = _search(conn, request, Counting.NONE)

@@ -15,7 +15,14 @@ from reference_impl.store import resources as store
 from reference_impl.store.counting import CountOfStatement
 from reference_impl.store.database import Database
 from reference_impl.store.schema import resources
-from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, run_search, within_one_record
+from reference_impl.store.search_sql import (
+    PAGE_COLUMNS,
+    SearchSql,
+    few_matches,
+    planned_once,
+    run_search,
+    within_one_record,
+)
 from reference_impl.store.sql_shapes import (
     Bound,
     CompiledShapes,
@@ -259,6 +266,51 @@ def test_a_search_within_one_record_sorts_its_matches_instead_of_walking_the_typ
     sorted_keys = [key[1] for key in SearchSql().order_by(request)]
     assert (plus(column(resources, "last_updated"), 0) in sorted_keys) is within
     assert (column(resources, "last_updated") in sorted_keys) is not within
+
+
+@pytest.mark.parametrize(
+    ("type_name", "params", "few", "once"),
+    [
+        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1960040303711")], True, True),
+        ("Patient", [("identifier", "1960040303711")], True, True),  # a value without its system: still few
+        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|a"), ("identifier", "urn:oid:1.3.182.4.4|b")], True, True),
+        ("DocumentReference", [("identifier", "urn:ietf:rfc:3986|urn:uuid:1")], True, True),  # masterIdentifier too
+        ("Patient", [("_id", "p1,p2")], True, True),
+        ("Observation", [("patient", "p1")], True, True),
+        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|")], False, False),  # every identifier of a system
+        ("Patient", [("identifier:not", "urn:oid:1.3.182.4.4|1")], False, False),
+        ("Patient", [("identifier:missing", "true")], False, False),
+        ("Patient", [("_id:not", "p1")], False, False),
+        ("Patient", [("gender", "female")], False, False),  # a token, not an identifier: half the people
+        ("Patient", [("family", "muller")], False, False),
+        ("Observation", [("code", "http://loinc.org|8867-4")], False, False),
+        ("Observation", [("subject:Patient.identifier", "urn:oid:1.3.182.4.4|1")], False, False),  # a chain
+        # Few matches, but the other criterion may match most of the type for one value: planned each time.
+        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1"), ("active:not", "false")], True, False),
+        ("Observation", [("patient", "p1"), ("code", "http://loinc.org|8867-4")], True, False),
+        (None, [("_type", "Patient"), ("_id", "p1")], False, False),  # the whole server: no one type
+    ],
+)
+def test_a_search_of_few_matches_is_planned_once_when_each_criterion_picks_few(
+    type_name: str | None, params: list[tuple[str, str]], few: bool, once: bool
+) -> None:
+    """Few matches are gathered, then sorted (no walk of the type in time order to choose); a search whose
+    every criterion picks few runs on one plan for any values (a prepared statement on PostgreSQL)."""
+    request = QueryParser(registry(), 50, 1000).parse(type_name, params, strict=True)
+    assert few_matches(request) is few
+    assert planned_once(request) is once
+    sorted_keys = [key[1] for key in SearchSql().order_by(request)]
+    assert (plus(column(resources, "last_updated"), 0) in sorted_keys) is few
+
+
+def test_a_patients_own_reach_is_planned_once() -> None:
+    """A patient's token: their search with no criteria, or with criteria that pick few, is planned once;
+    with a criterion that may match most of their record for one value, for its values."""
+    for params, once in (([], True), ([("_id", "o1")], True), ([("code", "http://loinc.org|8867-4")], False)):
+        request = QueryParser(registry(), 50, 1000).parse("Observation", params, strict=True)
+        request.visibility = _OnePatientsRecord()
+        assert planned_once(request) is once
+        assert few_matches(request)
 
 
 def test_a_patients_own_reach_is_one_record(platform_db: Database) -> None:
