@@ -32,6 +32,7 @@ from reference_impl.store.sql_shapes import (
     compare,
     count_of,
     exists,
+    exists_for_each_row,
     fixed,
     in_query,
     negate,
@@ -61,7 +62,9 @@ class SearchSql:
     type: the caller's visibility limits it exactly as it limits a direct search of that type.
     """
 
-    def where(self, type_name: str | None, request: SearchRequest) -> Node:
+    def where(self, type_name: str | None, request: SearchRequest, once: bool = False) -> Node:
+        """``once``: the search is planned once (``planned_once``), its criteria that do not pick few checked
+        on each match of those that do."""
         parts: list[Node] = [NOT_DELETED]
         if type_name is not None:
             parts.append(compare(RES_TYPE, "eq", type_name))
@@ -70,7 +73,9 @@ class SearchSql:
             if request.types:
                 parts.append(one_of(RES_TYPE, request.types))
             parts.append(visible_any_type(request.visibility.limited(request.kind)))
-        parts.extend(self._criterion(type_name, c, request.visibility) for c in request.criteria)
+        for c in request.criteria:
+            for_each_match = once and not (isinstance(c, Criterion) and type_name and _picks_few(type_name, c))
+            parts.append(self._criterion(type_name, c, request.visibility, for_each_match))
         return all_of(*parts)
 
     def _sub_query(self, type_name: str, criterion: Criterion, visibility: Visibility) -> Node:
@@ -80,34 +85,46 @@ class SearchSql:
         inner = SearchRequest(type_name, [criterion], visibility=visibility)
         return subquery(RES_ID, self.where(type_name, inner))
 
-    def _matching(self, type_name: str | None, param: SearchParam, *conditions: Node) -> Node:
+    def _matching(
+        self, type_name: str | None, param: SearchParam, *conditions: Node, for_each_match: bool = False
+    ) -> Node:
         """Resources with an index row of ``param`` meeting any of ``conditions``.
 
         Several conditions (a chain's target types) are a UNION of one sub-query each, not an OR inside
         one: PostgreSQL turns ``IN (... UNION ALL ...)`` into a semi-join driven by the index, whereas an OR
         of ``IN`` sub-queries is tested row by row against every candidate of the outer search.
+        ``for_each_match``: tested on each resource the rest of the search finds (``planned_once``).
         """
         table = INDEX_TABLES[param.type]
         owner_type, owner_id, of_param = column(table, "res_type"), column(table, "res_id"), column(table, "param")
+        owned = (same(owner_type, RES_TYPE), same(owner_id, RES_ID))
+        if for_each_match:
+            rows = [subquery(owner_id, all_of(compare(of_param, "eq", param.code), c, *owned)) for c in conditions]
+            return any_of(*(exists_for_each_row(r) for r in rows))
         if type_name is not None:
             typed = [
                 subquery(owner_id, all_of(compare(of_param, "eq", param.code), c, compare(owner_type, "eq", type_name)))
                 for c in conditions
             ]
             return in_query(RES_ID, union(*typed))
-        owned = (same(owner_type, RES_TYPE), same(owner_id, RES_ID))
         return any_of(
             *(exists(subquery(owner_id, all_of(compare(of_param, "eq", param.code), c, *owned))) for c in conditions)
         )
 
-    def _criterion(self, type_name: str | None, criterion: Criterion | HasCriterion, visibility: Visibility) -> Node:
+    def _criterion(
+        self,
+        type_name: str | None,
+        criterion: Criterion | HasCriterion,
+        visibility: Visibility,
+        for_each_match: bool = False,
+    ) -> Node:
         if isinstance(criterion, HasCriterion):
             return self._has(type_name, criterion, visibility)
         param = criterion.param
         if param.is_column:
             return self._column_criterion(criterion)
         if criterion.missing is not None:
-            present = self._matching(type_name, param, TRUE)
+            present = self._matching(type_name, param, TRUE, for_each_match=for_each_match)
             return negate(present) if criterion.missing else present
         if criterion.chains:
             conditions = [
@@ -120,8 +137,9 @@ class SearchSql:
             return self._matching(type_name, param, *conditions)
         if criterion.modifier == "not":
             positive = Criterion(param, None, criterion.values)
-            return negate(self._criterion(type_name, positive, visibility))
-        return self._matching(type_name, param, any_of(*(value_condition(criterion, v) for v in criterion.values)))
+            return negate(self._criterion(type_name, positive, visibility, for_each_match))
+        any_value = any_of(*(value_condition(criterion, v) for v in criterion.values))
+        return self._matching(type_name, param, any_value, for_each_match=for_each_match)
 
     def _column_criterion(self, criterion: Criterion) -> Node:
         if criterion.missing is not None:
@@ -219,23 +237,32 @@ def few_matches(request: SearchRequest) -> bool:
 
 def planned_once(request: SearchRequest) -> bool:
     """Whether one plan serves the search whatever its values, so that PostgreSQL may plan it once (a
-    prepared statement's generic plan, ``driver.run_prepared``) rather than for each search: every
-    criterion picks a few resources whatever the store holds (one patient's record by reference, an
-    exact business identifier, ids) and the caller sees the whole type or one patient's record.
+    prepared statement's generic plan, ``driver.run_prepared``) rather than for each search: a criterion
+    picks a few resources whatever the store holds (one patient's record by reference, an exact business
+    identifier, ids), or the caller sees only one patient's record; each other criterion is a test of the
+    search index's rows of the resource itself, made on each of those few (``SearchSql.where``).
 
-    A generic plan knows no value, so it must not matter which criterion it leads with: each is a
-    lookup bounded by its values. Planning costs PostgreSQL more than running these (an identifier:
-    550 -> 140 µs of its CPU a search at 20,000 patients; an access log page 900 -> 400). Any other
-    criterion (a status, a name, a date, a negation) may match most of a type for one value and almost
-    nothing for another; a plan made without knowing which once walked every document for one patient's
-    (``database.NEVER_BY_COUNT``). Such searches are planned for their values at every run.
+    A generic plan knows no value: it must not be able to lead with a criterion that matches most of a type
+    for one value and almost nothing for another (a status, a name, a date), as such a plan once walked
+    every document for one patient's (``database.NEVER_BY_COUNT``). The criteria that pick few are each
+    a lookup bounded by their values, whichever leads; the others, tested on each of their matches
+    (``sql_shapes.exists_for_each_row``), cannot lead. Planning costs PostgreSQL more than running these
+    (an identifier: 415-520 -> 125-135 µs of its CPU a search at 20,000 patients). Chains, ``_has`` and
+    the last-updated time are planned for their values at every run.
     """
     if request.type_name is None:
         return False
-    reach = request.visibility.of(request.type_name, request.kind)
-    if not reach.allowed or not (request.criteria or reach.patient is not None):
+    type_name = request.type_name
+    reach = request.visibility.of(type_name, request.kind)
+    if not reach.allowed:
         return False
-    return all(isinstance(c, Criterion) and _picks_few(request.type_name, c) for c in request.criteria)
+    anchored = reach.patient is not None
+    for c in request.criteria:
+        if isinstance(c, Criterion) and _picks_few(type_name, c):
+            anchored = True
+        elif not (isinstance(c, Criterion) and not c.param.is_column and not c.chains):
+            return False
+    return anchored
 
 
 def _names_one_patient(criterion: Criterion | HasCriterion) -> bool:
@@ -341,7 +368,7 @@ def run_search(
     is always an exact count."""
     sql = SearchSql()
     once, few = planned_once(request), few_matches(request)
-    where, order = sql.where(request.type_name, request), sql.order_by(request, few)
+    where, order = sql.where(request.type_name, request, once), sql.order_by(request, few)
     # A bounded count keeps the pages' order, so that a broad search's count stops early on an index
     # (``counting.CountOfStatement``). Few matches are all gathered to be sorted anyway: counted in no
     # order, they are not sorted for the count as well.

@@ -152,6 +152,13 @@ def exists(query: Node) -> Node:
     return ("exists", query)
 
 
+def exists_for_each_row(query: Node) -> Node:
+    """``EXISTS (query OFFSET 0)``: the outer query's rows each checked, however many rows ``query`` would
+    find alone. PostgreSQL does not turn such a sub-query into a join (``OFFSET 0`` is its planner's fence),
+    so no plan can start from every resource the check would match (``search_sql.planned_once``)."""
+    return ("exists_for_each_row", query)
+
+
 def aggregate(name: str, of: Column, where: Node) -> Node:
     """``(SELECT name(of) WHERE where)``: one value per outer row (a sort key)."""
     return ("aggregate", name, of, where)
@@ -235,6 +242,8 @@ class _Translation:
             return self.operand(node[1]).in_(self.query(node[2]))
         if kind == "exists":
             return self.query(node[1]).exists()
+        if kind == "exists_for_each_row":
+            return self.query(node[1]).limit(_NO_LIMIT).offset(literal_column("0")).exists()
         if kind == "aggregate":
             of = getattr(func, node[1])(self.operand(node[2]))
             return select(of).where(self.condition(node[3])).scalar_subquery()
@@ -274,6 +283,10 @@ class _Translation:
             .offset(self.bound(offset))
         )
 
+
+# A LIMIT that limits nothing, written out: SQLite takes no OFFSET without a LIMIT, and SQLAlchemy would
+# add one of its own as an unnamed parameter (PostgreSQL's LIMIT ALL is not SQLite's).
+_NO_LIMIT: ColumnElement[int] = literal_column(str(2**63 - 1))
 
 _COMPARISONS: dict[str, Any] = {
     "eq": lambda a, b: a == b,

@@ -48,8 +48,12 @@ def bench_module(module: str, backend: str, postgres_unavailable: str | None, *a
     """The output of ``python -m benchmarks.<module> ARGS`` on ``backend`` (``--postgresql`` or SQLite)."""
     if backend == "postgresql" and postgres_unavailable:
         pytest.skip(postgres_unavailable)
-    flag = ["--postgresql"] if backend == "postgresql" else []
-    command = [sys.executable, "-m", f"benchmarks.{module}", *args, *flag]
+    return run_module(module, *args, *(["--postgresql"] if backend == "postgresql" else []))
+
+
+def run_module(module: str, *args: str) -> str:
+    """The output of ``python -m benchmarks.<module> ARGS``, which must end well."""
+    command = [sys.executable, "-m", f"benchmarks.{module}", *args]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -161,3 +165,15 @@ def test_long_access_log_benchmark_prints_the_first_page_per_size_and_order(
     cell = r" \d+\.\d\d ms \(total {n}\) \|"
     for size in (5, 30):
         assert re.search(rf"^\| {size} \|{cell.format(n=size) * 3}$", output, re.M), output
+
+
+def test_planned_once_benchmark_prints_each_flow_planned_for_its_values_and_once(
+    postgres_unavailable: str | None,
+) -> None:
+    if postgres_unavailable:
+        pytest.skip(postgres_unavailable)
+    output = run_module("planned_once", "--patients", "300", "--searches", "20", "--rounds", "1")
+    assert "20 searches per flow and way, 1 rounds" in output, output
+    ways = r" \| [\d,]+, [\d,]+, [\d,]+" * 2
+    rows = re.findall(rf"^\| (ITI-67|the access log|prescription|PDQm|PIXm)[^|]*{ways} \|$", output, re.M)
+    assert len(rows) == 5, output

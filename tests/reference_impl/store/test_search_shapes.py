@@ -3,6 +3,7 @@ SQL built for those very values finds, on both backends, shape after shape."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from reference_impl.fhir.query import QueryParser, Reach
 from reference_impl.fhir.searchparams import registry
 from reference_impl.platform import migrate_platform
 from reference_impl.store import resources as store
-from reference_impl.store.counting import CountOfStatement
+from reference_impl.store.counting import Counting, CountOfStatement
 from reference_impl.store.database import Database
 from reference_impl.store.schema import resources
 from reference_impl.store.search_sql import (
@@ -162,6 +163,44 @@ def test_sql_compiled_for_a_shape_finds_what_sql_built_for_the_values_finds(plat
     assert len(counts) < 2 * len(SEARCHES)
 
 
+# Searches planned once, each with criteria tested on each match of the one that picks few.
+PLANNED_ONCE = [
+    ("Observation", [("subject", "Patient/p1"), ("code", "http://loinc.org|8867-4")]),
+    ("Observation", [("subject", "Patient/p2"), ("code", "http://loinc.org|8867-4")]),
+    ("Observation", [("subject", "Patient/p2"), ("code:not", "http://loinc.org|8867-4")]),
+    ("Observation", [("patient", "p3"), ("date", "ge2020"), ("value-quantity", "lt70")]),
+    ("Observation", [("patient", "p1"), ("code:missing", "true")]),
+    ("Observation", [("patient", "p1"), ("code:missing", "false"), ("code:text", "heart")]),
+    ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1970030112345"), ("gender:not", "male")]),
+    ("Patient", [("identifier", "1985071412345"), ("gender", "female")]),
+    ("Patient", [("_id", "p1,p2,p3"), ("family", "muller"), ("_sort", "-birthdate"), ("_count", "1")]),
+    ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1970030112345,1992113012345"), ("given", "anne,tom")]),
+]
+
+
+def test_a_search_planned_once_finds_what_the_search_planned_for_its_values_finds(platform_db: Database) -> None:
+    """The same matches and total whether the other criteria are sub-queries a plan may lead with or
+    tests on each match (on PostgreSQL, its one generic plan, forced from the first run)."""
+    platform_db.run(_load, write=True)
+    query, sql = QueryParser(registry(), 50, 1000), SearchSql()
+    found = []
+    with platform_db.transaction(write=False) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        for type_name, params in PLANNED_ONCE:
+            request = query.parse(type_name, params, strict=True)
+            assert planned_once(request), params
+            for_its_values = page(PAGE_COLUMNS, sql.where(type_name, request), sql.order_by(request), 50, 0)
+            expected = _ids(list(conn.execute(as_select(for_its_values)).all()))
+            searched = run_search(conn, request, counting=Counting.ACCURATE)
+            assert [f"{m.type_name}/{m.id}" for m in searched.matches] == expected[: request.count], params
+            assert searched.total == len(expected), params
+            found.append(expected)
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("RESET plan_cache_mode")
+    assert sum(map(bool, found)) >= len(PLANNED_ONCE) // 2 and not all(found), "some find something, some nothing"
+
+
 def test_shapes_differ_in_their_operators_and_absent_values_not_in_their_values() -> None:
     assert _tree("Patient", [("family", "muller")]) == _tree("Patient", [("family", "weber")])
     assert _tree("Patient", [("birthdate", "ge1980")]) == _tree("Patient", [("birthdate", "ge1990-02-03")])
@@ -268,45 +307,73 @@ def test_a_search_within_one_record_sorts_its_matches_instead_of_walking_the_typ
     assert (column(resources, "last_updated") in sorted_keys) is not within
 
 
+# few: gathered then sorted; once: planned once; checked: some criterion tested on each match of the others.
 @pytest.mark.parametrize(
-    ("type_name", "params", "few", "once"),
+    ("type_name", "params", "few", "once", "checked"),
     [
-        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1960040303711")], True, True),
-        ("Patient", [("identifier", "1960040303711")], True, True),  # a value without its system: still few
-        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|a"), ("identifier", "urn:oid:1.3.182.4.4|b")], True, True),
-        ("DocumentReference", [("identifier", "urn:ietf:rfc:3986|urn:uuid:1")], True, True),  # masterIdentifier too
-        ("Patient", [("_id", "p1,p2")], True, True),
-        ("Observation", [("patient", "p1")], True, True),
-        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|")], False, False),  # every identifier of a system
-        ("Patient", [("identifier:not", "urn:oid:1.3.182.4.4|1")], False, False),
-        ("Patient", [("identifier:missing", "true")], False, False),
-        ("Patient", [("_id:not", "p1")], False, False),
-        ("Patient", [("gender", "female")], False, False),  # a token, not an identifier: half the people
-        ("Patient", [("family", "muller")], False, False),
-        ("Observation", [("code", "http://loinc.org|8867-4")], False, False),
-        ("Observation", [("subject:Patient.identifier", "urn:oid:1.3.182.4.4|1")], False, False),  # a chain
-        # Few matches, but the other criterion may match most of the type for one value: planned each time.
-        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1"), ("active:not", "false")], True, False),
-        ("Observation", [("patient", "p1"), ("code", "http://loinc.org|8867-4")], True, False),
-        (None, [("_type", "Patient"), ("_id", "p1")], False, False),  # the whole server: no one type
+        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1960040303711")], True, True, False),
+        ("Patient", [("identifier", "1960040303711")], True, True, False),  # a value without its system: still few
+        (
+            "Patient",
+            [("identifier", "urn:oid:1.3.182.4.4|a"), ("identifier", "urn:oid:1.3.182.4.4|b")],
+            True,
+            True,
+            False,
+        ),
+        ("DocumentReference", [("identifier", "urn:ietf:rfc:3986|urn:uuid:1")], True, True, False),  # masterIdentifier
+        ("Patient", [("_id", "p1,p2")], True, True, False),
+        ("Observation", [("patient", "p1")], True, True, False),
+        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|")], False, False, False),  # every identifier of a system
+        ("Patient", [("identifier:not", "urn:oid:1.3.182.4.4|1")], False, False, False),
+        ("Patient", [("identifier:missing", "true")], False, False, False),
+        ("Patient", [("_id:not", "p1")], False, False, False),
+        ("Patient", [("gender", "female")], False, False, False),  # a token, not an identifier: half the people
+        ("Patient", [("family", "muller")], False, False, False),
+        ("Observation", [("code", "http://loinc.org|8867-4")], False, False, False),
+        ("Observation", [("subject:Patient.identifier", "urn:oid:1.3.182.4.4|1")], False, False, False),  # a chain
+        # Few matches, each tested for the other criteria, which may match most of the type for one value.
+        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1"), ("active:not", "false")], True, True, True),
+        ("Observation", [("patient", "p1"), ("code", "http://loinc.org|8867-4")], True, True, True),
+        ("Observation", [("patient", "p1"), ("date", "ge2020"), ("_sort", "-date")], True, True, True),
+        ("Observation", [("patient", "p1"), ("code:missing", "true")], True, True, True),
+        # ... unless a criterion is not the resource's own index rows: planned for their values each time.
+        ("Observation", [("patient", "p1"), ("performer:Practitioner.name", "muller")], True, False, False),
+        (
+            "Patient",
+            [("identifier", "urn:oid:1.3.182.4.4|1"), ("_has:Observation:patient:code", "1234")],
+            True,
+            False,
+            False,
+        ),
+        ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1"), ("_lastUpdated", "ge2020")], True, False, False),
+        (None, [("_type", "Patient"), ("_id", "p1")], False, False, False),  # the whole server: no one type
     ],
 )
-def test_a_search_of_few_matches_is_planned_once_when_each_criterion_picks_few(
-    type_name: str | None, params: list[tuple[str, str]], few: bool, once: bool
+def test_a_search_of_few_matches_is_planned_once(
+    type_name: str | None, params: list[tuple[str, str]], few: bool, once: bool, checked: bool
 ) -> None:
-    """Few matches are gathered, then sorted (no walk of the type in time order to choose); a search whose
-    every criterion picks few runs on one plan for any values (a prepared statement on PostgreSQL)."""
+    """Few matches are gathered, then sorted (no walk of the type in time order to choose). A search with a
+    criterion that picks few, the others tested on each of its matches, runs on one plan for any values (a
+    prepared statement on PostgreSQL): no sub-query of those others could lead that plan."""
     request = QueryParser(registry(), 50, 1000).parse(type_name, params, strict=True)
     assert few_matches(request) is few
     assert planned_once(request) is once
     sorted_keys = [key[1] for key in SearchSql().order_by(request)]
     assert (plus(column(resources, "last_updated"), 0) in sorted_keys) is few
+    assert ("exists_for_each_row" in set(_kinds(SearchSql().where(type_name, request, once)))) is checked
+
+
+def _kinds(node: object) -> Iterator[str]:
+    if isinstance(node, tuple):
+        if node and isinstance(node[0], str):
+            yield node[0]
+        for item in node:
+            yield from _kinds(item)
 
 
 def test_a_patients_own_reach_is_planned_once() -> None:
-    """A patient's token: their search with no criteria, or with criteria that pick few, is planned once;
-    with a criterion that may match most of their record for one value, for its values."""
-    for params, once in (([], True), ([("_id", "o1")], True), ([("code", "http://loinc.org|8867-4")], False)):
+    """A patient's token: their searches pick few (their record), whatever else they ask."""
+    for params, once in (([], True), ([("_id", "o1")], True), ([("code", "http://loinc.org|8867-4")], True)):
         request = QueryParser(registry(), 50, 1000).parse("Observation", params, strict=True)
         request.visibility = _OnePatientsRecord()
         assert planned_once(request) is once
