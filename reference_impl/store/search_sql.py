@@ -42,6 +42,7 @@ from reference_impl.store.sql_shapes import (
     plus,
     same,
     subquery,
+    unindexed,
     union,
 )
 
@@ -51,6 +52,10 @@ RES_TYPE, RES_ID = column(resources, "res_type"), column(resources, "res_id")
 LAST_UPDATED = column(resources, "last_updated")
 NOT_DELETED = fixed(Fixed(resources.c.deleted.is_(False)))
 PAGE_COLUMNS = Fixed(CURRENT_COLUMNS)
+# The parameter types whose criteria a search planned once tests on each of its few matches: those whose
+# table's only indexes lead with the type and the parameter, or the owner (the references' also lead with
+# the target, which a generic plan could walk for each match over every row pointing at it).
+TESTED_FOR_EACH_MATCH = frozenset(t for t in INDEX_TABLES if t != "reference")
 SHAPES = CompiledShapes()  # every search's statements (its page, its count), compiled once per shape
 
 
@@ -74,8 +79,8 @@ class SearchSql:
                 parts.append(one_of(RES_TYPE, request.types))
             parts.append(visible_any_type(request.visibility.limited(request.kind)))
         for c in request.criteria:
-            for_each_match = once and not (isinstance(c, Criterion) and type_name and _picks_few(type_name, c))
-            parts.append(self._criterion(type_name, c, request.visibility, for_each_match))
+            picks_few = isinstance(c, Criterion) and type_name is not None and _picks_few(type_name, c)
+            parts.append(self._criterion(type_name, c, request.visibility, for_each_match=once and not picks_few))
         return all_of(*parts)
 
     def _sub_query(self, type_name: str, criterion: Criterion, visibility: Visibility) -> Node:
@@ -99,7 +104,11 @@ class SearchSql:
         owner_type, owner_id, of_param = column(table, "res_type"), column(table, "res_id"), column(table, "param")
         owned = (same(owner_type, RES_TYPE), same(owner_id, RES_ID))
         if for_each_match:
-            rows = [subquery(owner_id, all_of(compare(of_param, "eq", param.code), c, *owned)) for c in conditions]
+            # Only the owner's index can find the rows: the parameter, unindexed, cannot lead a lookup
+            # index, which a generic plan may otherwise walk for each match over every row of a common
+            # value (every current document's status, at 200,000 patients: 0.9 s of PostgreSQL a search).
+            of_this_param = compare(unindexed(of_param), "eq", param.code)
+            rows = [subquery(owner_id, all_of(of_this_param, c, *owned)) for c in conditions]
             return any_of(*(exists_for_each_row(r) for r in rows))
         if type_name is not None:
             typed = [
@@ -246,9 +255,10 @@ def planned_once(request: SearchRequest) -> bool:
     for one value and almost nothing for another (a status, a name, a date), as such a plan once walked
     every document for one patient's (``database.NEVER_BY_COUNT``). The criteria that pick few are each
     a lookup bounded by their values, whichever leads; the others, tested on each of their matches
-    (``sql_shapes.exists_for_each_row``), cannot lead. Planning costs PostgreSQL more than running these
-    (an identifier: 415-520 -> 125-135 µs of its CPU a search at 20,000 patients). Chains, ``_has`` and
-    the last-updated time are planned for their values at every run.
+    (``sql_shapes.exists_for_each_row``), cannot lead. Planning costs PostgreSQL more than running these:
+    at 20,000 patients, an identifier's page 415-520 -> 125-135 µs of its CPU, ITI-67's (patient and
+    status) 783-825 -> 375-408. Chains, ``_has``, the last-updated time and other references are planned
+    for their values at every run.
     """
     if request.type_name is None:
         return False
@@ -260,9 +270,16 @@ def planned_once(request: SearchRequest) -> bool:
     for c in request.criteria:
         if isinstance(c, Criterion) and _picks_few(type_name, c):
             anchored = True
-        elif not (isinstance(c, Criterion) and not c.param.is_column and not c.chains):
+        elif not (isinstance(c, Criterion) and _tested_for_each_match(c)):
             return False
     return anchored
+
+
+def _tested_for_each_match(criterion: Criterion) -> bool:
+    """A criterion a search planned once can test on each of its few matches: the search index's rows of the
+    resource itself, of a type whose lookups an unindexed parameter keeps out (``TESTED_FOR_EACH_MATCH``)."""
+    param = criterion.param
+    return param.type in TESTED_FOR_EACH_MATCH and not param.is_column and not criterion.chains
 
 
 def _names_one_patient(criterion: Criterion | HasCriterion) -> bool:

@@ -109,6 +109,12 @@ def plus(left: Column, amount: int) -> Node:
     return ("plus", left, amount)
 
 
+def unindexed(left: Column) -> Node:
+    """A text column as no index can read it (``left || ''``): a condition on it is a test of the rows
+    found by other means, never a way to find them."""
+    return ("unindexed", left)
+
+
 def is_null(left: Column) -> Node:
     return ("null", left)
 
@@ -232,6 +238,8 @@ class _Translation:
             return _COMPARISONS[node[1]](left, right)
         if kind == "plus":
             return self.operand(node[1]) + literal_column(str(int(node[2])))  # part of the SQL, as of the shape
+        if kind == "unindexed":
+            return self.operand(node[1]).op("||")(literal_column("''"))
         if kind == "null":
             return self.operand(node[1]).is_(None)
         if kind == "like":

@@ -338,6 +338,7 @@ def test_a_search_within_one_record_sorts_its_matches_instead_of_walking_the_typ
         ("Observation", [("patient", "p1"), ("code:missing", "true")], True, True, True),
         # ... unless a criterion is not the resource's own index rows: planned for their values each time.
         ("Observation", [("patient", "p1"), ("performer:Practitioner.name", "muller")], True, False, False),
+        ("Observation", [("patient", "p1"), ("performer", "Practitioner/d1")], True, False, False),  # a reference
         (
             "Patient",
             [("identifier", "urn:oid:1.3.182.4.4|1"), ("_has:Observation:patient:code", "1234")],
@@ -360,7 +361,9 @@ def test_a_search_of_few_matches_is_planned_once(
     assert planned_once(request) is once
     sorted_keys = [key[1] for key in SearchSql().order_by(request)]
     assert (plus(column(resources, "last_updated"), 0) in sorted_keys) is few
-    assert ("exists_for_each_row" in set(_kinds(SearchSql().where(type_name, request, once)))) is checked
+    kinds = set(_kinds(SearchSql().where(type_name, request, once)))
+    # Tested on each match, through the owner's rows only: the parameter unindexed (no lookup index).
+    assert ("exists_for_each_row" in kinds) is checked and ("unindexed" in kinds) is checked
 
 
 def _kinds(node: object) -> Iterator[str]:
