@@ -28,9 +28,10 @@ from sqlalchemy import Connection, text
 from benchmarks.scratch_store import scratch_store
 from reference_impl.fhir.query import QueryParser
 from reference_impl.fhir.searchparams import registry
+from reference_impl.store.bounded_searches import within_one_record
 from reference_impl.store.database import Database
 from reference_impl.store.resources import create_all, new_id
-from reference_impl.store.search_sql import run_search, within_one_record
+from reference_impl.store.search_sql import run_search
 
 ORDERS = {
     "oldest first": [],

@@ -4,7 +4,7 @@ Each national flow's page, on a store of the national dataset, run two ways in a
 
 * ``for its values``: the statement planned for its own values at every search (psycopg's unnamed
   statement), its other criteria as sub-queries the plan may lead with: how every search ran before;
-* ``once``: as the store runs it now (``search_sql.planned_once``): a prepared statement, on which
+* ``once``: as the store runs it now (``bounded_searches.planned_once``): a prepared statement, on which
   PostgreSQL uses one generic plan from the sixth run, led by the criterion that picks few (an
   identifier, one patient's record), the other criteria tested on each of its matches.
 
@@ -37,9 +37,10 @@ from reference_impl.naming import NATIONAL_ID
 from reference_impl.platform import migrate_platform
 from reference_impl.seed.national import PRESCRIPTION_ID, NationalPlan, NationalSource
 from reference_impl.store import bulk
+from reference_impl.store.bounded_searches import planned_once
 from reference_impl.store.database import Database
 from reference_impl.store.documents import DocumentVault
-from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, planned_once
+from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
 from reference_impl.store.sql_shapes import CompiledShapes, page
 from reference_impl.vault import MasterKey
 from tests.support.postgres import PG_URL, drop_schema, new_schema_url
@@ -120,7 +121,7 @@ def measure(conn: Connection, searches: int, rounds: int) -> None:
         count = min(len(values) for values in samples.values())
         requests = [query.parse(*make(samples, i), strict=True) for i in range(count)]
         if not all(planned_once(r) for r in requests):
-            raise SystemExit(f"{name}: not a search planned once (search_sql.planned_once)")
+            raise SystemExit(f"{name}: not a search planned once (bounded_searches.planned_once)")
         figures: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
         shapes = CompiledShapes()
         for once in (False, True):  # compiled, prepared and past PostgreSQL's five custom plans first

@@ -142,7 +142,7 @@ class Database:
             if schema:
                 options += f" -c search_path={schema}"
             # Nothing is prepared but the driver statements (``driver.DriverStatement``) and the searches of
-            # a few rows (``search_sql.planned_once``): lookups whose plan is the same for any values,
+            # a few rows (``bounded_searches.planned_once``): lookups whose plan is the same for any values,
             # prepared when run. psycopg prepares any statement from its fifth run otherwise, and
             # PostgreSQL then may plan it once for any parameters: a search for one patient's documents
             # got the plan for every document (0.05 s became 3.7 s at 20,000 patients). An unprepared

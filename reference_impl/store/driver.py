@@ -25,7 +25,7 @@ class DriverStatement:
 
     ``first`` and ``rows`` prepare the statement once per connection (sqlite3's statement cache; on
     PostgreSQL, ``run_prepared``), and on PostgreSQL nothing else is prepared but the searches led by a
-    criterion that picks few (``search_sql.planned_once``; ``Database``: psycopg's automatic preparation
+    criterion that picks few (``bounded_searches.planned_once``; ``Database``: psycopg's automatic preparation
     is never reached), so a search whose best plan depends on its values is planned for them at every run, while
     these, each a lookup on a key or on an index whatever the values, get PostgreSQL's generic plan after
     five runs instead of being planned again each time (a professional's consents or care relationships:

@@ -161,7 +161,7 @@ def exists(query: Node) -> Node:
 def exists_for_each_row(query: Node) -> Node:
     """``EXISTS (query OFFSET 0)``: the outer query's rows each checked, however many rows ``query`` would
     find alone. PostgreSQL does not turn such a sub-query into a join (``OFFSET 0`` is its planner's fence),
-    so no plan can start from every resource the check would match (``search_sql.planned_once``)."""
+    so no plan can start from every resource the check would match (``bounded_searches.planned_once``)."""
     return ("exists_for_each_row", query)
 
 
@@ -368,7 +368,7 @@ class CompiledShapes:
 
     def rows(self, conn: Connection, tree: Node, planned_once: bool = False) -> list[Any]:
         """The rows of a page's tree, or the count of a count's tree (``count_of``). ``planned_once``: one
-        plan serves the shape whatever its values (``search_sql.planned_once``), so on PostgreSQL its
+        plan serves the shape whatever its values (``bounded_searches.planned_once``), so on PostgreSQL its
         statement is prepared (``driver.run_prepared``); otherwise it is planned for its values each time."""
         key = (conn.dialect.name, tree)
         compiled = self._compiled.get(key)

@@ -3,7 +3,7 @@ further than the bound.
 
 Each flow's statements are those ``run_search`` executes (captured as they run), then planned again
 with ``EXPLAIN (ANALYZE, FORMAT JSON)``: no sequential scan over the store's big tables, an index
-used. A statement run prepared (``search_sql.planned_once``) is explained as the generic plan PostgreSQL
+used. A statement run prepared (``bounded_searches.planned_once``) is explained as the generic plan PostgreSQL
 runs it on from its sixth run, made for no values in particular. The store: 10,000 patients, 80,000
 DocumentReferences, 100,000 AuditEvents and 20,000 MedicationRequests (``tests/support/plan_dataset.py``),
 loaded once for the module.
@@ -59,7 +59,7 @@ INDEX_NODES = frozenset({"Index Scan", "Index Only Scan", "Bitmap Index Scan"})
 # Searches matching tens of thousands: their pages (and bounded counts) are read in order off an index.
 READ_IN_ORDER = frozenset({"documents, latest first", "current documents (broad)", "current documents, page 101"})
 # Searches with a criterion that picks a few resources (an identifier, ids, one patient's record), their
-# other criteria tested on each of those: one plan for any values (search_sql.planned_once).
+# other criteria tested on each of those: one plan for any values (bounded_searches.planned_once).
 PLANNED_ONCE = frozenset(
     {
         "PDQm identifier",
@@ -182,7 +182,7 @@ def _parse(type_name: str, params: list[tuple[str, str]]) -> SearchRequest:
 @dataclass(frozen=True)
 class Ran:
     """A statement a search ran: its SQL and parameters, and whether it ran prepared, on one plan made for
-    any values (``search_sql.planned_once``) rather than planned for its own."""
+    any values (``bounded_searches.planned_once``) rather than planned for its own."""
 
     sql: str
     parameters: Any
@@ -334,7 +334,7 @@ def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flo
     assert page.matches, f"{flow}: the dataset should hold a match"
     assert len(plans) == (2 if page.more else 1)  # the page, and the bounded count unless it is the last page
     # A search led by a criterion that picks a few resources runs on one plan made for any values; the
-    # others are planned for their own values (search_sql.planned_once).
+    # others are planned for their own values (bounded_searches.planned_once).
     assert {ran.prepared for ran in statements} == {flow in PLANNED_ONCE}, f"{flow}: prepared or not"
     for plan in plans:
         nodes = list(_nodes(plan))
@@ -363,7 +363,7 @@ def test_a_long_access_log_is_paged_from_the_patients_events_not_from_every_even
     store: Database, person: Person, params: list[tuple[str, str]]
 ) -> None:
     """A patient whose accesses are many and recent: their access log's page and its bounded count are
-    made from that patient's events (``search_sql.within_one_record``; the count in no order), not by
+    made from that patient's events (``bounded_searches.within_one_record``; the count in no order), not by
     walking every AuditEvent of the store in time order until the page is full. The planner chose that
     walk here (100,041 rows, 306 ms against 92 sorted): the patient's share of the events looked large,
     and it believes them spread evenly over time. The events are added in a savepoint, analysed, and

@@ -13,17 +13,11 @@ from reference_impl.fhir.query import QueryParser, Reach
 from reference_impl.fhir.searchparams import registry
 from reference_impl.platform import migrate_platform
 from reference_impl.store import resources as store
+from reference_impl.store.bounded_searches import few_matches, planned_once, within_one_record
 from reference_impl.store.counting import Counting, CountOfStatement
 from reference_impl.store.database import Database
 from reference_impl.store.schema import resources
-from reference_impl.store.search_sql import (
-    PAGE_COLUMNS,
-    SearchSql,
-    few_matches,
-    planned_once,
-    run_search,
-    within_one_record,
-)
+from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, run_search
 from reference_impl.store.sql_shapes import (
     Bound,
     CompiledShapes,
