@@ -165,6 +165,11 @@ def plain_path(steps: Path, root_type: str, structure: Structure) -> PlainPath |
 
 
 def follow(path: PlainPath, resource: dict[str, Any]) -> list[Node]:
+    return [Node(value, path.type_name, path.context) for value in values_at(path, resource)]
+
+
+def values_at(path: PlainPath, resource: dict[str, Any]) -> list[Any]:
+    """The JSON values ``path`` selects in ``resource`` (``follow``'s nodes without their types)."""
     values: list[Any] = [resource]
     for key in path.keys:
         found: list[Any] = []
@@ -179,8 +184,8 @@ def follow(path: PlainPath, resource: dict[str, Any]) -> list[Node]:
             return []
         values = found
     if path.resolves_to is not None:
-        values = [value for value in values if reference_type(value) == path.resolves_to]
-    return [Node(value, path.type_name, path.context) for value in values]
+        return [value for value in values if reference_type(value) == path.resolves_to]
+    return values
 
 
 def evaluate(paths: list[Path], resource: dict[str, Any], structure: Structure) -> list[Node]:

@@ -136,7 +136,7 @@ class SearchParamRegistry:
 
     def selected(self, resource: dict[str, Any], param: SearchParam) -> list[Node]:
         """The values ``param`` selects in ``resource``."""
-        paths = self._plain_paths(resource["resourceType"], param)
+        paths = self.plain_paths(resource["resourceType"], param)
         if paths is None:
             return evaluate(list(param.paths), resource, self.structure)
         return [node for path in paths for node in follow(path, resource)]
@@ -144,10 +144,12 @@ class SearchParamRegistry:
     def selects_only(self, type_name: str, param: SearchParam, fhir_type: str) -> bool:
         """Whether every value ``param`` selects in a ``type_name`` resource is of ``fhir_type`` (known only
         for plain paths: False for any other)."""
-        paths = self._plain_paths(type_name, param)
+        paths = self.plain_paths(type_name, param)
         return bool(paths) and all(path.type_name == fhir_type for path in paths or ())
 
-    def _plain_paths(self, type_name: str, param: SearchParam) -> tuple[PlainPath, ...] | None:
+    def plain_paths(self, type_name: str, param: SearchParam) -> tuple[PlainPath, ...] | None:
+        """``param``'s paths in a ``type_name`` resource as plain paths (``follow``), or None when any is not
+        plain (``evaluate`` reads those)."""
         key = (type_name, param.code)
         if key not in self._plain:
             plain = [plain_path(path, type_name, self.structure) for path in param.paths]

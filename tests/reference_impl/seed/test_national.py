@@ -122,11 +122,32 @@ def test_the_index_rows_it_remembers_are_those_of_the_registry(population: list[
             (t, (code, *row)) for t, rows in registry().index_rows(resource).items() for code, row in rows
         )
         assert remembered == expected, resource["id"]
-    # Both ways were taken: groups remembered (a status, the patient) and groups whose values never
-    # came back (an identifier) evaluated every time after the trial.
+    # Every way was taken: groups remembered by their top-level elements (a status, the patient), by the
+    # values their paths select (a document's content type: its attachment holds its own data), and
+    # with the shorter trial, groups whose values never came back (an identifier) evaluated every time.
     groups = [group for plan in memo._plans.values() for group in plan]
-    assert any(group.remembered and group.found for group in groups)
-    assert any(not group.remembered and group.keys is not None for group in groups)
+    assert any(group.remembered and not group.by_leaves and group.found for group in groups)
+    assert any(group.remembered and group.by_leaves and group.found for group in groups)
+    assert any(not group.remembered and group.keys is not None for group in groups) == (trial == 100)
+
+
+def test_a_group_whose_elements_never_repeat_is_remembered_by_the_values_its_paths_select() -> None:
+    memo = index_row_memo.IndexRowMemo(registry(), trial=50)
+    evaluated: list[str] = []
+    evaluate = memo._evaluate
+
+    def counted(params: list[Any], resource: dict[str, Any]) -> Any:
+        evaluated.extend(p.code for p in params if p.code == "contenttype")
+        return evaluate(params, resource)
+
+    memo._evaluate = counted  # type: ignore[method-assign]
+    for n in range(400):
+        content = {"attachment": {"contentType": "text/plain", "data": base64.b64encode(b"%d" % n).decode()}}
+        document = {"resourceType": "DocumentReference", "id": f"d{n}", "status": "current", "content": [content]}
+        rows = [row for _, typed in memo.rows(document) for row in typed]
+        assert ("contenttype", None, "text/plain", None) in rows, rows
+    # 50 evaluated during the trial keyed by the whole attachment, then 1 once keyed by the content type.
+    assert len(evaluated) == 51, len(evaluated)
 
 
 # --- loaded into a store ---------------------------------------------------------------------------
