@@ -1,7 +1,8 @@
 """What a search's criteria say about its matches whatever the store holds: whether they are few (one
-patient's record, an exact identifier, ids), so that they are gathered then sorted rather than walked in
-time order (``few_matches``), and whether one plan then serves the search for any values, so that
-PostgreSQL may plan it once (``planned_once``). ``search_sql`` builds and runs the SQL accordingly.
+patient's record, an exact identifier, ids, a birth date), so that they are gathered then sorted rather
+than walked in time order (``few_matches``), and whether one plan then serves the search for any values,
+so that PostgreSQL may plan it once (``planned_once``). ``search_sql`` builds and runs the SQL
+accordingly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from reference_impl.store.schema import INDEX_TABLES
 # table's only indexes lead with the type and the parameter, or the owner (the references' also lead with
 # the target, which a generic plan could walk for each match over every row pointing at it).
 TESTED_FOR_EACH_MATCH = frozenset(t for t in INDEX_TABLES if t != "reference")
+ONE_DAY_US = 86_400_000_000
 
 
 def within_one_record(request: SearchRequest) -> bool:
@@ -41,8 +43,9 @@ def planned_once(request: SearchRequest) -> bool:
     """Whether one plan serves the search whatever its values, so that PostgreSQL may plan it once (a
     prepared statement's generic plan, ``driver.run_prepared``) rather than for each search: a criterion
     picks a few resources whatever the store holds (one patient's record by reference, an exact business
-    identifier, ids), or the caller sees only one patient's record; each other criterion is a test of the
-    search index's rows of the resource itself, made on each of those few (``SearchSql.where``).
+    identifier, ids, a birth date to the day), or the caller sees only one patient's record; each other
+    criterion is a test of the search index's rows of the resource itself, made on each of those few
+    (``SearchSql.where``).
 
     A generic plan knows no value: it must not be able to lead with a criterion that matches most of a type
     for one value and almost nothing for another (a status, a name, a date), as such a plan once walked
@@ -94,16 +97,27 @@ def _names_one_patient(criterion: Criterion | HasCriterion) -> bool:
 
 
 def picks_few(type_name: str, criterion: Criterion) -> bool:
-    """A criterion whose matches are few for any of its values: one patient's record, resources by id, or by
-    an exact business identifier (an Identifier's value, with or without its system)."""
+    """A criterion whose matches are few for any of its values: one patient's record, resources by id, by
+    an exact business identifier (an Identifier's value, with or without its system), or people born on
+    one day."""
     if _names_one_patient(criterion):
         return True
     if criterion.modifier is not None or criterion.chains or criterion.missing is not None:
         return False
-    if criterion.param.code == "_id":
+    if criterion.param.code == "_id" or _one_birth_day(criterion):
         return True
     return (
         criterion.param.type == "token"
         and all(v.code for v in criterion.values)
         and registry().selects_only(type_name, criterion.param, "Identifier")
+    )
+
+
+def _one_birth_day(criterion: Criterion) -> bool:
+    """Birth dates to the day (or finer): the people born on any one day are few whatever the store holds,
+    as a country's births of a day are (about 30 of the national dataset's million people), so a plan led
+    by them suits every such value (PDQm: at 20,000 patients, its page was planned in 1.0 ms of
+    PostgreSQL's CPU and run in 0.17). A year or a range of dates may match a large share of the people."""
+    return criterion.param.code == "birthdate" and all(
+        value.prefix == "eq" and value.high - value.low <= ONE_DAY_US for value in criterion.values
     )

@@ -169,6 +169,9 @@ PLANNED_ONCE = [
     ("Patient", [("identifier", "1985071412345"), ("gender", "female")]),
     ("Patient", [("_id", "p1,p2,p3"), ("family", "muller"), ("_sort", "-birthdate"), ("_count", "1")]),
     ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1970030112345,1992113012345"), ("given", "anne,tom")]),
+    ("Patient", [("family", "muller"), ("given", "anne"), ("birthdate", "1970-03-01")]),
+    ("Patient", [("family", "weber"), ("birthdate", "1985-07-14,1970-03-01")]),
+    ("Patient", [("gender", "male"), ("birthdate", "1992-11-30")]),
 ]
 
 
@@ -323,10 +326,16 @@ def test_a_search_within_one_record_sorts_its_matches_instead_of_walking_the_typ
         ("Patient", [("_id:not", "p1")], False, False, False),
         ("Patient", [("gender", "female")], False, False, False),  # a token, not an identifier: half the people
         ("Patient", [("family", "muller")], False, False, False),
+        ("Patient", [("birthdate", "1970-03")], False, False, False),  # a month's births: not few in a country
+        ("Patient", [("birthdate", "ge1970-03-01")], False, False, False),
+        ("Patient", [("birthdate", "1970-03-01,1970")], False, False, False),
         ("Observation", [("code", "http://loinc.org|8867-4")], False, False, False),
         ("Observation", [("subject:Patient.identifier", "urn:oid:1.3.182.4.4|1")], False, False, False),  # a chain
         # Few matches, each tested for the other criteria, which may match most of the type for one value.
         ("Patient", [("identifier", "urn:oid:1.3.182.4.4|1"), ("active:not", "false")], True, True, True),
+        # PDQm: the people born on one day, each tested for the names (which alone may match thousands).
+        ("Patient", [("family", "muller"), ("given", "anne"), ("birthdate", "1970-03-01")], True, True, True),
+        ("Patient", [("birthdate", "1970-03-01T10:00:00+01:00")], True, True, False),
         ("Observation", [("patient", "p1"), ("code", "http://loinc.org|8867-4")], True, True, True),
         ("Observation", [("patient", "p1"), ("date", "ge2020"), ("_sort", "-date")], True, True, True),
         ("Observation", [("patient", "p1"), ("code:missing", "true")], True, True, True),
