@@ -30,7 +30,9 @@ class _Group:
     paths select (a document's attachment holds its own data, but the type and language its
     parameters read repeat); a group whose answers still rarely come back is evaluated every time."""
 
-    def __init__(self, keys: tuple[str, ...] | None, params: list[SearchParam], leaves: tuple[PlainPath, ...] | None):
+    def __init__(
+        self, keys: tuple[str, ...] | None, params: list[SearchParam], leaves: tuple[PlainPath, ...] | None
+    ) -> None:
         self.keys, self.params, self.leaves = keys, params, leaves
         self.remembered = keys is not None
         self.by_leaves = False
