@@ -53,6 +53,7 @@ from eqlab.runner.options import LOOPBACK, REMOTE_LOAD_ENV
 
 TOKEN_ENV = "EQLAB_LOAD_ACCESS_TOKEN"  # the name eqlab.runner.load and the locustfiles use
 SETUP, READY, REFUSED, TOKEN = "eqlab_setup", "eqlab_ready", "eqlab_refused", "eqlab_token"
+LISTENING = "eqlab_listening"  # a worker's first word: its handlers of the lab's messages are in place
 FINISH, FINISHED = "eqlab_finish", "eqlab_finished"
 POLL_S = 0.1
 SETUP_S = 30.0  # for connected workers to answer the setup
@@ -77,10 +78,14 @@ class LocalWorker:
 class Handshake:
     """What the workers answered the lab, by locust client id."""
 
+    listening: set[str] = field(default_factory=set)
     ready: set[str] = field(default_factory=set)
     refused: dict[str, str] = field(default_factory=dict)
     finished: dict[str, dict[str, int]] = field(default_factory=dict)
     reported: dict[str, int] = field(default_factory=dict)  # requests in the statistics each worker sent
+
+    def on_listening(self, environment: Environment, msg: Message) -> None:
+        self.listening.add(msg.node_id)
 
     def on_ready(self, environment: Environment, msg: Message) -> None:
         self.ready.add(msg.node_id)
@@ -170,6 +175,7 @@ def run_master(env: Environment, config: dict[str, Any]) -> dict[str, Any]:
         raise LoadFailure(f"the locust master could not listen on {host}:{port}: {exc or 'address in use'}") from None
     handshake = Handshake()
     for kind, listener in (
+        (LISTENING, handshake.on_listening),
         (READY, handshake.on_ready),
         (REFUSED, handshake.on_refused),
         (FINISHED, handshake.on_finished),
@@ -181,7 +187,11 @@ def run_master(env: Environment, config: dict[str, Any]) -> dict[str, Any]:
     duration = float(config["duration"])
     measured = False
     try:
-        crew.wait_for(crew.active, expected, float(config["worker_connect_s"]), "connected to the master")
+        # Connected is not enough: locust drops a message its worker has no handler for yet, and a worker
+        # registers the lab's handlers only once connected (a CPU-starved one lost the setup that way).
+        crew.wait_for(
+            lambda: len(handshake.listening), expected, float(config["worker_connect_s"]), "connected to the master"
+        )
         runner.send_message(SETUP, {"host": env.host, "classes": [c.__name__ for c in env.user_classes]})
         crew.loading = crew.active()
         crew.wait_for(lambda: len(handshake.ready), crew.loading, SETUP_S, "answered the setup")
@@ -279,6 +289,7 @@ def run_worker(master: str, classes: list[type[User]]) -> None:
     runner.register_message(SETUP, on_setup)
     runner.register_message(TOKEN, on_token)
     runner.register_message(FINISH, on_finish)
+    runner.send_message(LISTENING)
     runner.greenlet.join()
 
 

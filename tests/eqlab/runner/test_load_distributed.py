@@ -161,6 +161,42 @@ def test_a_worker_started_elsewhere_gets_the_token_from_the_master(reference: st
     assert worker.returncode == 0 and token not in worker_out.decode()
 
 
+# A worker whose process lets its other greenlets run between connecting and registering the lab's
+# handlers, as a worker starved of CPU on a busy machine may: its message loop reads whatever the
+# master sent by then, and locust drops a message it has no handler for.
+SLOW_TO_LISTEN = """
+import sys
+import gevent
+from locust.env import Environment
+connect = Environment.create_worker_runner
+def connect_then_wait(self, *args, **kwargs):
+    runner = connect(self, *args, **kwargs)
+    gevent.sleep(1.0)
+    return runner
+Environment.create_worker_runner = connect_then_wait
+from eqlab.runner.load_worker import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_worker_slow_to_listen_after_connecting_still_gets_the_setup(reference: str) -> None:
+    """The master sends its setup once the worker says it listens, not as soon as it connects: sent on
+    connection, the setup reached this worker before its handler and was lost (30 s, then a lab error)."""
+    port = free_port()
+    config = {**FAST, "workers": 1, "master_bind": f"127.0.0.1:{port}", "base_url": reference}
+    config["locustfile"] = locustfile = str(SCENARIOS / "patients.py")
+    token = system_token(reference, "eqlab-demo-system", DEMO_KEY, "system/*.cruds")
+    command = [sys.executable, "-c", SLOW_TO_LISTEN, "--master", f"127.0.0.1:{port}", "--locustfile", locustfile]
+    worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        done = child(config, env={**os.environ, TOKEN_ENV: token})
+    finally:
+        worker.wait(timeout=10)
+    stats = said(done)
+    assert "error" not in stats, stats["error"]
+    assert stats["workers"] == 1 and stats["requests"] > 0 and stats["failures"] == 0, stats
+
+
 def test_a_worker_on_another_machine_refuses_a_loopback_target(reference: str) -> None:
     """From another machine, 127.0.0.1 is that machine: its load would measure nothing of the target."""
     network_address = _network_address()
