@@ -11,6 +11,9 @@ workers an operator starts elsewhere (``python -m eqlab.runner.load_worker --mas
 
 Around locust's own protocol the lab adds a handshake of its own, so that nothing is left to hope:
 
+* ``eqlab_listening`` (each worker -> master), once its handlers of the lab's messages are in place:
+  locust drops a message its worker has no handler for, and a worker can register them only once
+  connected, so the master sends nothing of its own before every worker has said this;
 * ``eqlab_setup`` (master -> each worker): the target and the user classes; the worker refuses
   (``eqlab_refused``) a non-loopback target unless its own operator allowed one
   (``EQLAB_ALLOW_REMOTE_LOAD=1``), a loopback one when it reached the master over the network (the
@@ -187,8 +190,7 @@ def run_master(env: Environment, config: dict[str, Any]) -> dict[str, Any]:
     duration = float(config["duration"])
     measured = False
     try:
-        # Connected is not enough: locust drops a message its worker has no handler for yet, and a worker
-        # registers the lab's handlers only once connected (a CPU-starved one lost the setup that way).
+        # Connected is not enough (eqlab_listening above): a CPU-starved worker lost the setup that way.
         crew.wait_for(
             lambda: len(handshake.listening), expected, float(config["worker_connect_s"]), "connected to the master"
         )
