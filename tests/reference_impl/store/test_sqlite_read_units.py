@@ -101,12 +101,11 @@ def test_a_unit_that_breaks_the_connection_gets_the_next_unit_another(db: Databa
 
 def test_each_loop_has_its_own_and_every_one_closes_with_the_store(db: Database, checkouts: list[int]) -> None:
     _mark(db, "kept")
-    start = threading.Barrier(2)
+    both_reading = threading.Barrier(2)  # each loop holds its connection when the other takes one
     seen: list[list[list[str]]] = []
 
     def loop_thread() -> None:
-        start.wait()
-        seen.append(_reads(db, READS))
+        seen.append(_reads(db, READS, lambda n: both_reading.wait(timeout=30) if n == 0 else None))
 
     threads = [threading.Thread(target=loop_thread) for _ in range(2)]
     for thread in threads:
