@@ -112,14 +112,22 @@ def client_plans_and_faults(catalogue: Catalogue) -> list[ClientPlanFaults]:
     return found
 
 
-def detect_client(loaded: LoadedPlan, fault: str | None, out: Path | None, key_path: Path | None) -> Detection:
-    """Run a client plan with the reference client (``fault`` switched on, if any) on the embedded platform;
-    a fault is run against the checks of the requirement it breaks."""
+def detect_client(
+    loaded: LoadedPlan,
+    fault: str | None,
+    out: Path | None,
+    key_path: Path | None,
+    seeded_store: Path | None = None,
+) -> Detection:
+    """Run a client plan with the reference client (``fault`` switched on, if any) on the embedded platform
+    (its store a copy of ``seeded_store``, when given); a fault is run against the checks of the requirement
+    it breaks."""
     from reference_client.faults import FAULTS
 
     assert loaded.plan.client is not None, "only client plans"
     expected = (FAULTS[fault].breaks,) if fault else ()
-    with demo_secrets(), _client_faults(fault), embedded_platform(loaded.plan.client, loaded.path.parent) as base:
+    platform = embedded_platform(loaded.plan.client, loaded.path.parent, seeded_store)
+    with demo_secrets(), _client_faults(fault), platform as base:
         options = RunOptions(target=base, requirements=expected, out=out, quiet=True)
         key = LabKey.load_or_create(key_path)
         outcome = run_plan(loaded, _catalogue(), options, paths.suites_dir(), paths.reports_out_dir(), key)
@@ -235,9 +243,9 @@ def run_matrix(only: str | None, workers: int, jobs: int, out: Path | None, key_
             for name in names
         ]
         for client_plan in client_plans:
-            runs += [functools.partial(detect_client, client_plan.loaded, None, out, key_path)]
             runs += [
-                functools.partial(detect_client, client_plan.loaded, name, out, key_path) for name in client_plan.faults
+                functools.partial(detect_client, client_plan.loaded, name, out, key_path, seeded)
+                for name in (None, *client_plan.faults)
             ]
         with closing(in_parallel(runs, jobs)) as rows:
             missed = _reference_table(names, rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,9 +147,10 @@ def register_in_store(url: str, client: ClientRegistration) -> None:
 
 
 @contextmanager
-def embedded_platform(client: ClientUnderTest, plan_dir: Path) -> Iterator[str]:
+def embedded_platform(client: ClientUnderTest, plan_dir: Path, seeded_store: Path | None = None) -> Iterator[str]:
     """The reference implementation on a free loopback port, with a fresh store seeded with the demo
-    data and the client under test registered; yields its FHIR base URL."""
+    data (a copy of ``seeded_store``, when given: a store of the demo data alone, made once for many
+    runs) and the client under test registered; yields its FHIR base URL."""
     from reference_impl.app import create_app
     from reference_impl.embedded import serve_in_thread
     from reference_impl.settings import Settings
@@ -164,7 +166,10 @@ def embedded_platform(client: ClientUnderTest, plan_dir: Path) -> Iterator[str]:
         client.client_id, client.kind, client.client_id, client.scope, list(client.redirect_uris), jwks, secret
     )
     with tempfile.TemporaryDirectory(prefix="eqlab-platform-") as store:
-        url = f"sqlite:///{Path(store) / 'reference.sqlite3'}"
+        path = Path(store) / "reference.sqlite3"
+        if seeded_store:
+            shutil.copyfile(seeded_store, path)
+        url = f"sqlite:///{path}"
         register_in_store(url, registration)
         with serve_in_thread(create_app(Settings(db_url=url, seed="demo"))) as base_url:
             yield base_url

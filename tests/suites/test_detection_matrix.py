@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from eqlab.cli import main
 from eqlab.commands import detection
-from eqlab.commands.detection import Detection, detect, seed_store
+from eqlab.commands.detection import Detection, detect
 from eqlab.commands.run_pool import STOP_WAIT_S, FailedRun, in_parallel
 from tests.support.paths import REPO
 
@@ -110,13 +110,16 @@ def test_a_run_that_fails_is_a_missed_row_and_the_others_are_still_reported(
 
 
 @pytest.mark.slow
-def test_a_run_from_the_seeded_store_catches_its_fault_and_leaves_the_store_as_it_was(tmp_path: Path) -> None:
-    seeded = seed_store(tmp_path)
-    before = seeded.read_bytes()
+def test_a_run_from_the_seeded_store_catches_its_fault_and_leaves_the_store_as_it_was(
+    tmp_path: Path, seeded_store: Path
+) -> None:
+    before = seeded_store.read_bytes()
     breaks = detection.reference_faults()["no-etag"].breaks
-    found = detect(frozenset({"no-etag"}), tmp_path / "out", 1, tmp_path / "lab.pem", ("contract",), breaks, seeded)
+    found = detect(
+        frozenset({"no-etag"}), tmp_path / "out", 1, tmp_path / "lab.pem", ("contract",), breaks, seeded_store
+    )
     assert found.caught and found.failed == ["fhir@15"], (found.verdict, found.failed)
-    assert seeded.read_bytes() == before, "each run works on a copy"
+    assert seeded_store.read_bytes() == before, "each run works on a copy"
 
 
 def _processes_with(marker: str) -> list[int]:
