@@ -37,7 +37,7 @@ serve: $(VENV)/.runtime
 ## detection: prove every deliberate defect is caught (each fault against the checks of the requirements it breaks),
 ## the reference implementation's faults by the reference plan, the reference client's by the client plans;
 ## each run a process of its own, one per CPU at a time (`--jobs N`): the whole matrix (clean server, 86 faults,
-## 35 client runs) took 2.6 min on 2 CPUs (benchmarks/detection_matrix.py); `make test` runs a sample of it
+## 35 client runs) took 2.6-2.8 min on 2 CPUs (benchmarks/detection_matrix.py); `make test` runs a sample of it
 ## (a fault of each requirement group and of each client plan: tests/support/detection.py)
 detection: $(VENV)/.runtime
 	$(BIN)/eqlab detection
