@@ -1,12 +1,12 @@
 """The contract suite against the reference implementation, run as a vendor would run it.
 
 The clean server passes every check (SQLite, and PostgreSQL when it answers), every requirement of
-the catalogue has a check, and a deliberate defect of each requirement group is caught (`make detection`
-runs them all): with only that fault switched on, at least one check of a requirement it breaks fails. Each run is
-a child ``python -m pytest suites/contract`` against a server on loopback, seeded with the demo
-accounts, logging in as ``testplans/reference.yaml`` says (``--eqlab-plan``; the demo passwords in
-the environment, as ``eqlab demo`` sets them); results come from its JUnit XML (the eqlab plugin
-records every check's requirements as a property).
+the catalogue has a check, every deliberate defect breaks a requirement a check covers, and a defect of
+each requirement group is caught (`make detection` runs them all): with only that fault switched on, at
+least one check of a requirement it breaks fails. Each run is a child ``python -m pytest suites/contract``
+against a server on loopback, seeded with the demo accounts, logging in as ``testplans/reference.yaml``
+says (``--eqlab-plan``; the demo passwords in the environment, as ``eqlab demo`` sets them); results
+come from its JUnit XML (the eqlab plugin records every check's requirements as a property).
 """
 
 from __future__ import annotations
@@ -174,7 +174,6 @@ def test_every_fault_breaks_requirements_the_contract_suite_checks(requirement_m
     contract_checked = {rid for node, rids in requirement_map.items() if node.startswith(SUITE) for rid in rids}
     unchecked = {name: fault.breaks for name, fault in FAULTS.items() if not set(fault.breaks) & contract_checked}
     assert not unchecked, f"faults no check of {SUITE} could catch: {unchecked}"
-    assert all(fault.breaks for fault in FAULTS.values())
 
 
 def catalogue_order(rid: str) -> tuple[str, int]:
