@@ -5,8 +5,8 @@
    the ratio and the difference in median latency are what checking a bearer token (signature,
    claims, revocation) adds to a request. Conformance resources are not patient data, so neither
    read writes an AuditEvent: the token is the only difference.
-2. A Patient read with the same token, for scale: what policy and the AuditEvent written in the
-   read's transaction add on top.
+2. A Patient read with the same token, for scale: what the policy decision and the read's AuditEvent
+   (committed with others' in a group before the answer leaves) add on top.
 3. Token endpoint throughput: client-credentials grants with ``private_key_jwt`` (ES384), each
    with its own assertion (a fresh ``jti``) signed before the clock starts, so the figure is the
    server's: assertion verification, replay store, token signing (ES256) and its record.
@@ -89,7 +89,7 @@ async def main() -> None:
     # The server is saturated (one process, closed loop): 1/throughput is its time per request.
     extra_us = (1 / authenticated.per_second - 1 / anonymous.per_second) * 1e6
     print(f"  token validation costs {extra_us:,.0f} µs of server time per request")
-    print("\nfor scale: patient data (policy decision + AuditEvent in the read's transaction)")
+    print("\nfor scale: patient data (policy decision + AuditEvent committed before the answer)")
     print(patient.line(f"read Patient/{DEMO_PATIENT} with the same token"))
     print(f"\ntoken endpoint (client credentials, private_key_jwt ES384, {args.grants} grants)")
     print(issued.line("POST /auth/token"))

@@ -26,7 +26,8 @@ from pathlib import Path
 
 # The repository, not this script's folder: there benchmarks/fhir_core.py would hide the fhir_core package
 # that fhir.resources (imported by the reference implementation) needs.
-sys.path.remove(str(Path(__file__).resolve().parent))
+if (here := str(Path(__file__).resolve().parent)) in sys.path:  # run as a script; not there under -m
+    sys.path.remove(here)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eqlab.commands.detection import detect, reference_faults, seed_store

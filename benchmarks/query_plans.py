@@ -33,7 +33,8 @@ from psycopg import sql
 from sqlalchemy import Connection, event, text
 
 # The repository in place of this directory: benchmarks/fhir_core.py would shadow the package fhir_core.
-sys.path.remove(str(Path(__file__).resolve().parent))
+if (here := str(Path(__file__).resolve().parent)) in sys.path:  # run as a script; not there under -m
+    sys.path.remove(here)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reference_impl.fhir.query import QueryParser

@@ -4,7 +4,7 @@ A version's body is stored once: the current version's in ``resources``, a super
 history row, moved there when the next version (or the deletion) is written. A history row therefore
 reads its body through the current row when it is the current version (``HISTORY_COLUMNS``); a store
 written before kept both copies, which read the same. Every body held twice was a fifth of the store:
-about 74 GiB against 60 at a million people (README).
+about 74 GiB against 60 at a million people (docs/performance.md).
 
 Documents are sealed on their way in and opened on their way out (``documents.py``): every
 StoredResource this module or ``search_sql`` hands out holds plain JSON, whatever the row holds.
