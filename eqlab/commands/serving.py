@@ -59,9 +59,9 @@ def frozen_after_startup(app: Starlette) -> Starlette:
     A started server holds a few hundred thousand long-lived objects (the FHIR definitions, compiled
     searches, caches) that are never garbage. Python's cyclic collector walked them all at each full
     collection: 110 ms every 1.2-1.4 s under load, every request in flight stopped meanwhile (the
-    national flows' p99 was 119-172 ms; 26-67 ms frozen, docs/performance.md). Frozen, they are out of its reach,
-    and a full collection walks only what came after. The garbage of the startup itself is collected
-    first, not frozen with the rest.
+    national flows' p99 was 119-172 ms; 26-67 ms frozen, docs/performance.md). Frozen, they are out
+    of its reach, and a full collection walks only what came after. The garbage of the startup itself
+    is collected first, not frozen with the rest.
     """
     started = app.router.lifespan_context
 
