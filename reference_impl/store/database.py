@@ -375,6 +375,28 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return str(code) if code else None
 
 
+WAL_SWITCH_ATTEMPTS = 50
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, tried again while SQLite answers "database is locked".
+
+    Of connections switching a new file at once, SQLite may answer one at once, without waiting the busy
+    timeout: it calls no busy handler where waiting could deadlock (``sqlite3_busy_handler``'s
+    documentation), as when two connections each hold a read lock and want the write lock. Four servers
+    started at once on a new file (``test_concurrent_starts_migrate_once``): 6 of 80 such starts failed
+    on the switch without this; the other connection soon finishes and lets go.
+    """
+    for attempt in range(1, WAL_SWITCH_ATTEMPTS + 1):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as failure:
+            if "locked" not in str(failure) or attempt == WAL_SWITCH_ATTEMPTS:
+                raise
+            time.sleep(0.002 * attempt)
+
+
 def _configure_sqlite(engine: Engine, begin_statement: str, *pragmas: str) -> None:
     # The sqlite3 module's own transaction handling would defer BEGIN; take control of it so that
     # writers start with BEGIN IMMEDIATE (SQLAlchemy docs, "Serializable isolation / Savepoints").
@@ -385,7 +407,7 @@ def _configure_sqlite(engine: Engine, begin_statement: str, *pragmas: str) -> No
         # First: switching a new file to WAL takes a lock that a concurrent start may hold (it failed at
         # once, "database is locked", without a wait).
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA analysis_limit=1000")  # keeps ANALYZE to milliseconds
         for pragma in pragmas:
