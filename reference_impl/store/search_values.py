@@ -96,12 +96,13 @@ def _token_condition(system: Column, code: Column, value: Value) -> Node:
     return all_of(*parts) if parts else TRUE
 
 
-def value_condition(criterion: Criterion, value: Value) -> Node:
+def value_condition(criterion: Criterion, value: Value, alias: str = "") -> Node:
+    """``value`` of ``criterion`` as a condition on its index table's rows (the table under ``alias`` if given)."""
     param, modifier = criterion.param, criterion.modifier
     table = INDEX_TABLES[param.type]
 
     def c(name: str) -> Column:
-        return column(table, name)
+        return column(table, name, alias)
 
     if param.type == "string":
         if modifier == "exact":

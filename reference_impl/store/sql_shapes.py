@@ -16,6 +16,7 @@ and column names), a constant SQL fragment a ``Fixed``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -79,19 +80,21 @@ class Fixed:
 
 
 class Column(NamedTuple):
-    """A table's column as a shape names it."""
+    """A table's column as a shape names it; with an ``alias``, the column of the table under that name (a
+    sub-query reading the table its enclosing query reads, each its own rows)."""
 
     table: str
     name: str
+    alias: str = ""
 
 
 TRUE: Node = ("true",)
 FALSE: Node = ("false",)
 
 
-def column(table: Any, name: str) -> Column:
-    """``table``'s column ``name`` (a SQLAlchemy Table)."""
-    return Column(table.name, name)
+def column(table: Any, name: str, alias: str = "") -> Column:
+    """``table``'s column ``name`` (a SQLAlchemy Table), of the table under ``alias`` if given."""
+    return Column(table.name, name, alias)
 
 
 def compare(left: Column | Node, op: str, value: object) -> Node:
@@ -199,6 +202,14 @@ def bounds(node: object) -> Iterator[Bound]:
             yield from bounds(item)
 
 
+@cache
+def _table(name: str, alias: str) -> Any:
+    """A table of the store, or the same under ``alias`` (one object per name: a shape's columns of one alias
+    are of one FROM item)."""
+    table = metadata.tables[name]
+    return table.alias(alias) if alias else table
+
+
 class _Translation:
     """One shape's tree as SQLAlchemy, each Bound a parameter named after its position in ``bounds`` (and
     holding its value, for a statement run as it is)."""
@@ -216,7 +227,7 @@ class _Translation:
         if isinstance(item, Bound):
             return self.bound(item)
         if isinstance(item, Column):
-            return metadata.tables[item.table].c[item.name]
+            return _table(item.table, item.alias).c[item.name]
         return self.condition(item)
 
     def condition(self, node: Node) -> Any:
