@@ -376,3 +376,24 @@ def test_postgresql_connections_are_opened_once_not_at_every_peak(postgres_url: 
 
 def _briefly_busy(conn: Connection) -> object:
     return conn.exec_driver_sql("SELECT 1 FROM pg_sleep(0.01)").scalar()
+
+
+def test_a_stored_version_leads_with_its_type_id_and_meta_and_keeps_the_rest_in_order() -> None:
+    sent = {
+        "name": [{"family": "Muller"}],
+        "meta": {"security": [{"code": "R"}], "versionId": "7"},
+        "resourceType": "Patient",
+        "id": "chosen-by-the-client",
+        "gender": "female",
+    }
+    body = store.versioned_body(sent, "p1", 2, "2026-12-06T10:00:00.000000Z")
+    assert list(body) == ["resourceType", "id", "meta", "name", "gender"]
+    assert body["id"] == "p1"
+    assert body["meta"] == {"security": [{"code": "R"}], "versionId": "2", "lastUpdated": "2026-12-06T10:00:00.000000Z"}
+    assert sent["meta"] == {"security": [{"code": "R"}], "versionId": "7"}, "the resource sent is left as it was"
+    assert list(store.versioned_body({"resourceType": "Basic", "code": {}}, "b1", 1, "t")) == [
+        "resourceType",
+        "id",
+        "meta",
+        "code",
+    ]
