@@ -88,14 +88,13 @@ class SearchSql:
             parts.append(visible_any_type(request.visibility.limited(request.kind)))
         criteria = request.criteria
         leads = [isinstance(c, Criterion) and type_name is not None and picks_few(type_name, c) for c in criteria]
-        checks = [c for c, lead in zip(criteria, leads, strict=True) if once and not lead and isinstance(c, Criterion)]
+        tested = [once and not lead and isinstance(c, Criterion) for c, lead in zip(criteria, leads, strict=True)]
+        checks = [c for c, each in zip(criteria, tested, strict=True) if each and isinstance(c, Criterion)]
         lookups = [c for c, lead in zip(criteria, leads, strict=True) if lead and isinstance(c, Criterion)]
-        carrier = next((c for c in lookups if not c.param.is_column), None)  # ids (a column) carry none
-        for c, lead in zip(criteria, leads, strict=True):
-            if checks and c is carrier:
-                parts.append(self._criterion(type_name, c, request.visibility, checked=checks))
-            elif lead or c not in checks:
-                parts.append(self._criterion(type_name, c, request.visibility))
+        carrier = next((c for c in lookups if not c.param.is_column), None)  # ids (a column, not a lookup) carry none
+        for c, each in zip(criteria, tested, strict=True):
+            if not each:
+                parts.append(self._criterion(type_name, c, request.visibility, checked=checks if c is carrier else ()))
             elif carrier is None:
                 parts.append(self._criterion(type_name, c, request.visibility, for_each_match=RESOURCE))
         return all_of(*parts)
@@ -179,9 +178,11 @@ class SearchSql:
             return negate(self._criterion(type_name, positive, visibility, for_each_match))
         alias = CHECKED if for_each_match is not None else ""
         any_value = any_of(*(value_condition(criterion, v, alias) for v in criterion.values))
-        table = INDEX_TABLES[param.type]
-        owner = (column(table, "res_type"), column(table, "res_id"))  # each candidate this lookup finds
-        tests = [self._criterion(type_name, c, visibility, for_each_match=owner) for c in checked]
+        tests = []
+        if checked:
+            table = INDEX_TABLES[param.type]
+            owner = (column(table, "res_type"), column(table, "res_id"))  # each candidate this lookup finds
+            tests = [self._criterion(type_name, c, visibility, for_each_match=owner) for c in checked]
         return self._matching(type_name, param, any_value, for_each_match=for_each_match, tests=tests)
 
     def _column_criterion(self, criterion: Criterion) -> Node:
