@@ -172,6 +172,11 @@ PLANNED_ONCE = [
     ("Patient", [("family", "muller"), ("given", "anne"), ("birthdate", "1970-03-01")]),
     ("Patient", [("family", "weber"), ("birthdate", "1985-07-14,1970-03-01")]),
     ("Patient", [("gender", "male"), ("birthdate", "1992-11-30")]),
+    # Two lookups that pick few: the tests ride in the first (the identifier), the birth date stays a lookup.
+    ("Patient", [("identifier", "1985071412345"), ("family", "weber"), ("birthdate", "1985-07-14")]),
+    ("Patient", [("identifier", "1985071412345"), ("family", "muller"), ("birthdate", "1985-07-14")]),
+    # Ids carry no tests: the next lookup that picks few does.
+    ("Patient", [("_id", "p1,p2,p3"), ("identifier", "1970030112345"), ("gender", "female")]),
 ]
 
 
