@@ -15,7 +15,8 @@ a schema of its own and print:
   PIXm ($ihe-pix by matricule), a prescription by its identifier, and the patient's access log
   (AuditEvent?patient=): requests per second, p50 / p95 / p99 (target p95 < 50 ms each), and the CPU
   time per request of the server and of the PostgreSQL processes serving it (what other programs' load
-  hardly moves, unlike the rest); then which flows met the target.
+  hardly moves, unlike the rest); then which flows met the target, and how many AuditEvents the sampled
+  patients' access logs hold (each audited request about them adds one, in every run on a kept store).
 
 The schema is dropped at the end unless ``--keep``; a kept schema is loaded further (or not at all)
 by the next run with the same parameters, so a load interrupted by Ctrl-C continues.
@@ -157,6 +158,21 @@ def store_size(schema: str) -> tuple[int, list[tuple[str, int]]]:
             (schema,),
         ).fetchall()
     return sum(size for _, size in rows), [(name, size) for name, size in rows]
+
+
+def access_log_lengths(schema: str, patients: Sequence[str]) -> tuple[int, int]:
+    """How many AuditEvents name each of ``patients``: the median and the most (their access logs, which
+    every audited request about them lengthens, in this run and in earlier ones on a kept store)."""
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {}.idx_reference WHERE res_type = 'AuditEvent' AND param = 'patient' "
+                "AND target_id = ANY(%s) GROUP BY target_id"
+            ).format(sql.Identifier(schema)),
+            (list(patients),),
+        ).fetchall()
+    counts = sorted([0] * (len(set(patients)) - len(rows)) + [n for (n,) in rows]) or [0]
+    return counts[(len(counts) - 1) // 2], counts[-1]
 
 
 def drop(schema: str) -> None:
@@ -329,6 +345,12 @@ def main() -> None:
             print(f"server: eqlab serve --workers {args.server_workers}")
             with reference_process(url, workers=args.server_workers) as served:
                 flows(served, settings, found, args.clients, args.seconds, args.flow)
+            median, most = access_log_lengths(schema, found.patients)
+            print(
+                f"the access log's {len(found.patients):,} patients hold {median:,} AuditEvents each at the median "
+                f"({most:,} at most): every audited request about them adds to it, in this run and in earlier "
+                "runs on a kept store, and its page is sorted from all of a patient's events"
+            )
     finally:
         if not args.keep:
             drop(schema)

@@ -143,6 +143,8 @@ def test_national_scale_loads_10000_patients_and_measures_every_flow(postgres_un
     verdict = f"target p95 < 50 ms: met by {met} of 6 flows"
     assert verdict in output, output
     assert ("(missed: " in output) == (met < 6), output
+    logs = re.search(r"access log's [\d,]+ patients hold ([\d,]+) AuditEvents each at the median \(([\d,]+) at", output)
+    assert logs and 0 < int(logs[1].replace(",", "")) <= int(logs[2].replace(",", "")), output
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
