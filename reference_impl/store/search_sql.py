@@ -91,7 +91,7 @@ class SearchSql:
         tested = [once and not lead and isinstance(c, Criterion) for c, lead in zip(criteria, leads, strict=True)]
         checks = [c for c, each in zip(criteria, tested, strict=True) if each and isinstance(c, Criterion)]
         lookups = [c for c, lead in zip(criteria, leads, strict=True) if lead and isinstance(c, Criterion)]
-        carrier = next((c for c in lookups if not c.param.is_column), None)  # ids (a column, not a lookup) carry none
+        carrier = next((c for c in lookups if _is_lookup(c)), None)
         for c, each in zip(criteria, tested, strict=True):
             if not each:
                 parts.append(self._criterion(type_name, c, request.visibility, checked=checks if c is carrier else ()))
@@ -256,6 +256,17 @@ class SearchSql:
             compare(column(table, "param"), "eq", param.code),
         )
         return aggregate("max" if descending else "min", column(table, name), owned)
+
+
+def _is_lookup(criterion: Criterion) -> bool:
+    """Whether ``_criterion`` makes ``criterion`` one lookup of its index table (which can carry tests of each
+    candidate it finds): not ids (a column), nor a chain, a ``:missing`` or a ``:not``."""
+    return (
+        not criterion.param.is_column
+        and not criterion.chains
+        and criterion.missing is None
+        and criterion.modifier != "not"
+    )
 
 
 class _Reference:
