@@ -25,7 +25,7 @@ def within_one_record(request: SearchRequest) -> bool:
         return False
     if request.visibility.of(request.type_name, request.kind).patient is not None:
         return True
-    return any(_names_one_patient(c) for c in request.criteria)
+    return any(names_one_patient(c) for c in request.criteria)
 
 
 def few_matches(request: SearchRequest) -> bool:
@@ -78,7 +78,7 @@ def _tested_for_each_match(criterion: Criterion) -> bool:
     return param.type in TESTED_FOR_EACH_MATCH and not param.is_column and not criterion.chains
 
 
-def _names_one_patient(criterion: Criterion | HasCriterion) -> bool:
+def names_one_patient(criterion: Criterion | HasCriterion) -> bool:
     """A reference criterion naming one Patient (``patient=<id>``, ``subject=Patient/<id>``)."""
     if not (
         isinstance(criterion, Criterion)
@@ -100,7 +100,7 @@ def picks_few(type_name: str, criterion: Criterion) -> bool:
     """A criterion whose matches are few for any of its values: one patient's record, resources by id, by
     an exact business identifier (an Identifier's value, with or without its system), or people born on
     one day."""
-    if _names_one_patient(criterion):
+    if names_one_patient(criterion):
         return True
     if criterion.modifier is not None or criterion.chains or criterion.missing is not None:
         return False

@@ -18,7 +18,7 @@ from reference_impl.fhir.index_row_memo import IndexRowMemo
 from reference_impl.fhir.searchparams import SearchParamRegistry, registry
 from reference_impl.store.documents import FORMAT, NONCE_BYTES, is_document, key_context
 from reference_impl.store.resources import versioned_body
-from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
+from reference_impl.store.schema import INDEX_TABLES, index_row_columns, index_row_stamp
 from reference_impl.vault import MasterKey
 
 METHOD = "PUT"  # a loaded resource is stored under its own id, as a transaction's PUT entry stores it
@@ -62,7 +62,8 @@ class RowMaker:
         out.history.append((type_name, res_id, 1, last_updated, METHOD, None, None))  # the body: current row's
         key = (type_name, res_id)
         for param_type, rows in self._index.rows(body):
-            out.index[param_type].extend(key + row for row in rows)
+            stamp = index_row_stamp(param_type, last_updated)
+            out.index[param_type].extend(key + row + stamp for row in rows)
         out.count += 1
 
     def _seal(self, out: Rows, type_name: str, res_id: str, content: str) -> bytes:
@@ -79,7 +80,7 @@ COLUMNS = {
     "resources": ("res_type", "res_id", "version_id", "last_updated", "deleted", "content", "sealed"),
     "resource_history": ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed"),
     "document_keys": ("res_type", "res_id", "wrapped_key"),
-    **{table.name: ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name]) for name, table in INDEX_TABLES.items()},
+    **{table.name: index_row_columns(name) for name, table in INDEX_TABLES.items()},
 }
 
 

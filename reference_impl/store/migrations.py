@@ -75,8 +75,7 @@ def _search_plans_at_scale(conn: Connection) -> None:
     for name in replaced:
         conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
     for table in [schema.resources, schema.history, *index_tables]:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
+        _create_indexes(conn, table)
     if conn.dialect.name == "postgresql":
         for name, columns in EXTENDED_STATISTICS.items():
             conn.execute(text(f"CREATE STATISTICS IF NOT EXISTS st_{name} (mcv) ON {', '.join(columns)} FROM {name}"))
@@ -148,7 +147,35 @@ def _owner_indexes_cover_lookup(conn: Connection) -> None:
     for kind in schema.OWNER_COVERS_LOOKUP:
         table = schema.INDEX_TABLES[kind]
         conn.execute(text(f"DROP INDEX IF EXISTS ix_{table.name}_owner"))
-        for index in table.indexes:
+        _create_indexes(conn, table)
+
+
+def _references_in_update_order(conn: Connection) -> None:
+    # ``schema.STAMPED``: idx_reference's rows gain their resource's last update, and its lookup index holds
+    # a value's rows in that order. Migration 1 makes the column in a new store; an older store's rows are
+    # stamped from their resources (an index row exists only for a current, undeleted version).
+    table = schema.INDEX_TABLES[schema.STAMPED]
+    if "last_updated" not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+        # NOT NULL needs a default for the rows already there; every one is then stamped.
+        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN last_updated BIGINT NOT NULL DEFAULT 0"))
+        conn.execute(
+            text(
+                f"UPDATE {table.name} SET last_updated = (SELECT r.last_updated FROM resources r"
+                f" WHERE r.res_type = {table.name}.res_type AND r.res_id = {table.name}.res_id)"
+            )
+        )
+        if conn.dialect.name == "postgresql":  # SQLite cannot drop a default: its writers always give a value
+            conn.execute(text(f"ALTER TABLE {table.name} ALTER COLUMN last_updated DROP DEFAULT"))
+    conn.execute(text(f"DROP INDEX IF EXISTS ix_{table.name}_lookup_id"))
+    _create_indexes(conn, table)
+
+
+def _create_indexes(conn: Connection, table: Table) -> None:
+    """The indexes schema.py gives ``table`` that it lacks, of the columns it has: a migration of a store made
+    before a later one added a column leaves that column's indexes to the later one."""
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    for index in table.indexes:
+        if {c.name for c in index.columns} <= present:
             index.create(conn, checkfirst=True)
 
 
@@ -162,6 +189,7 @@ STORE_MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(7, "cheaper search planning: fewer extended statistics of index rows", _cheaper_search_planning),
     Migration(8, "a candidate's names and dates checked off the index alone", _owner_indexes_cover_lookup),
+    Migration(9, "references' index rows in the order of their resources' last update", _references_in_update_order),
 )
 
 

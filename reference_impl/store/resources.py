@@ -26,7 +26,14 @@ from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, CountOfStatement, total_after_page
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
 from reference_impl.store.driver import DriverStatement, TableAppend
-from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, WHOLE_SERVER_HISTORY, history, resources
+from reference_impl.store.schema import (
+    INDEX_TABLES,
+    WHOLE_SERVER_HISTORY,
+    history,
+    index_row_columns,
+    index_row_stamp,
+    resources,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +149,7 @@ _CREATE_CURRENT = TableAppend(
 _CREATE_HISTORY = TableAppend(
     history, ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed")
 )
-_CREATE_INDEX_ROW = {
-    name: TableAppend(table, ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name]))
-    for name, table in INDEX_TABLES.items()
-}
+_CREATE_INDEX_ROW = {name: TableAppend(table, index_row_columns(name)) for name, table in INDEX_TABLES.items()}
 _DROP_INDEX = {
     name: delete(table).where(table.c.res_type == bindparam("type_name"), table.c.res_id == bindparam("res_id"))
     for name, table in INDEX_TABLES.items()
@@ -225,7 +229,7 @@ def save(
         conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
         _drop_index(conn, type_name, res_id)
     _append_history(conn, type_name, res_id, version_id, last_updated, method)
-    for param_type, rows in _index_rows(registry, body, res_id).items():
+    for param_type, rows in _index_rows(registry, body, res_id, last_updated).items():
         conn.execute(_INSERT_INDEX[param_type], rows)
     return StoredResource(type_name, res_id, version_id, last_updated, False, content)
 
@@ -247,7 +251,8 @@ def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tu
         history_rows.append((type_name, res_id, 1, last_updated, "POST", None, None))  # the body: current row's
         key = (type_name, res_id)
         for param_type, rows in remembered.rows(body):
-            index_rows.setdefault(param_type, []).extend(key + row for row in rows)
+            stamp = index_row_stamp(param_type, last_updated)
+            index_rows.setdefault(param_type, []).extend(key + row + stamp for row in rows)
     _CREATE_CURRENT.write(conn, current_rows)
     _CREATE_HISTORY.write(conn, history_rows)
     for param_type, rows in index_rows.items():
@@ -320,16 +325,15 @@ def _drop_index(conn: Connection, type_name: str, res_id: str) -> None:
         conn.execute(statement, {"type_name": type_name, "res_id": res_id})
 
 
-def _index_rows(registry: SearchParamRegistry, body: dict[str, Any], res_id: str) -> dict[str, list[dict[str, Any]]]:
+def _index_rows(
+    registry: SearchParamRegistry, body: dict[str, Any], res_id: str, last_updated: int
+) -> dict[str, list[dict[str, Any]]]:
     """The search index rows of ``body``, per index table, as insert parameters."""
-    type_name = body["resourceType"]
+    key = (body["resourceType"], res_id)
     out: dict[str, list[dict[str, Any]]] = {}
     for param_type, rows in registry.index_rows(body).items():
-        columns = INDEX_VALUE_COLUMNS[param_type]
-        out[param_type] = [
-            {"res_type": type_name, "res_id": res_id, "param": code, **dict(zip(columns, row, strict=True))}
-            for code, row in rows
-        ]
+        columns, stamp = index_row_columns(param_type), index_row_stamp(param_type, last_updated)
+        out[param_type] = [dict(zip(columns, (*key, code, *row, *stamp), strict=True)) for code, row in rows]
     return out
 
 

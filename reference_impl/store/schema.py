@@ -90,7 +90,16 @@ document_keys = Table(
 OWNER_COVERS_LOOKUP = ("string", "date")
 
 
+# The index table whose rows carry their resource's last update (``last_updated``, as in ``resources``;
+# rewritten with the rows at every version): its lookup index holds a value's rows in that order, so the
+# page of a search by one reference (a patient's access log, ``AuditEvent?patient=``) is read off the
+# index's first rows (``search_sql.IndexOrderedPage``), not sorted from every resource pointing there.
+# Migration 9 adds the column to a store made before it.
+STAMPED = "reference"
+
+
 def _index_table(name: str, *columns: Column[object], lookup: tuple[str, ...]) -> Table:
+    stamped = name == STAMPED
     table = Table(
         f"idx_{name}",
         metadata,
@@ -98,10 +107,25 @@ def _index_table(name: str, *columns: Column[object], lookup: tuple[str, ...]) -
         Column("res_id", IdColumn, nullable=False),
         Column("param", String(64), nullable=False),
         *columns,
+        *([Column("last_updated", BigInteger, nullable=False)] if stamped else []),
     )
     looked_up = [table.c[c] for c in lookup]
     # The id last: a criterion's matches are read off the index alone (an index-only scan), no table rows.
-    Index(f"ix_idx_{name}_lookup_id", table.c.res_type, table.c.param, *looked_up, table.c.res_id)
+    if stamped:
+        # A value's rows in the order of their resources' last update (``STAMPED``), whether or not the search
+        # names its target's type (``patient=<id>`` does not): the type after them, still read off the index.
+        first, *others = looked_up
+        Index(
+            f"ix_idx_{name}_lookup_updated_id",
+            table.c.res_type,
+            table.c.param,
+            first,
+            table.c.last_updated,
+            table.c.res_id,
+            *others,
+        )
+    else:
+        Index(f"ix_idx_{name}_lookup_id", table.c.res_type, table.c.param, *looked_up, table.c.res_id)
     if name in OWNER_COVERS_LOOKUP:
         # A candidate's rows of a criterion, checked off the index alone (``OWNER_COVERS_LOOKUP``).
         Index(f"ix_idx_{name}_owner_lookup", table.c.res_type, table.c.res_id, table.c.param, *looked_up)
@@ -159,7 +183,7 @@ INDEX_TABLES: dict[str, Table] = {
     "reference": idx_reference,
     "uri": idx_uri,
 }
-INDEX_VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
+INDEX_VALUE_COLUMNS: dict[str, tuple[str, ...]] = {  # what the FHIR layer's index rows hold after the parameter
     "string": ("value_norm", "value_exact"),
     "token": ("system", "code", "text_norm"),
     "date": ("low", "high"),
@@ -168,3 +192,15 @@ INDEX_VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
     "reference": ("target_type", "target_id", "url", "ident_system", "ident_value"),
     "uri": ("value",),
 }
+
+
+def index_row_columns(name: str) -> tuple[str, ...]:
+    """The columns of index table ``name`` in the order its writers give them: the owner, the parameter and
+    its values, then for ``STAMPED`` the resource's last update."""
+    stamp = ("last_updated",) if name == STAMPED else ()
+    return ("res_type", "res_id", "param", *INDEX_VALUE_COLUMNS[name], *stamp)
+
+
+def index_row_stamp(name: str, last_updated: int) -> tuple[int, ...]:
+    """What ``index_row_columns`` adds after a row's values: its resource's last update for ``STAMPED``."""
+    return (last_updated,) if name == STAMPED else ()

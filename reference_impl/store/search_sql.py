@@ -14,10 +14,10 @@ from sqlalchemy import Connection, literal, select
 
 from reference_impl.fhir.query import Criterion, HasCriterion, Include, Reach, SearchRequest, Visibility
 from reference_impl.fhir.searchparams import SearchParam
-from reference_impl.store.bounded_searches import few_matches, picks_few, planned_once
+from reference_impl.store.bounded_searches import few_matches, names_one_patient, picks_few, planned_once
 from reference_impl.store.counting import Counting, CountOfStatement, total_after_page, total_of
 from reference_impl.store.resources import CURRENT_COLUMNS, StoredResource, many, opened_rows
-from reference_impl.store.schema import INDEX_TABLES, idx_reference, resources
+from reference_impl.store.schema import INDEX_TABLES, STAMPED, idx_reference, resources
 from reference_impl.store.search_values import date_condition, value_condition
 from reference_impl.store.sql_shapes import (
     FALSE,
@@ -34,6 +34,7 @@ from reference_impl.store.sql_shapes import (
     column,
     compare,
     count_of,
+    count_rows,
     exists,
     exists_for_each_row,
     fixed,
@@ -41,6 +42,7 @@ from reference_impl.store.sql_shapes import (
     negate,
     one_of,
     ordered,
+    ordered_ids,
     page,
     plus,
     same,
@@ -135,13 +137,7 @@ class SearchSql:
             return any_of(*(exists_for_each_row(r) for r in rows))
         owner_type, owner_id, of_param = column(table, "res_type"), column(table, "res_id"), column(table, "param")
         if type_name is not None:
-            typed = [
-                subquery(
-                    owner_id,
-                    all_of(compare(of_param, "eq", param.code), c, compare(owner_type, "eq", type_name), *tests),
-                )
-                for c in conditions
-            ]
+            typed = [subquery(owner_id, _rows_of(type_name, param, c, tests)) for c in conditions]
             return in_query(RES_ID, union(*typed))
         owned = (same(owner_type, RES_TYPE), same(owner_id, RES_ID))
         return any_of(
@@ -258,6 +254,13 @@ class SearchSql:
         return aggregate("max" if descending else "min", column(table, name), owned)
 
 
+def _rows_of(type_name: str, param: SearchParam, condition: Node, tests: Sequence[Node] = ()) -> Node:
+    """The index rows of ``param`` of resources of ``type_name`` that meet ``condition`` and ``tests``."""
+    table = INDEX_TABLES[param.type]
+    of_type = compare(column(table, "res_type"), "eq", type_name)
+    return all_of(compare(column(table, "param"), "eq", param.code), condition, of_type, *tests)
+
+
 def _is_lookup(criterion: Criterion) -> bool:
     """Whether ``_criterion`` makes ``criterion`` one lookup of its index table (which can carry tests of each
     candidate it finds): not ids (a column), nor a chain, a ``:missing`` or a ``:not``."""
@@ -277,20 +280,25 @@ class _Reference:
     param = column(idx_reference, "param")
     target_type = column(idx_reference, "target_type")
     target_id = column(idx_reference, "target_id")
+    last_updated = column(idx_reference, "last_updated")
 
 
 def in_compartment(type_name: str, patient_id: str, via: tuple[str, ...]) -> Node:
     """Resources of ``type_name`` in the patient's compartment (the Patient itself, for Patient)."""
     if type_name == "Patient":
         return compare(RES_ID, "eq", patient_id)
+    return in_query(RES_ID, subquery(_Reference.res_id, compartment_rows(type_name, patient_id, via)))
+
+
+def compartment_rows(type_name: str, patient_id: str, via: tuple[str, ...]) -> Node:
+    """The idx_reference rows that put resources of ``type_name`` in the patient's compartment."""
     ref = _Reference
-    members = all_of(
+    return all_of(
         compare(ref.res_type, "eq", type_name),
         one_of(ref.param, via),
         compare(ref.target_type, "eq", "Patient"),
         compare(ref.target_id, "eq", patient_id),
     )
-    return in_query(RES_ID, subquery(ref.res_id, members))
 
 
 def visible(type_name: str, reach: Reach) -> Node:
@@ -308,6 +316,80 @@ def visible_any_type(limited: dict[str, Reach]) -> Node:
         return TRUE
     partly = [all_of(compare(RES_TYPE, "eq", t), visible(t, r)) for t, r in limited.items() if r.allowed]
     return any_of(negate(one_of(RES_TYPE, list(limited))), *partly)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOrderedLookup:
+    """A search by one reference criterion alone (a patient's access log, ``AuditEvent?patient=``), in the
+    order of the last update (the default, or ``_sort=[-]_lastUpdated``), by a caller who sees the whole type
+    or the patient's own record (``in_update_order``).
+
+    Its page is read off the rows of idx_reference's lookup index, which hold a value's rows in that order
+    (``schema.STAMPED``): the page's ids first, off the index alone, then only those resources. Found as any
+    other search's, the matches were each read from ``resources`` and sorted: a page cost what the patient's
+    log holds, which grows with every access to their record. Counted up to a bound, the index rows alone.
+    """
+
+    type_name: str
+    rows: Node  # the criterion's rows of idx_reference (``_rows_of``)
+    descending: bool
+
+    def ids(self, limit: int | None, offset: int, in_order: bool = True) -> Node:
+        """The ids of the page ``limit`` from ``offset``; not ``in_order``: ``limit`` of them (None: all), to be
+        counted."""
+        descending = self.descending if in_order else None
+        return ordered_ids(_Reference.res_id, _Reference.last_updated, self.rows, descending, limit, offset)
+
+    def page(self, order: Sequence[Node], limit: int, offset: int) -> Node:
+        ids = in_query(RES_ID, self.ids(limit, offset))
+        return page(PAGE_COLUMNS, all_of(NOT_DELETED, compare(RES_TYPE, "eq", self.type_name), ids), order, limit, 0)
+
+
+def in_update_order(request: SearchRequest) -> UpdateOrderedLookup | None:
+    """The search as an ``UpdateOrderedLookup``, if it is one: in update order, by one reference criterion
+    alone, of a type the caller sees whole, or within the patient's record the caller sees (a patient's own
+    token): then by that patient's reference (``AuditEvent?patient=<self>``), or by none at all (the record's
+    rows of the type)."""
+    type_name, sort, criteria = request.type_name, request.sort, request.criteria
+    if type_name is None or type_name == "Patient" or len(criteria) > 1:
+        return None
+    if sort and (len(sort) > 1 or sort[0][0].code != "_lastUpdated"):
+        return None
+    reach = request.visibility.of(type_name, request.kind)
+    descending = bool(sort) and sort[0][1]
+    if not reach.allowed or (not criteria and reach.patient is None):  # the whole type: its time index serves
+        return None
+    if not criteria:
+        assert reach.patient is not None
+        return UpdateOrderedLookup(type_name, compartment_rows(type_name, reach.patient, reach.via), descending)
+    criterion = criteria[0]
+    if not (isinstance(criterion, Criterion) and criterion.param.type == STAMPED and _is_lookup(criterion)):
+        return None
+    if reach.patient is not None and not _within(criterion, reach):
+        return None
+    any_value = any_of(*(value_condition(criterion, v) for v in criterion.values))
+    return UpdateOrderedLookup(type_name, _rows_of(type_name, criterion.param, any_value), descending)
+
+
+def _within(criterion: Criterion, reach: Reach) -> bool:
+    """Whether every resource ``criterion`` matches is within ``reach``'s patient's record: it names that
+    patient by one of the parameters that put a resource in the record."""
+    named = names_one_patient(criterion) and criterion.values[0].code == reach.patient
+    return named and criterion.param.code in reach.via
+
+
+class CountOfLookup:
+    """The matches of an ``UpdateOrderedLookup``, counted off its index rows (``counting.Countable``)."""
+
+    def __init__(self, lookup: UpdateOrderedLookup, planned_once: bool, estimated: CountOfShape) -> None:
+        self._lookup, self._planned_once, self._estimated = lookup, planned_once, estimated
+
+    def count(self, conn: Connection, up_to: int | None) -> int:
+        rows = self._lookup.ids(up_to, 0, in_order=False)
+        return int(SHAPES.rows(conn, count_rows(rows), self._planned_once)[0][0])
+
+    def estimate(self, conn: Connection) -> int:  # the search's own estimate: planned, not run
+        return self._estimated.estimate(conn)
 
 
 class CountOfShape:
@@ -342,7 +424,9 @@ def run_search(
     # A bounded count keeps the pages' order, so that a broad search's count stops early on an index
     # (``counting.CountOfStatement``). Few matches are all gathered to be sorted anyway: counted in no
     # order, they are not sorted for the count as well.
-    counted = CountOfShape(page(PAGE_COLUMNS, where, () if few else order, 0, 0), once)
+    matches = CountOfShape(page(PAGE_COLUMNS, where, () if few else order, 0, 0), once)
+    lookup = in_update_order(request)
+    counted = CountOfLookup(lookup, once, matches) if lookup else matches
     if request.summary == "count":
         counting = Counting.ACCURATE
     if not with_total:
@@ -350,7 +434,9 @@ def run_search(
     if request.summary == "count" or request.count == 0:
         return SearchPage(total_of(conn, counted, counting), [])
     # One row more than the page: whether a next page exists, without a count.
-    rows = SHAPES.rows(conn, page(PAGE_COLUMNS, where, order, request.count + 1, request.offset), once)
+    limit, offset = request.count + 1, request.offset
+    tree = lookup.page(order, limit, offset) if lookup else page(PAGE_COLUMNS, where, order, limit, offset)
+    rows = SHAPES.rows(conn, tree, once)
     shown, more = rows[: request.count], len(rows) > request.count
     total = total_after_page(conn, counted, counting, request.offset, len(shown), more)
     return SearchPage(total, opened_rows(conn, shown), more=more)

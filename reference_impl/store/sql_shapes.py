@@ -168,6 +168,18 @@ def exists_for_each_row(query: Node) -> Node:
     return ("exists_for_each_row", query)
 
 
+def ordered_ids(of: Column, key: Column, where: Node, descending: bool | None, limit: int | None, offset: int) -> Node:
+    """``of`` of the distinct (``key``, ``of``) rows ``where`` holds, in that order (``descending`` or not; None: in
+    no order, to be counted), ``limit`` (None: all) from ``offset``: the ids of a page read off an index in the
+    page's order (a resource with several such rows once)."""
+    return ("ordered_ids", of, key, where, descending, None if limit is None else Bound(limit), Bound(offset))
+
+
+def count_rows(query: Node) -> Node:
+    """How many rows a sub-query (``ordered_ids``) returns."""
+    return ("count_rows", query)
+
+
 def aggregate(name: str, of: Column, where: Node) -> Node:
     """``(SELECT name(of) WHERE where)``: one value per outer row (a sort key)."""
     return ("aggregate", name, of, where)
@@ -275,10 +287,20 @@ class _Translation:
     def query(self, node: Node) -> Any:
         if node[0] == "union":
             return union_all(*(self.query(part) for part in node[1:]))
+        if node[0] == "ordered_ids":
+            _, of, key, where, descending, limit, offset = node
+            columns = (self.operand(key), self.operand(of))
+            rows = select(*columns).distinct().where(self.condition(where))
+            if descending is not None:
+                rows = rows.order_by(*(c.desc() if descending else c.asc() for c in columns))
+            rows = rows.limit(_NO_LIMIT if limit is None else self.bound(limit)).offset(self.bound(offset))
+            return select(rows.subquery().c[of.name])
         return select(self.operand(node[1])).where(self.condition(node[2]))
 
     def statement(self, node: Node) -> Select[Any]:
         """A page's or a count's tree as its statement."""
+        if node[0] == "count_rows":
+            return select(func.count()).select_from(self.query(node[1]).subquery())
         return self.page(node) if node[0] == "page" else self.count(node)
 
     def count(self, node: Node) -> Select[Any]:

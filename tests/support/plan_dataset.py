@@ -134,8 +134,10 @@ def _statements(sizes: Sizes) -> list[str]:
     SELECT 'DocumentReference', id, 'status', NULL, status, NULL FROM gen_doc
     UNION ALL SELECT 'DocumentReference', id, 'type', '{DOCTYPES}', doctype, NULL FROM gen_doc
     UNION ALL SELECT 'DocumentReference', id, 'contenttype', NULL, 'application/pdf', NULL FROM gen_doc;
-    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
-    SELECT 'DocumentReference', id, p.param, 'Patient', patient, 'Patient/' || patient, NULL, NULL
+    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value,
+        last_updated)
+    SELECT 'DocumentReference', id, p.param, 'Patient', patient, 'Patient/' || patient, NULL, NULL,
+        {EPOCH_2020_US} + {n} + j
     FROM gen_doc, (VALUES ('patient'), ('subject')) AS p(param);
     INSERT INTO idx_date (res_type, res_id, param, low, high)
     SELECT 'DocumentReference', id, 'date', written_us, written_us + 1000000 FROM gen_doc;
@@ -157,11 +159,12 @@ def _statements(sizes: Sizes) -> list[str]:
         'entity', json_build_array(json_build_object(
             'what', json_build_object('reference', 'Patient/' || patient))))::text
     FROM gen_audit;
-    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
-    SELECT 'AuditEvent', id, 'patient', 'Patient', patient, 'Patient/' || patient, NULL, NULL FROM gen_audit
-    UNION ALL SELECT 'AuditEvent', id, 'entity', 'Patient', patient, 'Patient/' || patient, NULL, NULL FROM gen_audit
-    UNION ALL SELECT 'AuditEvent', id, 'agent', 'Practitioner', practitioner, 'Practitioner/' || practitioner,
-        NULL, NULL FROM gen_audit;
+    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value,
+        last_updated)
+    SELECT 'AuditEvent', id, p.param, p.target_type, p.target_id, p.target_type || '/' || p.target_id, NULL, NULL,
+        {EPOCH_2020_US} + {n + sizes.documents} + k
+    FROM gen_audit, LATERAL (VALUES ('patient', 'Patient', patient), ('entity', 'Patient', patient),
+        ('agent', 'Practitioner', practitioner)) AS p(param, target_type, target_id);
     INSERT INTO idx_date (res_type, res_id, param, low, high)
     SELECT 'AuditEvent', id, 'date', recorded_us, recorded_us + 1000000 FROM gen_audit;
     """
@@ -180,8 +183,10 @@ def _statements(sizes: Sizes) -> list[str]:
     SELECT 'MedicationRequest', id, 'identifier', '{PRESCRIPTION_ID}', number, NULL FROM gen_rx
     UNION ALL SELECT 'MedicationRequest', id, 'status', NULL, status, NULL FROM gen_rx
     UNION ALL SELECT 'MedicationRequest', id, 'intent', NULL, 'order', NULL FROM gen_rx;
-    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
-    SELECT 'MedicationRequest', id, p.param, 'Patient', patient, 'Patient/' || patient, NULL, NULL
+    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value,
+        last_updated)
+    SELECT 'MedicationRequest', id, p.param, 'Patient', patient, 'Patient/' || patient, NULL, NULL,
+        {EPOCH_2020_US} + {n + sizes.documents + sizes.audits} + m
     FROM gen_rx, (VALUES ('patient'), ('subject')) AS p(param);
     """
     # Each patient's care relationship (a CareTeam: the treating practitioner 1 + i % 500) and, for 1 in 20,
@@ -199,11 +204,12 @@ def _statements(sizes: Sizes) -> list[str]:
         'subject', json_build_object('reference', 'Patient/' || patient), 'participant', json_build_array(
             json_build_object('member', json_build_object('reference', 'Practitioner/' || practitioner))))::text
     FROM gen_care;
-    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
-    SELECT 'CareTeam', id, p.param, 'Patient', patient, 'Patient/' || patient, NULL, NULL
-    FROM gen_care, (VALUES ('patient'), ('subject')) AS p(param)
-    UNION ALL SELECT 'CareTeam', id, 'participant', 'Practitioner', practitioner, 'Practitioner/' || practitioner,
-        NULL, NULL FROM gen_care;
+    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value,
+        last_updated)
+    SELECT 'CareTeam', id, p.param, p.target_type, p.target_id, p.target_type || '/' || p.target_id, NULL, NULL,
+        {EPOCH_2020_US} + {before_care} + i
+    FROM gen_care, LATERAL (VALUES ('patient', 'Patient', patient), ('subject', 'Patient', patient),
+        ('participant', 'Practitioner', practitioner)) AS p(param, target_type, target_id);
     INSERT INTO idx_token (res_type, res_id, param, system, code, text_norm)
     SELECT 'CareTeam', id, 'category', '{DSP_SYSTEM}', '{TREATING}', NULL FROM gen_care
     UNION ALL SELECT 'CareTeam', id, 'status', NULL, 'active', NULL FROM gen_care;
@@ -221,10 +227,12 @@ def _statements(sizes: Sizes) -> list[str]:
             'actor', json_build_array(json_build_object('reference', json_build_object(
                 'reference', 'Practitioner/' || blocked)))))::text
     FROM gen_consent;
-    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value)
-    SELECT 'Consent', id, 'patient', 'Patient', patient, 'Patient/' || patient, NULL, NULL FROM gen_consent
-    UNION ALL SELECT 'Consent', id, 'actor', 'Practitioner', blocked, 'Practitioner/' || blocked, NULL, NULL
-    FROM gen_consent;
+    INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url, ident_system, ident_value,
+        last_updated)
+    SELECT 'Consent', id, p.param, p.target_type, p.target_id, p.target_type || '/' || p.target_id, NULL, NULL,
+        {EPOCH_2020_US} + {before_care + n} + i
+    FROM gen_consent, LATERAL (VALUES ('patient', 'Patient', patient), ('actor', 'Practitioner', blocked))
+        AS p(param, target_type, target_id);
     INSERT INTO idx_token (res_type, res_id, param, system, code, text_norm)
     SELECT 'Consent', id, 'category', '{DSP_SYSTEM}', '{RECORD_CONSENT}', NULL FROM gen_consent
     UNION ALL SELECT 'Consent', id, 'scope', '{CONSENT_SCOPE}', 'patient-privacy', NULL FROM gen_consent

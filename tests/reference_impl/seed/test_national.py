@@ -27,7 +27,7 @@ from reference_impl.services.mpi import matricule
 from reference_impl.settings import Settings
 from reference_impl.store import bulk, bulk_rows
 from reference_impl.store.database import Database
-from reference_impl.store.schema import INDEX_TABLES, history, resources
+from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS, STAMPED, history, resources
 from reference_impl.vault import MasterKey
 from tests.conftest import BACKENDS
 from tests.support.postgres import drop_schema, new_schema_url, query
@@ -272,10 +272,16 @@ def index_rows_of(url: str, type_name: str, res_id: str) -> Counter[tuple[Any, .
     try:
 
         def work(conn: Connection) -> Counter[tuple[Any, ...]]:
+            """The rows' parameters and values; their resource's last update, where they carry it, checked."""
             found: Counter[tuple[Any, ...]] = Counter()
+            key = (resources.c.res_type == type_name, resources.c.res_id == res_id)
+            last_updated = conn.execute(select(resources.c.last_updated).where(*key)).scalar_one()
             for name, table in INDEX_TABLES.items():
                 query = select(table).where(table.c.res_type == type_name, table.c.res_id == res_id)
-                found.update((name, *row[2:]) for row in conn.execute(query))
+                for row in conn.execute(query).mappings():
+                    if name == STAMPED:
+                        assert row["last_updated"] == last_updated
+                    found[(name, *(row[c] for c in ("param", *INDEX_VALUE_COLUMNS[name])))] += 1
             return found
 
         return db.run(work, write=False)

@@ -25,8 +25,9 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Connection, event, inspect, text
 
-from reference_impl.fhir.query import QueryParser, SearchRequest
+from reference_impl.fhir.query import QueryParser, Reach, SearchRequest
 from reference_impl.fhir.searchparams import registry
+from reference_impl.fhir.structure import patient_compartment
 from reference_impl.naming import NATIONAL_ID
 from reference_impl.platform import migrate_platform
 from reference_impl.seed.national import NationalPlan, NationalSource
@@ -366,16 +367,37 @@ def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flo
 LONG_LOG = 10_000  # one patient's accesses, all later than the store's 100,000 other AuditEvents
 
 
-@pytest.mark.parametrize("params", [[], [("_sort", "_lastUpdated")]], ids=["default order", "oldest first"])
+class _OwnRecord:
+    """A patient's own token: the caller sees that patient's record only (``auth.policy``'s reach)."""
+
+    def __init__(self, patient: str) -> None:
+        self.patient = patient
+
+    def of(self, type_name: str, kind: str) -> Reach:
+        return Reach(patient=self.patient, via=patient_compartment().get(type_name, ()))
+
+    def limited(self, kind: str) -> dict[str, Reach]:
+        return {"AuditEvent": self.of("AuditEvent", kind)}
+
+    def judged_one_by_one(self, type_name: str) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("params", "own"),
+    [([], False), ([("_sort", "_lastUpdated")], False), ([("_sort", "-_lastUpdated")], False), ([], True)],
+    ids=["default", "oldest", "newest", "the patient's own token"],
+)
 def test_a_long_access_log_is_paged_from_the_patients_events_not_from_every_event(
-    store: Database, person: Person, params: list[tuple[str, str]]
+    store: Database, person: Person, params: list[tuple[str, str]], own: bool
 ) -> None:
     """A patient whose accesses are many and recent: their access log's page and its bounded count are
-    made from that patient's events (``bounded_searches.within_one_record``; the count in no order), not by
-    walking every AuditEvent of the store in time order until the page is full. The planner chose that
-    walk here (100,041 rows, 306 ms against 92 sorted): the patient's share of the events looked large,
-    and it believes them spread evenly over time. The events are added in a savepoint, analysed, and
-    rolled back: the module's store stays as loaded."""
+    made from that patient's events, not by walking every AuditEvent of the store in time order until the
+    page is full. The planner chose that walk here (100,041 rows, 306 ms against 92 sorted): the patient's
+    share of the events looked large, and it believes them spread evenly over time. The page is read off
+    the first of the patient's index rows, in the pages' order (``search_sql.UpdateOrderedLookup``): no step
+    reads or sorts more rows than the page holds; the count reads the index rows alone, in no order. The
+    events are added in a savepoint, analysed, and rolled back: the module's store stays as loaded."""
     event = {
         "resourceType": "AuditEvent",
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
@@ -389,18 +411,23 @@ def test_a_long_access_log_is_paged_from_the_patients_events_not_from_every_even
         create_all(conn, registry(), [(event, new_id()) for _ in range(LONG_LOG)])
         conn.execute(text("ANALYZE resources"))
         conn.execute(text("ANALYZE idx_reference"))
-        page, statements = _search(conn, _parse("AuditEvent", [("patient", person.id), *params]), Counting.ESTIMATE)
+        request = _parse("AuditEvent", [("patient", person.id), *params])
+        if own:
+            request.visibility = _OwnRecord(person.id)
+        page, statements = _search(conn, request, Counting.ESTIMATE)
         plans = [list(_nodes(_plan(conn, ran))) for ran in statements]
         added.rollback()
     assert len(page.matches) == 50 and page.total is not None and page.total > EXACT_UP_TO
     page_plan, count_plan = plans  # the page and its bounded count
-    # (A plan may sort the patient's index rows by id to drop duplicates: not the pages' order.)
     sorted_by_time = [n for n in count_plan if "last_updated" in str(n.get("Sort Key"))]
     assert not sorted_by_time, "sorted in the pages' order only to be counted"
+    most = max(page_plan, key=lambda n: n["Actual Rows"] * n["Actual Loops"])
+    assert most["Actual Rows"] * most["Actual Loops"] <= 51, f"the page read {most['Node Type']}: {most}"
+    assert not [n for n in count_plan if n.get("Relation Name") == "resources"], "counted from the resources"
     for nodes in (page_plan, count_plan):
         walked = [n for n in nodes if n.get("Index Name") == "ix_resources_type_updated_id"]
         assert not walked, f"every AuditEvent walked in time order: {walked[0]['Actual Rows']} rows"
-        assert "ix_idx_reference_lookup_id" in {n.get("Index Name") for n in nodes}, "the patient's events looked up"
+        assert "ix_idx_reference_lookup_updated_id" in {n.get("Index Name") for n in nodes}, "the events looked up"
 
 
 def test_a_search_planned_once_is_planned_by_postgresql_once_for_any_values(store: Database) -> None:
@@ -449,8 +476,8 @@ def test_a_professionals_access_to_a_record_runs_on_indexes(
         plan = _plan(conn, Ran(controls.REFERENCING.text(conn), values))
     nodes = list(_nodes(plan))
     assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], "no sequential scan"
-    assert {"ix_idx_reference_lookup_id", "resources_pkey"} <= {n.get("Index Name") for n in nodes}
-    lookup = next(n for n in nodes if n.get("Index Name") == "ix_idx_reference_lookup_id")
+    assert {"ix_idx_reference_lookup_updated_id", "resources_pkey"} <= {n.get("Index Name") for n in nodes}
+    lookup = next(n for n in nodes if n.get("Index Name") == "ix_idx_reference_lookup_updated_id")
     assert person.id in lookup["Index Cond"], "the patient's rows found by the index, not filtered"
 
 
@@ -656,3 +683,46 @@ def test_a_store_made_before_checks_a_candidates_names_and_dates_off_the_index(d
     finally:
         db.dispose()
     assert names == {table: {f"ix_{table}_lookup_id", f"ix_{table}_owner_lookup"} for table in older}
+
+
+def test_a_store_made_before_stamps_its_references_index_rows_with_their_resources_last_update(db_url: str) -> None:
+    """Migration 9 on a store whose idx_reference rows have no last update and whose lookup index is (type,
+    parameter, target id, target type, id): each row gains its resource's last update, the lookup index
+    holds a value's rows in that order, and the access log's page is read off it."""
+    db = Database(db_url)
+    event = {"resourceType": "AuditEvent", "entity": [{"what": {"reference": "Patient/p1"}}]}
+    try:
+        migrate(db, tuple(m for m in STORE_MIGRATIONS if m.version < 9))
+        with db.transaction(write=True) as conn:
+            conn.execute(text("DROP INDEX ix_idx_reference_lookup_updated_id"))
+            conn.execute(text("ALTER TABLE idx_reference DROP COLUMN last_updated"))
+            conn.execute(
+                text(
+                    "CREATE INDEX ix_idx_reference_lookup_id "
+                    "ON idx_reference (res_type, param, target_id, target_type, res_id)"
+                )
+            )
+            for n, when in enumerate((1_700_000_000_000_000, 1_600_000_000_000_000)):
+                body = orjson.dumps({**event, "id": f"e{n}", "meta": {"versionId": "1"}}).decode()
+                conn.execute(
+                    text("INSERT INTO resources VALUES ('AuditEvent', :id, 1, :when, :deleted, :body, NULL)"),
+                    {"id": f"e{n}", "when": when, "deleted": False, "body": body},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO idx_reference (res_type, res_id, param, target_type, target_id, url) "
+                        "VALUES ('AuditEvent', :id, 'patient', 'Patient', 'p1', 'Patient/p1')"
+                    ),
+                    {"id": f"e{n}"},
+                )
+        assert migrate(db, STORE_MIGRATIONS) == [9]
+        with db.transaction(write=False) as conn:
+            stamped = conn.execute(text("SELECT res_id, last_updated FROM idx_reference ORDER BY res_id")).all()
+            names = {i["name"] for i in inspect(conn).get_indexes("idx_reference")}
+            newest_first = _parse("AuditEvent", [("patient", "p1"), ("_sort", "-_lastUpdated"), ("_count", "1")])
+            page = run_search(conn, newest_first)
+    finally:
+        db.dispose()
+    assert stamped == [("e0", 1_700_000_000_000_000), ("e1", 1_600_000_000_000_000)]
+    assert names == {"ix_idx_reference_lookup_updated_id", "ix_idx_reference_owner", "ix_idx_reference_target"}
+    assert ([m.id for m in page.matches], page.total) == (["e0"], 2)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
-from reference_impl.fhir.query import QueryParser, Reach
+from reference_impl.fhir.query import QueryParser, Reach, SearchRequest
 from reference_impl.fhir.searchparams import registry
 from reference_impl.platform import migrate_platform
 from reference_impl.store import resources as store
@@ -17,7 +17,7 @@ from reference_impl.store.bounded_searches import few_matches, planned_once, wit
 from reference_impl.store.counting import Counting, CountOfStatement
 from reference_impl.store.database import Database
 from reference_impl.store.schema import resources
-from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, run_search
+from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, in_update_order, run_search
 from reference_impl.store.sql_shapes import (
     Bound,
     CompiledShapes,
@@ -409,3 +409,133 @@ def test_a_patients_own_reach_is_one_record(platform_db: Database) -> None:
         assert within_one_record(request)
         with platform_db.transaction(write=False) as conn:
             assert [m.id for m in run_search(conn, request).matches] == expected
+
+
+def _access(patient: str, named_twice: bool = False) -> dict[str, Any]:
+    """An AuditEvent of an access to ``patient``'s record; ``named_twice``: the patient is its agent too, one of
+    the references with an identifier, so that it has two index rows of ``patient`` for that patient."""
+    who = {"reference": "Practitioner/d1"}
+    if named_twice:
+        who = {"reference": f"Patient/{patient}", "identifier": {"system": "urn:oid:1.3.182.4.4", "value": "1"}}
+    return {
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+        "recorded": "2026-12-01T10:00:00Z",
+        "agent": [{"who": who, "requestor": True}],
+        "entity": [{"what": {"reference": f"Patient/{patient}"}}],
+    }
+
+
+def _access_logs(conn: Connection) -> None:
+    """Accesses to p1's and p2's records: one at a time, some in one group (one last update for all, ties broken
+    by id), some naming the patient twice; then one updated (the latest now) and one deleted."""
+    for n in range(6):
+        store.save(conn, registry(), _access("p1", named_twice=n % 3 == 0), f"a{n}", None, "PUT")
+        store.save(conn, registry(), _access("p2"), f"b{n}", None, "PUT")
+    store.create_all(conn, registry(), [(_access("p1", named_twice=n == 2), f"g{n}") for n in range(5)])
+    first = store.current(conn, "AuditEvent", "a0")
+    assert first is not None
+    store.save(conn, registry(), {**_access("p1"), "outcome": "4"}, "a0", first, "PUT")
+    deleted = store.current(conn, "AuditEvent", "a1")
+    assert deleted is not None
+    store.mark_deleted(conn, deleted)
+
+
+class _OwnAccessLog:
+    """A caller who sees only patient p1's record (a patient's own token), of AuditEvents by ``patient``."""
+
+    def of(self, type_name: str, kind: str) -> Reach:
+        return Reach(patient="p1", via=("patient",))
+
+    def limited(self, kind: str) -> dict[str, Reach]:
+        return {"AuditEvent": self.of("AuditEvent", kind)}
+
+    def judged_one_by_one(self, type_name: str) -> bool:
+        return False
+
+
+P1_ACCESSES = [f"AuditEvent/{i}" for i in ("a0", "a2", "a3", "a4", "a5", "g0", "g1", "g2", "g3", "g4")]
+P2_ACCESSES = [f"AuditEvent/b{n}" for n in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("params", "own", "found"),
+    [
+        ([("patient", "p1")], False, P1_ACCESSES),
+        ([("patient", "p1"), ("_sort", "_lastUpdated")], False, P1_ACCESSES),
+        ([("patient", "p1"), ("_sort", "-_lastUpdated")], False, P1_ACCESSES),
+        ([("entity", "Patient/p1"), ("_sort", "-_lastUpdated")], False, P1_ACCESSES),
+        ([("patient", "p1,p2")], False, sorted(P1_ACCESSES + P2_ACCESSES)),
+        ([("patient", "Patient/p2"), ("_sort", "-_lastUpdated")], False, P2_ACCESSES),
+        ([("patient", "p9")], False, []),
+        ([("patient", "p1")], True, P1_ACCESSES),  # the patient's own access log
+        ([("patient", "Patient/p1"), ("_sort", "-_lastUpdated")], True, P1_ACCESSES),
+        ([], True, P1_ACCESSES),  # every AuditEvent the patient may see
+        ([("_sort", "-_lastUpdated")], True, P1_ACCESSES),
+    ],
+)
+def test_a_page_read_off_the_references_index_is_the_page_of_every_match_sorted(
+    platform_db: Database, params: list[tuple[str, str]], own: bool, found: list[str]
+) -> None:
+    """A search by one reference alone (or by none, within a patient's record), in update order, reads its pages
+    off the index rows of the reference (``search_sql.UpdateOrderedLookup``): every page and total are those of
+    the search's matches found and sorted, a resource with two rows for the value once (a0, a3 and g2 name p1
+    twice), an updated one in its new place (a0), a deleted one gone (a1)."""
+    platform_db.run(_access_logs, write=True)
+    query, sql = QueryParser(registry(), 50, 1000), SearchSql()
+
+    def parsed(*more: tuple[str, str]) -> SearchRequest:
+        request = query.parse("AuditEvent", [*params, *more], strict=True)
+        if own:
+            request.visibility = _OwnAccessLog()
+        return request
+
+    request = parsed()
+    assert in_update_order(request) is not None
+    every = page(PAGE_COLUMNS, sql.where("AuditEvent", request), sql.order_by(request), 100, 0)
+    with platform_db.transaction(write=False) as conn:
+        expected = _ids(list(conn.execute(as_select(every)).all()))
+        for count in (1, 2, 5, 50):
+            for offset in range(0, max(len(expected), 1), count):
+                paged = parsed(("_count", str(count)), ("_offset", str(offset)))
+                for counting in (Counting.ESTIMATE, Counting.ACCURATE):
+                    matches = run_search(conn, paged, counting=counting)
+                    assert _ids([(m.type_name, m.id) for m in matches.matches]) == expected[offset : offset + count]
+                    assert (matches.total, matches.more) == (len(expected), offset + count < len(expected))
+        assert run_search(conn, parsed(("_summary", "count"))).total == len(expected)
+    assert sorted(expected) == found
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [("patient", "p1"), ("_sort", "date")],  # another order
+        [("patient", "p1"), ("type", "rest")],  # another criterion
+        [("patient:missing", "false")],
+        [("patient.family", "muller")],  # a chain
+        [("_id", "a1")],
+    ],
+)
+def test_other_searches_are_not_read_off_the_references_index(params: list[tuple[str, str]]) -> None:
+    request = QueryParser(registry(), 50, 1000).parse("AuditEvent", params, strict=True)
+    assert in_update_order(request) is None
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [("patient", "p2")],  # another patient's record: none of it within reach
+        [("patient", "p1,p2")],
+        [("agent", "Patient/p1")],  # the patient, but not by a parameter that puts an event in their record
+        [("patient:identifier", "urn:oid:1.3.182.4.4|1")],
+    ],
+)
+def test_a_search_beyond_the_record_a_patient_sees_is_not_read_off_the_references_index(
+    params: list[tuple[str, str]],
+) -> None:
+    """The caller's reach is a condition of its own on those matches: the index rows of the reference alone
+    cannot say which are within it."""
+    request = QueryParser(registry(), 50, 1000).parse("AuditEvent", params, strict=True)
+    assert in_update_order(request) is not None
+    request.visibility = _OwnAccessLog()
+    assert in_update_order(request) is None
