@@ -347,35 +347,45 @@ class UpdateOrderedLookup:
 
 def in_update_order(request: SearchRequest) -> UpdateOrderedLookup | None:
     """The search as an ``UpdateOrderedLookup``, if it is one: in update order, by one reference criterion
-    alone, of a type the caller sees whole, or within the patient's record the caller sees (a patient's own
-    token): then by that patient's reference (``AuditEvent?patient=<self>``), or by none at all (the record's
-    rows of the type)."""
+    alone whose values are ids (which lead the lookup index, before the last update), of a type the caller
+    sees whole, or within the patient's record the caller sees (a patient's own token): then by that
+    patient's reference (``AuditEvent?patient=<self>``), or by none at all (the record's rows of the type)."""
     type_name, sort, criteria = request.type_name, request.sort, request.criteria
-    if type_name is None or type_name == "Patient" or len(criteria) > 1:
+    if type_name is None or len(criteria) > 1:
         return None
     if sort and (len(sort) > 1 or sort[0][0].code != "_lastUpdated"):
         return None
     reach = request.visibility.of(type_name, request.kind)
+    own = reach.patient  # the patient whose record the caller sees; None: the whole type
+    if not reach.allowed or (own is not None and type_name == "Patient"):  # a Patient's record: the Patient
+        return None
     descending = bool(sort) and sort[0][1]
-    if not reach.allowed or (not criteria and reach.patient is None):  # the whole type: its time index serves
-        return None
-    if not criteria:
-        assert reach.patient is not None
-        return UpdateOrderedLookup(type_name, compartment_rows(type_name, reach.patient, reach.via), descending)
+    if not criteria:  # the whole type is in its time index's order already
+        return UpdateOrderedLookup(type_name, compartment_rows(type_name, own, reach.via), descending) if own else None
     criterion = criteria[0]
-    if not (isinstance(criterion, Criterion) and criterion.param.type == STAMPED and _is_lookup(criterion)):
+    if not (isinstance(criterion, Criterion) and _by_ids(criterion)):
         return None
-    if reach.patient is not None and not _within(criterion, reach):
+    if own is not None and not _within(criterion, own, reach.via):
         return None
     any_value = any_of(*(value_condition(criterion, v) for v in criterion.values))
     return UpdateOrderedLookup(type_name, _rows_of(type_name, criterion.param, any_value), descending)
 
 
-def _within(criterion: Criterion, reach: Reach) -> bool:
-    """Whether every resource ``criterion`` matches is within ``reach``'s patient's record: it names that
-    patient by one of the parameters that put a resource in the record."""
-    named = names_one_patient(criterion) and criterion.values[0].code == reach.patient
-    return named and criterion.param.code in reach.via
+def _by_ids(criterion: Criterion) -> bool:
+    """A reference criterion whose values are ids on this server, each one lookup of its index table: not
+    identifiers (``:identifier``), nor absolute URLs elsewhere."""
+    return (
+        criterion.param.type == STAMPED
+        and _is_lookup(criterion)
+        and criterion.modifier != "identifier"
+        and all(v.system is None for v in criterion.values)
+    )
+
+
+def _within(criterion: Criterion, patient: str, via: tuple[str, ...]) -> bool:
+    """Whether every resource ``criterion`` matches is within the patient's record: it names that patient by
+    one of the parameters that put a resource in the record (``via``)."""
+    return names_one_patient(criterion) and criterion.values[0].code == patient and criterion.param.code in via
 
 
 class CountOfLookup:

@@ -514,10 +514,20 @@ def test_a_page_read_off_the_references_index_is_the_page_of_every_match_sorted(
         [("patient:missing", "false")],
         [("patient.family", "muller")],  # a chain
         [("_id", "a1")],
+        [("patient:identifier", "urn:oid:1.3.182.4.4|1")],  # identifiers do not lead the index
+        [("patient", "http://elsewhere.example/fhir/Patient/p1")],  # nor do other servers' URLs
+        [],  # the whole type: read off its time index
     ],
 )
 def test_other_searches_are_not_read_off_the_references_index(params: list[tuple[str, str]]) -> None:
     request = QueryParser(registry(), 50, 1000).parse("AuditEvent", params, strict=True)
+    assert in_update_order(request) is None
+
+
+def test_a_patients_own_record_of_patients_is_the_patient_not_read_off_the_references_index() -> None:
+    request = QueryParser(registry(), 50, 1000).parse("Patient", [("link", "Patient/p2")], strict=True)
+    assert in_update_order(request) is not None
+    request.visibility = _OnePatientsRecord()
     assert in_update_order(request) is None
 
 
@@ -527,7 +537,6 @@ def test_other_searches_are_not_read_off_the_references_index(params: list[tuple
         [("patient", "p2")],  # another patient's record: none of it within reach
         [("patient", "p1,p2")],
         [("agent", "Patient/p1")],  # the patient, but not by a parameter that puts an event in their record
-        [("patient:identifier", "urn:oid:1.3.182.4.4|1")],
     ],
 )
 def test_a_search_beyond_the_record_a_patient_sees_is_not_read_off_the_references_index(
