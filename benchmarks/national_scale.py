@@ -349,7 +349,7 @@ def main() -> None:
             print(
                 f"the access log's {len(found.patients):,} patients hold {median:,} AuditEvents each at the median "
                 f"({most:,} at most): every audited request about them adds to it, in this run and in earlier "
-                "runs on a kept store, and its page is sorted from all of a patient's events"
+                "runs on a kept store (its page is read off the index in time order, its count up to 1,001 events)"
             )
     finally:
         if not args.keep:
