@@ -3,7 +3,7 @@
 A store of ``--patients`` patients with ``--events`` AuditEvents each (written as the platform writes
 them: ``resources.create_all``, index rows and all), then one more patient whose log grows through
 ``--sizes`` (their events the latest, as for a patient in hospital or a sandbox's test patient). For
-each size, the first page of 20 (``search_sql.run_search``, its bounded count included), in the three
+each size, the first page of 20 (``search_run.run_search``, its bounded count included), in the three
 orders a portal may ask: the default (oldest first), newest first by ``_lastUpdated``, and newest first
 by the event's ``date``; the median milliseconds of ``--rounds`` runs.
 
@@ -31,7 +31,7 @@ from reference_impl.fhir.searchparams import registry
 from reference_impl.store.bounded_searches import within_one_record
 from reference_impl.store.database import Database
 from reference_impl.store.resources import create_all, new_id
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_run import run_search
 
 ORDERS = {
     "oldest first": [],

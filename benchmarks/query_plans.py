@@ -3,7 +3,7 @@
 Loads ``--patients`` patients (8 DocumentReferences, 10 AuditEvents, 2 MedicationRequests each:
 ``tests/support/plan_dataset.py``, the dataset of ``tests/reference_impl/store/test_query_plans.py``)
 into a schema of its own, VACUUM ANALYZEs it as after any bulk load, then runs each flow's search
-through ``search_sql.run_search`` (the default ``_total``: exact up to 1,000 matches, estimated beyond)
+through ``search_run.run_search`` (the default ``_total``: exact up to 1,000 matches, estimated beyond)
 and prints, per flow: the median time of ``run_search`` in this process (statements, rows, Python),
 the server's execution time of its statements (``EXPLAIN ANALYZE``: the bounded count, the page), the
 big tables scanned sequentially (none expected) and the total. Also one type's history page and the
@@ -43,7 +43,7 @@ from reference_impl.naming import NATIONAL_ID
 from reference_impl.platform import migrate_platform
 from reference_impl.store.database import Database
 from reference_impl.store.resources import history_page
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_run import run_search
 from tests.support.plan_dataset import DOCTYPES, PRESCRIPTION_ID, Sizes, load, settle
 from tests.support.postgres import PG_URL
 

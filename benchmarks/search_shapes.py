@@ -8,7 +8,7 @@ what remains is this process's: per search, the median microseconds (of ``--roun
   how every search ran before ``sql_shapes.py``);
 * ``shaped``: the same page through ``sql_shapes.CompiledShapes`` (the SQL text of the shape, compiled on
   its first use, run with this search's values);
-* ``run_search``: the whole of ``search_sql.run_search`` (the tree made from the request, the page run,
+* ``run_search``: the whole of ``search_run.run_search`` (the tree made from the request, the page run,
   the rows opened): what a request pays now.
 
     python -m benchmarks.search_shapes [--rounds 2000] [--postgresql]
@@ -31,7 +31,8 @@ from benchmarks.scratch_store import scratch_store
 from reference_impl.fhir.query import QueryParser
 from reference_impl.fhir.searchparams import registry
 from reference_impl.naming import NATIONAL_ID
-from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, run_search
+from reference_impl.store.search_run import run_search
+from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
 from reference_impl.store.sql_shapes import CompiledShapes, as_select, page
 
 FLOWS: dict[str, tuple[str, list[tuple[str, str]]]] = {

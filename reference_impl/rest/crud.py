@@ -19,7 +19,7 @@ from reference_impl.rest.handler import Context, FhirResponse
 from reference_impl.rest.searching import parse_for_caller
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_run import run_search
 
 NO_META_VERSION = declare("no-meta-version", "read and vread return resources without meta.versionId", ("fhir@14",))
 NO_LOCATION = declare("no-location", "create and update answer without a Location header", ("fhir@16",))

@@ -30,7 +30,7 @@ from reference_impl.rest.routing import Kind
 from reference_impl.store import resources as store
 from reference_impl.store.counting import Counting
 from reference_impl.store.resources import StoredResource, instant_of
-from reference_impl.store.search_sql import SearchPage, included, run_search
+from reference_impl.store.search_run import SearchPage, included, run_search
 
 HISTORY_OLDEST_FIRST = declare("history-oldest-first", "history Bundles list versions oldest first", ("fhir@9",))
 POST_SEARCH_IGNORES_BODY = declare(

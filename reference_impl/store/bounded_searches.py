@@ -1,8 +1,8 @@
 """What a search's criteria say about its matches whatever the store holds: whether they are few (one
 patient's record, an exact identifier, ids, a birth date), so that they are gathered then sorted rather
 than walked in time order (``few_matches``), and whether one plan then serves the search for any values,
-so that PostgreSQL may plan it once (``planned_once``). ``search_sql`` builds and runs the SQL
-accordingly.
+so that PostgreSQL may plan it once (``planned_once``). ``search_sql`` builds the SQL accordingly and
+``search_run`` runs it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ written before kept both copies, which read the same. Every body held twice was 
 about 74 GiB against 60 at a million people (docs/performance.md).
 
 Documents are sealed on their way in and opened on their way out (``documents.py``): every
-StoredResource this module or ``search_sql`` hands out holds plain JSON, whatever the row holds.
+StoredResource this module or ``search_run`` hands out holds plain JSON, whatever the row holds.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ OWNER_COVERS_LOOKUP = ("string", "date")
 # The index table whose rows carry their resource's last update (``last_updated``, as in ``resources``;
 # rewritten with the rows at every version): its lookup index holds a value's rows in that order, so the
 # page of a search by one reference (a patient's access log, ``AuditEvent?patient=``) is read off the
-# index's first rows (``search_sql.UpdateOrderedLookup``), not sorted from every resource pointing there.
+# index's first rows (``update_order.UpdateOrderedLookup``), not sorted from every resource pointing there.
 # Migration 9 adds the column to a store made before it.
 STAMPED = "reference"
 

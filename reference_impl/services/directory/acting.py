@@ -21,7 +21,7 @@ from reference_impl.fhir.structure import ElementContext, structure
 from reference_impl.naming import PRACTITIONER_ID
 from reference_impl.rest.handler import Context
 from reference_impl.services.directory.activity import ACT_ONLY_ACTIVE, inactivity, local_practitioner
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_run import run_search
 
 INACTIVE_AUTHOR_ACCEPTED = declare(
     "inactive-author-accepted",

@@ -28,7 +28,7 @@ from reference_impl.rest.routing import Kind
 from reference_impl.services.dsp.refusal import refused
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_run import run_search
 
 SUBJECT_UNRESOLVED = declare(
     "provide-subject-unresolved",

@@ -21,7 +21,7 @@ from reference_impl.rest.handler import Context
 from reference_impl.services.mpi import matricule
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_run import run_search
 
 MATRICULE_LUHN_ONLY = declare(
     "matricule-luhn-only",

@@ -19,7 +19,7 @@ from reference_impl.rest.handler import Context, FhirResponse, Operation
 from reference_impl.rest.searching import parse_for_caller
 from reference_impl.services.mpi.identity import identifiers, is_known_system, token
 from reference_impl.store.resources import StoredResource
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_run import run_search
 
 UNKNOWN_DOMAIN_404 = declare(
     "pix-unknown-domain-404", "PIXm answers 404 instead of 403 for a targetSystem it does not know", ("mpi@12",)

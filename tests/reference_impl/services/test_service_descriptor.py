@@ -31,7 +31,7 @@ from reference_impl.settings import Settings
 from reference_impl.store.database import Database
 from reference_impl.store.migrations import Migration
 from reference_impl.store.resources import StoredResource
-from reference_impl.store.search_sql import run_search
+from reference_impl.store.search_run import run_search
 from tests.support.servers import threaded_server
 from tests.support.tokens import mint
 

@@ -25,9 +25,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy import Connection, event, inspect, text
 
-from reference_impl.fhir.query import QueryParser, Reach, SearchRequest
+from reference_impl.fhir.query import QueryParser, SearchRequest
 from reference_impl.fhir.searchparams import registry
-from reference_impl.fhir.structure import patient_compartment
 from reference_impl.naming import NATIONAL_ID
 from reference_impl.platform import migrate_platform
 from reference_impl.seed.national import NationalPlan, NationalSource
@@ -47,10 +46,11 @@ from reference_impl.store.migrations import (
 )
 from reference_impl.store.resources import create_all, history_page, new_id
 from reference_impl.store.schema import INDEX_TABLES, INDEX_VALUE_COLUMNS
-from reference_impl.store.search_sql import SearchPage, run_search
+from reference_impl.store.search_run import SearchPage, run_search
 from reference_impl.vault import MasterKey
 from tests.support.plan_dataset import DOCTYPES, PRESCRIPTION_ID, Sizes, load, settle
 from tests.support.postgres import drop_schema, new_schema_url
+from tests.support.visibility import OwnRecord
 
 T = TypeVar("T")
 
@@ -367,22 +367,6 @@ def test_each_national_flow_runs_on_indexes(store: Database, person: Person, flo
 LONG_LOG = 10_000  # one patient's accesses, all later than the store's 100,000 other AuditEvents
 
 
-class _OwnRecord:
-    """A patient's own token: the caller sees that patient's record only (``auth.policy``'s reach)."""
-
-    def __init__(self, patient: str) -> None:
-        self.patient = patient
-
-    def of(self, type_name: str, kind: str) -> Reach:
-        return Reach(patient=self.patient, via=patient_compartment().get(type_name, ()))
-
-    def limited(self, kind: str) -> dict[str, Reach]:
-        return {"AuditEvent": self.of("AuditEvent", kind)}
-
-    def judged_one_by_one(self, type_name: str) -> bool:
-        return False
-
-
 @pytest.mark.parametrize(
     ("params", "own"),
     [([], False), ([("_sort", "_lastUpdated")], False), ([("_sort", "-_lastUpdated")], False), ([], True)],
@@ -395,7 +379,7 @@ def test_a_long_access_log_is_paged_from_the_patients_events_not_from_every_even
     made from that patient's events, not by walking every AuditEvent of the store in time order until the
     page is full. The planner chose that walk here (100,041 rows, 306 ms against 92 sorted): the patient's
     share of the events looked large, and it believes them spread evenly over time. The page is read off
-    the first of the patient's index rows, in the pages' order (``search_sql.UpdateOrderedLookup``): no step
+    the first of the patient's index rows, in the pages' order (``update_order.UpdateOrderedLookup``): no step
     reads or sorts more rows than the page holds; the count reads the index rows alone, in no order. The
     events are added in a savepoint, analysed, and rolled back: the module's store stays as loaded."""
     event = {
@@ -413,7 +397,7 @@ def test_a_long_access_log_is_paged_from_the_patients_events_not_from_every_even
         conn.execute(text("ANALYZE idx_reference"))
         request = _parse("AuditEvent", [("patient", person.id), *params])
         if own:
-            request.visibility = _OwnRecord(person.id)
+            request.visibility = OwnRecord(person.id, ("AuditEvent",))
         page, statements = _search(conn, request, Counting.ESTIMATE)
         plans = [list(_nodes(_plan(conn, ran))) for ran in statements]
         added.rollback()

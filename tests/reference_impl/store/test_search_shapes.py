@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
-from reference_impl.fhir.query import QueryParser, Reach, SearchRequest
+from reference_impl.fhir.query import QueryParser, SearchRequest
 from reference_impl.fhir.searchparams import registry
 from reference_impl.platform import migrate_platform
 from reference_impl.store import resources as store
@@ -17,7 +17,8 @@ from reference_impl.store.bounded_searches import few_matches, planned_once, wit
 from reference_impl.store.counting import Counting, CountOfStatement
 from reference_impl.store.database import Database
 from reference_impl.store.schema import resources
-from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, in_update_order, run_search
+from reference_impl.store.search_run import run_search
+from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
 from reference_impl.store.sql_shapes import (
     Bound,
     CompiledShapes,
@@ -30,6 +31,11 @@ from reference_impl.store.sql_shapes import (
     page,
     plus,
 )
+from reference_impl.store.update_order import in_update_order
+from tests.support.visibility import OwnRecord
+
+P1_OBSERVATIONS = OwnRecord("p1", ("Observation",), via=("subject", "patient"))  # patient p1's own token
+P1_ACCESS_LOG = OwnRecord("p1", ("AuditEvent",))
 
 # Searches in the order run: each shape first with values that find something, then again with values
 # that find something else (the SQL compiled for the first must not keep the first one's values), and
@@ -271,19 +277,6 @@ def _loaded(conn: Connection) -> bool:
     return store.current(conn, "Patient", "p1") is not None
 
 
-class _OnePatientsRecord:
-    """A caller who sees only patient p1's record (a patient's own token)."""
-
-    def of(self, type_name: str, kind: str) -> Reach:
-        return Reach(patient="p1", via=("subject", "patient"))
-
-    def limited(self, kind: str) -> dict[str, Reach]:
-        return {"Observation": self.of("Observation", kind)}
-
-    def judged_one_by_one(self, type_name: str) -> bool:
-        return False
-
-
 @pytest.mark.parametrize(
     ("type_name", "params", "within"),
     [
@@ -386,7 +379,7 @@ def test_a_patients_own_reach_is_planned_once() -> None:
     """A patient's token: their searches pick few (their record), whatever else they ask."""
     for params, once in (([], True), ([("_id", "o1")], True), ([("code", "http://loinc.org|8867-4")], True)):
         request = QueryParser(registry(), 50, 1000).parse("Observation", params, strict=True)
-        request.visibility = _OnePatientsRecord()
+        request.visibility = P1_OBSERVATIONS
         assert planned_once(request) is once
         assert few_matches(request)
 
@@ -405,7 +398,7 @@ def test_a_patients_own_reach_is_one_record(platform_db: Database) -> None:
         platform_db.run(lambda conn, r=later, i=oid: store.save(conn, registry(), r, i, None, "PUT"), write=True)
     for order, expected in (("_lastUpdated", ["o1", "o4", "o5"]), ("-_lastUpdated", ["o5", "o4", "o1"])):
         request = QueryParser(registry(), 50, 1000).parse("Observation", [("_sort", order)], strict=True)
-        request.visibility = _OnePatientsRecord()
+        request.visibility = P1_OBSERVATIONS
         assert within_one_record(request)
         with platform_db.transaction(write=False) as conn:
             assert [m.id for m in run_search(conn, request).matches] == expected
@@ -441,19 +434,6 @@ def _access_logs(conn: Connection) -> None:
     store.mark_deleted(conn, deleted)
 
 
-class _OwnAccessLog:
-    """A caller who sees only patient p1's record (a patient's own token), of AuditEvents by ``patient``."""
-
-    def of(self, type_name: str, kind: str) -> Reach:
-        return Reach(patient="p1", via=("patient",))
-
-    def limited(self, kind: str) -> dict[str, Reach]:
-        return {"AuditEvent": self.of("AuditEvent", kind)}
-
-    def judged_one_by_one(self, type_name: str) -> bool:
-        return False
-
-
 P1_ACCESSES = [f"AuditEvent/{i}" for i in ("a0", "a2", "a3", "a4", "a5", "g0", "g1", "g2", "g3", "g4")]
 P2_ACCESSES = [f"AuditEvent/b{n}" for n in range(6)]
 
@@ -478,7 +458,7 @@ def test_a_page_read_off_the_references_index_is_the_page_of_every_match_sorted(
     platform_db: Database, params: list[tuple[str, str]], own: bool, found: list[str]
 ) -> None:
     """A search by one reference alone (or by none, within a patient's record), in update order, reads its pages
-    off the index rows of the reference (``search_sql.UpdateOrderedLookup``): every page and total are those of
+    off the index rows of the reference (``update_order.UpdateOrderedLookup``): every page and total are those of
     the search's matches found and sorted, a resource with two rows for the value once (a0, a3 and g2 name p1
     twice), an updated one in its new place (a0), a deleted one gone (a1)."""
     platform_db.run(_access_logs, write=True)
@@ -487,7 +467,7 @@ def test_a_page_read_off_the_references_index_is_the_page_of_every_match_sorted(
     def parsed(*more: tuple[str, str]) -> SearchRequest:
         request = query.parse("AuditEvent", [*params, *more], strict=True)
         if own:
-            request.visibility = _OwnAccessLog()
+            request.visibility = P1_ACCESS_LOG
         return request
 
     request = parsed()
@@ -527,7 +507,7 @@ def test_other_searches_are_not_read_off_the_references_index(params: list[tuple
 def test_a_patients_own_record_of_patients_is_the_patient_not_read_off_the_references_index() -> None:
     request = QueryParser(registry(), 50, 1000).parse("Patient", [("link", "Patient/p2")], strict=True)
     assert in_update_order(request) is not None
-    request.visibility = _OnePatientsRecord()
+    request.visibility = P1_OBSERVATIONS
     assert in_update_order(request) is None
 
 
@@ -546,5 +526,5 @@ def test_a_search_beyond_the_record_a_patient_sees_is_not_read_off_the_reference
     cannot say which are within it."""
     request = QueryParser(registry(), 50, 1000).parse("AuditEvent", params, strict=True)
     assert in_update_order(request) is not None
-    request.visibility = _OwnAccessLog()
+    request.visibility = P1_ACCESS_LOG
     assert in_update_order(request) is None
