@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Connection, Integer, MetaData, String, Table, inspect, select, text
+from sqlalchemy.schema import CreateIndex
 
 from reference_impl.fhir.dates import now_instant
 from reference_impl.store import schema
@@ -176,7 +177,9 @@ def _create_indexes(conn: Connection, table: Table) -> None:
     present = {c["name"] for c in inspect(conn).get_columns(table.name)}
     for index in table.indexes:
         if {c.name for c in index.columns} <= present:
-            index.create(conn, checkfirst=True)
+            # IF NOT EXISTS, not SQLAlchemy's checkfirst: that reflects the table's indexes for each one,
+            # half of a new PostgreSQL store's migration (0.15 of 0.3 s; the test suite makes hundreds).
+            conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 STORE_MIGRATIONS: tuple[Migration, ...] = (
