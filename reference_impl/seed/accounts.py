@@ -36,6 +36,7 @@ from reference_impl.auth.registry import (
     User,
     find_client,
     find_user,
+    published_secret_hash,
     register_client,
     register_user,
 )
@@ -124,12 +125,19 @@ def seed_demo_accounts(conn: Connection) -> list[str]:
     ]  # fmt: skip
     for spec in demo_clients:
         if find_client(conn, spec["client_id"]) is None:
-            register_client(conn, **spec)
+            register_client(conn, **spec, hashed_with=published_secret_hash)
             added.append(spec["client_id"])
     for user in demo_users():
         if find_user(conn, user.username) is None:
             register_user(
-                conn, user.username, user.password, user.role, user.display_name, user.person_id, user.fhir_user
+                conn,
+                user.username,
+                user.password,
+                user.role,
+                user.display_name,
+                user.person_id,
+                user.fhir_user,
+                hashed_with=published_secret_hash,
             )
             added.append(user.username)
     return added
