@@ -13,7 +13,7 @@ keeps documents in the clear (``ClearDocumentsForMeasurement``: no setting or co
 ratios between the two are the cost of sealing; so is the in-process figure, which times the store's
 write and read of one document without HTTP around them.
 
-    python benchmarks/dsp.py [--seconds 5] [--connections 16] [--kb 20]
+    python benchmarks/dsp.py [--seconds 5] [--warmup 0.5] [--connections 16] [--kb 20]
 """
 
 from __future__ import annotations
@@ -191,14 +191,22 @@ async def measure(sealed_url: str, clear_url: str, args: argparse.Namespace) -> 
         figures: list[list[Result]] = [[], []]
         for clients in (1, args.connections):
             for k, base in enumerate(bases):
-                figures[k].append(await run(base, provides(bodies, auths[k]), clients, args.seconds))
+                figures[k].append(
+                    await run(base, provides(bodies, auths[k]), clients, args.seconds, warmup=args.warmup)
+                )
         for k, base in enumerate(bases):
             figures[k].append(
-                await run(base, gets(finds, "application/fhir+json", auths[k]), args.connections, args.seconds)
+                await run(
+                    base,
+                    gets(finds, "application/fhir+json", auths[k]),
+                    args.connections,
+                    args.seconds,
+                    warmup=args.warmup,
+                )
             )
         for k, base in enumerate(bases):
             retrieves = gets(binaries(base, auths[k]), "application/pdf", auths[k])
-            figures[k].append(await run(base, retrieves, args.connections, args.seconds))
+            figures[k].append(await run(base, retrieves, args.connections, args.seconds, warmup=args.warmup))
     sealed, clear = (Figures(*f) for f in figures)
     return sealed, clear
 
@@ -267,6 +275,7 @@ def in_process_cost(kb: int) -> InProcess:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds of load before each figure, not counted")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--kb", type=int, default=20, help="size of each provided document")
     args = parser.parse_args()

@@ -16,7 +16,8 @@ processes with the same number of server processes each (``--workers``, printed 
 * the insert throughput on both stores (``--inserts``, 0 to skip), and optionally a py-spy profile
   of the audited read and search (``--profile DIR``: collapsed stacks per worker, top functions printed).
 
-    python benchmarks/fhir_core.py [--seconds 5] [--connections 16] [--patients 2000] [--workers 1]
+    python benchmarks/fhir_core.py [--seconds 5] [--warmup 0.5] [--connections 16] [--patients 2000] [--workers 1]
+                                    [--inserts 2000] [--entries 1000]
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def first_id(base: str, resource_type: str, auth: dict[str, str]) -> str:
 @dataclass(frozen=True)
 class Options:
     seconds: float
+    warmup: float  # seconds of load before each figure, not counted
     connections: int
     patients: int
     workers: int
@@ -115,7 +117,6 @@ class Options:
 
 
 Workload = tuple[Served, Callable[[], Iterator[Request]]]
-WARM_UP_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class Bench:
         cpu_us: dict[str, float] = {}
         for _ in range(self.options.rounds):
             for name, (served, requests) in workloads.items():
-                await run(served.base, requests, self.options.connections, WARM_UP_SECONDS, warmup=0)
+                await run(served.base, requests, self.options.connections, self.options.warmup, warmup=0)
                 before = served.cpu_seconds()
                 result = await run(served.base, requests, self.options.connections, self.options.seconds, warmup=0)
                 used = served.cpu_since(before).total_s * 1e6 / max(result.requests, 1)
@@ -243,14 +244,14 @@ def posts(auth: dict[str, str]) -> Iterator[Request]:
         )
 
 
-async def inserts(db_url: str, total: int, workers: int) -> tuple[Result, float]:
+async def inserts(db_url: str, total: int, entries: int, workers: int) -> tuple[Result, float]:
     with reference_server(db_url, workers=workers) as base:
         auth = demo_system_headers(base)
         single = await run(base, lambda: posts(auth), connections=8, total=total)
-        body = orjson.dumps(transaction(range(1000)))
+        body = orjson.dumps(transaction(range(entries)))
         started = time.perf_counter()
         httpx.post(base, content=body, headers=FHIR_JSON | auth, timeout=300).raise_for_status()
-        bundle_rate = 1000 / (time.perf_counter() - started)
+        bundle_rate = entries / (time.perf_counter() - started)
     return single, bundle_rate
 
 
@@ -279,17 +280,21 @@ def print_backend(name: str, figures: dict[str, Figure]) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="per figure")
+    parser.add_argument("--warmup", type=float, default=0.5, help="seconds of load before each figure, not counted")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--patients", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=1, help="server processes of every server measured")
     parser.add_argument("--inserts", type=int, default=2000, help="POST /fhir/Patient to time per store (0: none)")
+    parser.add_argument("--entries", type=int, default=1000, help="entries of the transaction timed after the inserts")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each figure counts")
     parser.add_argument("--no-sekmet", dest="sekmet", action="store_false", help="skip the independent server")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy the read and search")
     args = parser.parse_args()
     if args.workers < 1 or args.rounds < 1:
         parser.error("--workers and --rounds must be at least 1")
-    bench = Bench(Options(args.seconds, args.connections, args.patients, args.workers, args.rounds, args.profile))
+    bench = Bench(
+        Options(args.seconds, args.warmup, args.connections, args.patients, args.workers, args.rounds, args.profile)
+    )
     work = Path(tempfile.mkdtemp(prefix="eqlab-bench-"))
     processes = "process" if args.workers == 1 else "processes"
     print(
@@ -323,12 +328,17 @@ async def main() -> None:
 
     print(f"\nload average after these figures: {os.getloadavg()[0]:.1f} (other programs' load lowers every figure)")
     if args.inserts:
-        print(f"\ninserts ({args.inserts} POST /fhir/Patient over 8 connections; then one 1000-entry transaction)")
-        sqlite_single, sqlite_bundle = await inserts(f"sqlite:///{work / 'write.sqlite3'}", args.inserts, args.workers)
+        print(
+            f"\ninserts ({args.inserts} POST /fhir/Patient over 8 connections;"
+            f" then one {args.entries}-entry transaction)"
+        )
+        sqlite_single, sqlite_bundle = await inserts(
+            f"sqlite:///{work / 'write.sqlite3'}", args.inserts, args.entries, args.workers
+        )
         print(sqlite_single.line("SQLite     POST Patient") + f"   transaction: {sqlite_bundle:,.0f} resources/s")
         try:
             with postgres_schema() as pg_url:
-                pg_single, pg_bundle = await inserts(pg_url, args.inserts, args.workers)
+                pg_single, pg_bundle = await inserts(pg_url, args.inserts, args.entries, args.workers)
             print(pg_single.line("PostgreSQL POST Patient") + f"   transaction: {pg_bundle:,.0f} resources/s")
         except (OSError, RuntimeError, psycopg.Error) as exc:
             print(f"  PostgreSQL: not measured ({exc})")

@@ -20,12 +20,25 @@ pytestmark = pytest.mark.slow
 
 FIGURE = re.compile(r"^  .+?\s+[\d,]+/s\s+p50 .+ not 2xx (\d+)", re.MULTILINE)
 TINY = {
-    "fhir_core.py": ["--seconds", "0.3", "--connections", "2", "--patients", "20", "--inserts", "20", "--rounds", "1"],
+    "fhir_core.py": [
+        "--seconds",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--connections",
+        "2",
+        "--patients",
+        "20",
+        "--inserts",
+        "20",
+        "--rounds",
+        "1",
+    ],
     "auth.py": ["--seconds", "0.3", "--connections", "2", "--grants", "20"],
     "engine.py": ["--items", "20", "--exchanges", "20"],
     "bulk_writer.py": ["--entries", "200", "--interval", "0.02"],
     "mpi_match.py": ["--patients", "300", "--probes", "60"],
-    "dsp.py": ["--seconds", "0.3", "--connections", "2", "--kb", "2"],
+    "dsp.py": ["--seconds", "0.3", "--warmup", "0.1", "--connections", "2", "--kb", "2"],
     # The benchmark at 1,000,000 patients is not a test; its code is, at 10,000.
     "national_scale.py": ["--patients", "10000", "--seconds", "0.5", "--clients", "4"],
 }
