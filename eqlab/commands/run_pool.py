@@ -11,8 +11,8 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -25,6 +25,7 @@ STOP_WAIT_S = 3 * GRACE_S + 10
 # A run that has no verdict by then is stopped and is an error row: the matrix never hangs on one (a
 # forked run once hung for good in its server's signature check). A run takes seconds to a minute.
 RUN_DEADLINE_S = 600.0
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
 
 T = TypeVar("T")
 
@@ -54,7 +55,8 @@ def in_parallel(
             while index not in done:
                 while waiting and len(running) < jobs:
                     number, run = waiting.popleft()
-                    running[number] = _RunProcess(context, run, time.monotonic() + deadline_s)
+                    with _interrupts_held():  # a Ctrl-C while it starts would leave it untracked, never stopped
+                        running[number] = _RunProcess(context, run, time.monotonic() + deadline_s)
                 first_due = min(child.deadline for child in running.values())
                 waitables = [waitable for child in running.values() for waitable in child.waitables()]
                 wait(waitables, timeout=max(0.0, first_due - time.monotonic()))
@@ -114,11 +116,25 @@ class _RunProcess(Generic[T]):
         return FailedRun(f"no verdict within {deadline_s:.0f} s: the run was stopped")
 
 
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back until the block ends, then delivered: a run's process is started and
+    tracked (``running``) before a Ctrl-C can stop the matrix. Raised between the fork and the tracking, the
+    interrupt left a run nobody stopped, which ran on to its end holding the matrix's output (CI, under load).
+    The run's process starts with them held too, and lets them through once it is in a session of its own."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _run_in_child(run: Callable[[], T], results: Connection) -> None:
     """A run's process, in a session of its own: a terminal's Ctrl-C reaches the matrix alone, which stops
     each run with one SIGTERM (a stop request during its checks, an interrupt before or after them)."""
     os.setsid()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)  # held while it was forked (``_interrupts_held``)
     row: T | FailedRun
     try:
         row = run()

@@ -8,6 +8,7 @@ test_client_detection.py); the Ctrl-C test and the seeded store test run the rea
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -160,6 +161,41 @@ def test_ctrl_c_stops_every_run_and_leaves_no_process(tmp_path: Path) -> None:
     assert "interrupted" in printed.decode()
     time.sleep(0.5)
     assert not _processes_with(marker), "every run and every check process stopped"
+
+
+def _sleeps_an_hour() -> Detection:
+    time.sleep(3600)
+    raise AssertionError("unreachable")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_ctrl_c_as_a_run_starts_stops_that_run_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interrupt comes right after the fork, before the pool tracks the run's process: it is held until
+    then, so the run is stopped with the others (raised at once, it left that run to go on unstopped)."""
+    started: list[int] = []
+    start = multiprocessing.process.BaseProcess.start
+
+    def start_then_ctrl_c(process: multiprocessing.process.BaseProcess) -> None:
+        start(process)
+        started.append(process.pid or 0)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", start_then_ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(in_parallel([_sleeps_an_hour], jobs=1))
+        assert started and not _alive(started[0]), "the run that was starting was stopped"
+    finally:
+        for pid in started:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_run_without_a_verdict_by_its_deadline_is_stopped_as_an_error_row() -> None:
