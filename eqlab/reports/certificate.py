@@ -8,6 +8,7 @@ refuses everything but those files and inline data, so rendering never touches t
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import segno
@@ -52,6 +53,12 @@ def certificate_html(
         qr_data_uri=qr_data_uri(payload),
         css=templating.static("certificate.css"),
     )
+
+
+def load_renderer() -> None:
+    """Import WeasyPrint now, in a process about to fork runs that each may render a certificate (the
+    detection matrix): they inherit it loaded, as they did when every eqlab command imported it."""
+    importlib.import_module("weasyprint")
 
 
 def document(results: RunResults, results_sha256: str) -> Any:
