@@ -68,15 +68,6 @@ def platform_db(db_url: str) -> Iterator[Database]:
         database.dispose()
 
 
-@pytest.fixture
-def fhir_inprocess(db_url: str) -> Iterator[TestClient]:
-    """Like ``fhir`` but in-process only, for tests where the transport adds nothing."""
-    app = create_app(Settings(db_url=db_url))
-    with TestClient(app, base_url="http://testserver/fhir/") as client:
-        client.headers["Authorization"] = f"Bearer {mint(app, 'http://testserver')}"
-        yield client
-
-
 @pytest.fixture(params=["asgi", "http"])
 def fhir(request: pytest.FixtureRequest, db_url: str) -> Iterator[httpx.Client]:
     """A client of a fresh reference server, in-process over ASGI or over real HTTP on loopback.

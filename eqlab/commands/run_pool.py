@@ -120,8 +120,10 @@ class _RunProcess(Generic[T]):
 def _interrupts_held() -> Iterator[None]:
     """SIGINT and SIGTERM held back until the block ends, then delivered: a run's process is started and
     tracked (``running``) before a Ctrl-C can stop the matrix. Raised between the fork and the tracking, the
-    interrupt left a run nobody stopped, which ran on to its end holding the matrix's output (CI, under load).
-    The run's process starts with them held too, and lets them through once it is in a session of its own."""
+    interrupt left a run the pool never stopped (multiprocessing stopped it only as the matrix's process
+    exited, and waited for it without a bound). A held signal waits only in a process whose one thread holds
+    it, as the matrix's does. The run's process starts with them held too, and lets them through once it is
+    in a session of its own."""
     held = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
     try:
         yield
