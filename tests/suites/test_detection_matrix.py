@@ -144,9 +144,10 @@ def _described(pids: list[int]) -> list[str]:
     return lines
 
 
-# A shell starts a foreground job with SIGINT neither ignored nor blocked, whatever its own state: so does
-# this wrapper, as a pytest-xdist worker's state passes to its children (four CI runs: the matrix went on,
-# untouched, 30 s after the Ctrl-C; which test leaves a worker so is not found yet).
+# A terminal's shell starts a foreground job with SIGINT neither ignored nor blocked: so does this wrapper.
+# A test run started in the background (`bash .ci/run &`, as CI may) has SIGINT ignored, as POSIX shells do
+# for a background command, and every process it starts inherits that through exec: without the wrapper the
+# matrix went on, untouched, 30 s after the Ctrl-C, in four such CI runs.
 AS_A_TERMINAL_STARTS_IT = [
     sys.executable,
     "-c",
@@ -213,7 +214,7 @@ INTERRUPTED_AS_A_RUN_STARTS = """
 import multiprocessing, os, signal, time
 from eqlab.commands.run_pool import in_parallel
 
-signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest-xdist's workers ignore it, and so would we
+signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored when the tests run in the background
 start, started = multiprocessing.process.BaseProcess.start, []
 
 def start_then_ctrl_c(process):
