@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from reference_impl.app import create_app
@@ -75,8 +76,31 @@ def fhir(request: pytest.FixtureRequest, db_url: str) -> Iterator[httpx.Client]:
     Its base URL is the FHIR base, so tests use relative paths: ``fhir.get("Patient/1")``. It
     carries a system token allowed every interaction (access control has tests of its own).
     """
-    app = create_app(Settings(db_url=db_url))
-    if request.param == "asgi":
+    yield from _fhir_client(create_app(Settings(db_url=db_url)), request.param)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param((transport, backend), id=f"{transport}-{backend}", marks=marks)
+        for transport in ("asgi", "http")
+        for backend, marks in (("sqlite", ()), ("postgresql", pytest.mark.postgres))
+    ],
+)
+def fhir_unwritten(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, postgres_unavailable: str | None
+) -> Iterator[httpx.Client]:
+    """Like ``fhir``, but one server per test module, transport and backend: for tests whose requests the
+    server refuses or only reads, so that a fresh store for each would hold the same (none of them writes:
+    a request that did would fail its own test, and the others' counts of what is stored)."""
+    transport, backend = request.param
+    for url in _store_url(backend, tmp_path_factory.mktemp("store"), postgres_unavailable):
+        yield from _fhir_client(create_app(Settings(db_url=url)), transport)
+
+
+def _fhir_client(app: FastAPI, transport: str) -> Iterator[httpx.Client]:
+    """A client of ``app`` at its FHIR base with a system token: in-process (``asgi``) or over loopback HTTP."""
+    if transport == "asgi":
         with TestClient(app, base_url="http://testserver/fhir/") as client:
             client.headers["Authorization"] = f"Bearer {mint(app, 'http://testserver')}"
             yield client

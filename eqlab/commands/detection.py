@@ -28,6 +28,7 @@ from eqlab.commands.common import load_catalogue
 from eqlab.commands.run_pool import FailedRun, in_parallel
 from eqlab.commands.store_admin import demo_secrets, embedded_platform
 from eqlab.plan.loader import LoadedPlan, load_plan
+from eqlab.reports import certificate
 from eqlab.results import RunResults
 from eqlab.runner.client_suites import SCENARIO_ITEM_PREFIX
 from eqlab.runner.options import RunOptions
@@ -247,6 +248,7 @@ def run_matrix(only: str | None, workers: int, jobs: int, out: Path | None, key_
                 functools.partial(detect_client, client_plan.loaded, name, out, key_path, seeded)
                 for name in (None, *client_plan.faults)
             ]
+        certificate.load_renderer()  # once here, not in each forked run that renders a certificate
         with closing(in_parallel(runs, jobs)) as rows:
             missed = _reference_table(names, rows)
             if client_plans:

@@ -2,20 +2,16 @@
 
 It carries a QR code of ``eqlab:run:<run id>:results-sha256:<hash of results.json>``, so a printed
 certificate leads back to the exact, signed results it was rendered from. The PDF is rendered by
-WeasyPrint with the fonts shipped in ``reports/templates/fonts``; its URL fetcher refuses
-everything but those files and inline data, so rendering never touches the network.
+WeasyPrint with the fonts shipped in ``reports/templates/fonts``; its URL fetcher (``local_only.py``)
+refuses everything but those files and inline data, so rendering never touches the network.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import segno
-from weasyprint import HTML  # type: ignore[import-untyped]
-from weasyprint.urls import URLFetcher, URLFetcherResponse  # type: ignore[import-untyped]
 
 from eqlab.reports import templating, views
 from eqlab.results import RunResults
@@ -25,22 +21,6 @@ CERTIFICATE = "certificate.pdf"
 # names), the layout tightens and lists fewer: a certificate is one page.
 MAX_RESERVATIONS = 8
 _LAYOUTS: tuple[tuple[int, bool], ...] = ((MAX_RESERVATIONS, False), (4, True), (0, True))
-
-
-class LocalOnly(URLFetcher):  # type: ignore[misc]
-    """Serves the shipped fonts and ``data:`` URIs; any other URL stops the rendering."""
-
-    def __init__(self) -> None:
-        super().__init__(allowed_protocols=("file", "data"), fail_on_errors=True)
-
-    def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
-        if url.startswith("file:"):
-            path = Path(url2pathname(urlsplit(url).path)).resolve()
-            if not path.is_relative_to(templating.TEMPLATES_DIR / "fonts"):
-                raise ValueError(f"the certificate may only load its shipped fonts, not {url}")
-        elif not url.startswith("data:"):
-            raise ValueError(f"the certificate loads nothing from the network ({url[:80]})")
-        return super().fetch(url, headers)
 
 
 def qr_payload(run_id: str, results_sha256: str) -> str:
@@ -75,8 +55,19 @@ def certificate_html(
     )
 
 
+def load_renderer() -> None:
+    """Import WeasyPrint now, in a process about to fork runs that each may render a certificate (the
+    detection matrix): they inherit it loaded, as they did when every eqlab command imported it."""
+    importlib.import_module("weasyprint")
+
+
 def document(results: RunResults, results_sha256: str) -> Any:
     """The laid-out WeasyPrint document, in the first layout that fits one page."""
+    # Lazily: WeasyPrint's import costs 1.1 s, which every eqlab command paid, though few render a certificate.
+    from weasyprint import HTML  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    from eqlab.reports.local_only import LocalOnly  # noqa: PLC0415
+
     laid_out = None
     for max_reservations, compact in _LAYOUTS:
         source = HTML(

@@ -6,11 +6,14 @@ import base64
 import hashlib
 import io
 import re
+import subprocess
+import sys
 import zlib
 
 import pytest
 
 from eqlab.reports import certificate
+from eqlab.reports.local_only import LocalOnly
 from eqlab.reports.templating import TEMPLATES_DIR
 from eqlab.results import RunResults
 from tests.eqlab.reports import builders
@@ -87,12 +90,19 @@ def test_the_pdf_embeds_the_shipped_fonts(render: Render) -> None:
 
 
 def test_the_certificate_fetches_nothing_but_its_fonts() -> None:
-    fetcher = certificate.LocalOnly()
+    fetcher = LocalOnly()
     for url in ("https://example.org/x.png", "http://127.0.0.1/", "file:///etc/passwd", "ftp://x/y"):
         with pytest.raises(ValueError):
             fetcher.fetch(url)
     font = (TEMPLATES_DIR / "fonts" / "DejaVuSans.ttf").as_uri()
     assert fetcher.fetch(font).read(4) == b"\x00\x01\x00\x00"
+
+
+def test_eqlab_commands_load_weasyprint_only_to_render_a_certificate() -> None:
+    """WeasyPrint's import costs 1.1 s (its Pango bindings): every command, ``eqlab serve`` among them, paid it."""
+    code = "import sys, eqlab.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'weasyprint'))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
 
 
 def test_the_qr_code_decodes_to_the_run_and_results_hash(render: Render) -> None:

@@ -71,8 +71,10 @@ def test_invalid_resource_id_in_url(fhir: httpx.Client) -> None:
         ({"resourceType": "Patient", "contained": [{"resourceType": "Nonsense"}]}, "Patient.contained[0]"),
     ],
 )
-def test_invalid_element_names_its_path(fhir: httpx.Client, resource: dict[str, object], expression: str) -> None:
-    response = fhir.post(str(resource["resourceType"]), json=resource, headers=JSON_HEADERS)
+def test_invalid_element_names_its_path(
+    fhir_unwritten: httpx.Client, resource: dict[str, object], expression: str
+) -> None:
+    response = fhir_unwritten.post(str(resource["resourceType"]), json=resource, headers=JSON_HEADERS)
     outcome = assert_outcome(response, 400)
     expressions = [e for issue in outcome["issue"] for e in issue.get("expression", [])]
     assert expression in expressions, outcome
@@ -104,10 +106,12 @@ def test_wrong_if_match(fhir: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/xml", "application/fhir+xml", "application/x-www-form-urlencoded"]
 )
-def test_unsupported_media_type(fhir: httpx.Client, content_type: str) -> None:
-    response = fhir.post("Patient", content=b'{"resourceType":"Patient"}', headers={"Content-Type": content_type})
+def test_unsupported_media_type(fhir_unwritten: httpx.Client, content_type: str) -> None:
+    response = fhir_unwritten.post(
+        "Patient", content=b'{"resourceType":"Patient"}', headers={"Content-Type": content_type}
+    )
     assert_outcome(response, 415)
-    assert _count(fhir) == 0
+    assert _count(fhir_unwritten) == 0
 
 
 def test_missing_content_type_and_wrong_charset(fhir: httpx.Client) -> None:
@@ -146,8 +150,8 @@ def test_unacceptable_accept_is_406_and_nothing_is_written(fhir: httpx.Client, a
         ("application/fhir+json; fhirVersion=4.0", FHIR_JSON),
     ],
 )
-def test_accept_negotiation(fhir: httpx.Client, accept: str | None, expected: str) -> None:
-    response = fhir.get("metadata", headers={"Accept": accept} if accept else {})
+def test_accept_negotiation(fhir_unwritten: httpx.Client, accept: str | None, expected: str) -> None:
+    response = fhir_unwritten.get("metadata", headers={"Accept": accept} if accept else {})
     assert response.status_code == 200
     assert response.headers["content-type"].split(";")[0] == expected
 
@@ -250,8 +254,8 @@ def test_every_error_names_itself_in_an_operation_outcome(fhir: httpx.Client) ->
 
 
 @pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "PROPFIND", "QUERY"])
-def test_any_method_gets_an_operation_outcome(fhir: httpx.Client, method: str) -> None:
-    assert_outcome(fhir.request(method, "metadata"), 405)
+def test_any_method_gets_an_operation_outcome(fhir_unwritten: httpx.Client, method: str) -> None:
+    assert_outcome(fhir_unwritten.request(method, "metadata"), 405)
 
 
 @pytest.mark.parametrize(
@@ -265,8 +269,8 @@ def test_any_method_gets_an_operation_outcome(fhir: httpx.Client, method: str) -
         "Patient/x/_history/99999999999999999999999",
     ],
 )
-def test_extreme_values_are_answered_not_crashed(fhir: httpx.Client, query: str) -> None:
-    response = fhir.get(query)
+def test_extreme_values_are_answered_not_crashed(fhir_unwritten: httpx.Client, query: str) -> None:
+    response = fhir_unwritten.get(query)
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert_outcome(response, response.status_code)
@@ -284,8 +288,8 @@ def test_extreme_values_are_answered_not_crashed(fhir: httpx.Client, query: str)
     ],
 )
 def test_wrong_json_types_and_control_characters_are_refused(
-    fhir: httpx.Client, resource: dict[str, object], expression: str
+    fhir_unwritten: httpx.Client, resource: dict[str, object], expression: str
 ) -> None:
-    outcome = assert_outcome(fhir.post("Patient", json=resource, headers=JSON_HEADERS), 400)
+    outcome = assert_outcome(fhir_unwritten.post("Patient", json=resource, headers=JSON_HEADERS), 400)
     assert expression in [e for issue in outcome["issue"] for e in issue.get("expression", [])]
-    assert _count(fhir) == 0
+    assert _count(fhir_unwritten) == 0

@@ -304,8 +304,8 @@ def test_unknown_parameters_lenient_by_default_strict_on_request(fhir: httpx.Cli
         "Patient?_offset=x",
     ],
 )
-def test_invalid_values_of_known_parameters_are_400(fhir: httpx.Client, query: str) -> None:
-    assert_outcome(fhir.get(query), 400)
+def test_invalid_values_of_known_parameters_are_400(fhir_unwritten: httpx.Client, query: str) -> None:
+    assert_outcome(fhir_unwritten.get(query), 400)
 
 
 @pytest.mark.parametrize(
