@@ -39,10 +39,11 @@ from reference_impl.platform import migrate_platform
 from reference_impl.seed.national import PRESCRIPTION_ID, NationalPlan, NationalSource
 from reference_impl.store import bulk
 from reference_impl.store.bounded_searches import planned_once
+from reference_impl.store.compiled_shapes import CompiledShapes
 from reference_impl.store.database import Database
 from reference_impl.store.documents import DocumentVault
 from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
-from reference_impl.store.sql_shapes import CompiledShapes, page
+from reference_impl.store.sql_shapes import page
 from reference_impl.vault import MasterKey
 from tests.support.postgres import PG_URL, drop_schema, new_schema_url
 

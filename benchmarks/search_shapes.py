@@ -6,7 +6,7 @@ what remains is this process's: per search, the median microseconds (of ``--roun
 * ``built``: the page's statement built with SQLAlchemy from the search's tree and executed (SQLAlchemy's
   compiled-statement cache finds its SQL, but building the statement and its cache key is paid each time:
   how every search ran before ``sql_shapes.py``);
-* ``shaped``: the same page through ``sql_shapes.CompiledShapes`` (the SQL text of the shape, compiled on
+* ``shaped``: the same page through ``compiled_shapes.CompiledShapes`` (the SQL text of the shape, compiled on
   its first use, run with this search's values);
 * ``run_search``: the whole of ``search_run.run_search`` (the tree made from the request, the page run,
   the rows opened): what a request pays now.
@@ -31,9 +31,10 @@ from benchmarks.scratch_store import scratch_store
 from reference_impl.fhir.query import QueryParser
 from reference_impl.fhir.searchparams import registry
 from reference_impl.naming import NATIONAL_ID
+from reference_impl.store.compiled_shapes import CompiledShapes, as_select
 from reference_impl.store.search_run import run_search
 from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
-from reference_impl.store.sql_shapes import CompiledShapes, as_select, page
+from reference_impl.store.sql_shapes import page
 
 FLOWS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "PDQm family+given+birthdate": ("Patient", [("family", "Ries"), ("given", "Anne"), ("birthdate", "1970-03-01")]),

@@ -1,7 +1,7 @@
 """Running a search: one page of its matches, their total, and the resources it includes.
 
 A search's SQL is ``search_sql.py``'s (or ``update_order.py``'s, for a search read off the index in update
-order), compiled once per shape (``sql_shapes.CompiledShapes``) and run here; its total is counted as
+order), compiled once per shape (``compiled_shapes.CompiledShapes``) and run here; its total is counted as
 ``counting.py`` says.
 """
 
@@ -14,11 +14,12 @@ from sqlalchemy import Connection, literal, select
 
 from reference_impl.fhir.query import Include, SearchRequest, Visibility
 from reference_impl.store.bounded_searches import few_matches, planned_once
+from reference_impl.store.compiled_shapes import CompiledShapes, as_condition, as_select
 from reference_impl.store.counting import Countable, Counting, CountOfStatement, total_after_page, total_of
 from reference_impl.store.resources import StoredResource, many, opened_rows
 from reference_impl.store.schema import idx_reference, resources
 from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql, visible
-from reference_impl.store.sql_shapes import CompiledShapes, Node, as_condition, as_select, count_of, count_rows, page
+from reference_impl.store.sql_shapes import Node, count_of, count_rows, page
 from reference_impl.store.update_order import UpdateOrderedLookup, in_update_order
 
 MAX_INCLUDED = 1000

@@ -31,7 +31,7 @@ from reference_impl.naming import NATIONAL_ID
 from reference_impl.platform import migrate_platform
 from reference_impl.seed.national import NationalPlan, NationalSource
 from reference_impl.services.dsp import controls
-from reference_impl.store import bulk, sql_shapes
+from reference_impl.store import bulk, compiled_shapes
 from reference_impl.store.counting import EXACT_UP_TO, Counting
 from reference_impl.store.database import Database
 from reference_impl.store.driver import run_prepared
@@ -210,7 +210,7 @@ def _with_statements(conn: Connection, work: Callable[[], T]) -> tuple[T, list[R
 
     event.listen(conn, "before_cursor_execute", record)
     try:
-        with patch.object(sql_shapes, "run_prepared", record_prepared):
+        with patch.object(compiled_shapes, "run_prepared", record_prepared):
             result = work()
     finally:
         event.remove(conn, "before_cursor_execute", record)

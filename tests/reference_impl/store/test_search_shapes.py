@@ -14,6 +14,7 @@ from reference_impl.fhir.searchparams import registry
 from reference_impl.platform import migrate_platform
 from reference_impl.store import resources as store
 from reference_impl.store.bounded_searches import few_matches, planned_once, within_one_record
+from reference_impl.store.compiled_shapes import CompiledShapes, as_select
 from reference_impl.store.counting import Counting, CountOfStatement
 from reference_impl.store.database import Database
 from reference_impl.store.schema import resources
@@ -21,10 +22,8 @@ from reference_impl.store.search_run import run_search
 from reference_impl.store.search_sql import PAGE_COLUMNS, SearchSql
 from reference_impl.store.sql_shapes import (
     Bound,
-    CompiledShapes,
     Node,
     all_of,
-    as_select,
     column,
     compare,
     count_of,
