@@ -25,7 +25,7 @@ from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, CountOfStatement, total_after_page
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
-from reference_impl.store.driver import DriverStatement, TableAppend
+from reference_impl.store.driver import DriverStatement, TableAppend, pipelined
 from reference_impl.store.schema import (
     INDEX_TABLES,
     WHOLE_SERVER_HISTORY,
@@ -221,16 +221,17 @@ def save(
     last_updated, instant = now_instant()
     body, content, body_columns = _versioned(conn, resource, res_id, version_id, instant)
     values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, **body_columns}
-    if previous is None:
-        conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
-    else:
-        if not reuse_version:
-            _keep_superseded_body(conn, previous)
-        conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
-        _drop_index(conn, type_name, res_id)
-    _append_history(conn, type_name, res_id, version_id, last_updated, method)
-    for param_type, rows in _index_rows(registry, body, res_id, last_updated).items():
-        conn.execute(_INSERT_INDEX[param_type], rows)
+    with pipelined(conn):
+        if previous is None:
+            conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
+        else:
+            if not reuse_version:
+                _keep_superseded_body(conn, previous)
+            conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
+            _drop_index(conn, type_name, res_id)
+        _append_history(conn, type_name, res_id, version_id, last_updated, method)
+        for param_type, rows in _index_rows(registry, body, res_id, last_updated).items():
+            conn.execute(_INSERT_INDEX[param_type], rows)
     return StoredResource(type_name, res_id, version_id, last_updated, False, content)
 
 
@@ -290,10 +291,11 @@ def mark_deleted(conn: Connection, previous: StoredResource) -> StoredResource:
     version_id = previous.version_id + 1
     last_updated, _ = now_instant()
     values = {"version_id": version_id, "last_updated": last_updated, "deleted": True, "content": None, "sealed": None}
-    _keep_superseded_body(conn, previous)
-    conn.execute(_UPDATE_CURRENT, {"key_type": previous.type_name, "key_id": previous.id, **values})
-    _drop_index(conn, previous.type_name, previous.id)
-    _append_history(conn, previous.type_name, previous.id, version_id, last_updated, "DELETE")
+    with pipelined(conn):
+        _keep_superseded_body(conn, previous)
+        conn.execute(_UPDATE_CURRENT, {"key_type": previous.type_name, "key_id": previous.id, **values})
+        _drop_index(conn, previous.type_name, previous.id)
+        _append_history(conn, previous.type_name, previous.id, version_id, last_updated, "DELETE")
     return StoredResource(previous.type_name, previous.id, version_id, last_updated, True, None)
 
 

@@ -79,7 +79,7 @@ RATIOS = {
         r"audited search / ceiling\s+\d+\.\d\d",
         r"ValueSet read, token / anonymous\s+\d+\.\d\d",
         r"eqlab on PostgreSQL, as a multiple of sekmet-fhir:\n\s+audited reads\s+\d+\.\d\d",
-        r"transaction: [\d,]+ resources/s",
+        r"transaction: [\d,]+ created, [\d,]+ updated per s",
     ],
     "auth.py": [
         r"authenticated / anonymous throughput = \d+\.\d\d",

@@ -1,18 +1,26 @@
 """Rows appended on the driver come back as they were written, whichever way they went: a pipeline of
-inserts for a few rows, a binary COPY (PostgreSQL) for more, each column in its type's binary form."""
+inserts for a few rows, a binary COPY (PostgreSQL) for more, each column in its type's binary form.
+Statements sent as one pipeline (``pipelined``) all land, and a conflict among them is reported and
+retried as any other."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
 
+from reference_impl.platform import migrate_platform
 from reference_impl.store.database import Database
-from reference_impl.store.driver import TableAppend
+from reference_impl.store.driver import TableAppend, pipelined
 from reference_impl.store.schema import history, idx_quantity
 
 HISTORY_COLUMNS = ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed")
+T = TypeVar("T")
+
 QUANTITY_COLUMNS = ("res_type", "res_id", "param", "value", "system", "code", "unit")
 
 
@@ -64,3 +72,59 @@ def test_appended_rows_come_back_as_written(platform_db: Database, count: int, f
     assert read_versions == versions
     assert read_quantities == sorted(quantities, key=lambda row: str(row[1]))
     assert all(isinstance(row[3], float) for row in read_quantities)
+
+
+@pytest.fixture
+def postgres_platform_db(postgres_url: str) -> Iterator[Database]:
+    database = Database(postgres_url)
+    migrate_platform(database)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _run(db: Database, work: Callable[[Connection], T], from_async: bool) -> T:
+    return asyncio.run(db.run_async(work, write=True)) if from_async else db.run(work, write=True)
+
+
+@pytest.mark.parametrize("from_async", [False, True], ids=["sync", "async"])
+def test_pipelined_writes_all_land_and_are_read_after_the_block(platform_db: Database, from_async: bool) -> None:
+    versions = _history_rows(12)
+
+    def work(conn: Connection) -> list[tuple[object, ...]]:
+        with pipelined(conn):
+            for row in versions[:6]:  # one statement each
+                conn.execute(insert(history).values(dict(zip(HISTORY_COLUMNS, row, strict=True))))
+            conn.execute(insert(history), [dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in versions[6:]])
+        read = conn.execute(select(*(history.c[name] for name in HISTORY_COLUMNS)).order_by(history.c.version_id))
+        return [tuple(row) for row in read]
+
+    assert _run(platform_db, work, from_async) == versions
+
+
+def _insert_pipelined(conn: Connection, version: tuple[object, ...]) -> None:
+    with pipelined(conn):
+        conn.execute(insert(history), [dict(zip(HISTORY_COLUMNS, version, strict=True))])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("from_async", [False, True], ids=["sync", "async"])
+def test_a_conflict_in_a_pipeline_is_sqlalchemys_error_and_its_unit_is_run_again(
+    postgres_platform_db: Database, from_async: bool
+) -> None:
+    """PostgreSQL reports a pipeline's errors at its end, from the driver: a unique key taken meanwhile
+    (two PUTs creating one resource) must still be the IntegrityError the store retries (sqlstate 23505)."""
+    first, second = _history_rows(2)
+    _run(postgres_platform_db, lambda conn: _insert_pipelined(conn, first), from_async)
+    attempts: list[tuple[object, ...]] = []
+
+    def write_once_taken(conn: Connection) -> None:
+        attempts.append(first if not attempts else second)  # the key taken on the first attempt, a free one after
+        _insert_pipelined(conn, attempts[-1])
+
+    _run(postgres_platform_db, write_once_taken, from_async)
+    assert attempts == [first, second], "the conflict was retried"
+    with pytest.raises(IntegrityError) as raised:  # a key taken at every attempt: the last one's error
+        _run(postgres_platform_db, lambda conn: _insert_pipelined(conn, second), from_async)
+    assert getattr(raised.value.orig, "sqlstate", None) == "23505"
