@@ -61,7 +61,17 @@ def sqlite_db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def platform_db(db_url: str) -> Iterator[Database]:
     """A fresh store with the platform's schema (migrated), on each backend."""
-    database = Database(db_url)
+    yield from _migrated(db_url)
+
+
+@pytest.fixture
+def postgres_platform_db(postgres_url: str) -> Iterator[Database]:
+    """A fresh store with the platform's schema (migrated), on PostgreSQL."""
+    yield from _migrated(postgres_url)
+
+
+def _migrated(url: str) -> Iterator[Database]:
+    database = Database(url)
     migrate_platform(database)
     try:
         yield database

@@ -6,14 +6,13 @@ retried as any other."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from reference_impl.platform import migrate_platform
 from reference_impl.store.database import Database
 from reference_impl.store.driver import TableAppend, pipelined
 from reference_impl.store.schema import history, idx_quantity
@@ -72,16 +71,6 @@ def test_appended_rows_come_back_as_written(platform_db: Database, count: int, f
     assert read_versions == versions
     assert read_quantities == sorted(quantities, key=lambda row: str(row[1]))
     assert all(isinstance(row[3], float) for row in read_quantities)
-
-
-@pytest.fixture
-def postgres_platform_db(postgres_url: str) -> Iterator[Database]:
-    database = Database(postgres_url)
-    migrate_platform(database)
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 def _run(db: Database, work: Callable[[Connection], T], from_async: bool) -> T:
