@@ -81,12 +81,13 @@ def opened_rows(conn: Connection, rows: Sequence[Any]) -> list[StoredResource]:
 
 # Statements of fixed shape are built once: building a statement costs several times executing it.
 _BY_KEY = (resources.c.res_type == bindparam("key_type"), resources.c.res_id == bindparam("key_id"))
-_SELECT_CURRENT = select(*CURRENT_COLUMNS).where(*_BY_KEY)
-_SELECT_CURRENT_FOR_UPDATE = _SELECT_CURRENT.with_for_update()
-_READ_CURRENT = DriverStatement(
+_CURRENT_BY_KEY = (
     "SELECT res_type, res_id, version_id, last_updated, deleted, content, sealed FROM resources"
     " WHERE res_type = ? AND res_id = ?"
 )
+_READ_CURRENT = DriverStatement(_CURRENT_BY_KEY)
+# The row locked until the unit ends, on PostgreSQL; SQLite's writer is alone already (BEGIN IMMEDIATE).
+_LOCK_CURRENT = DriverStatement(_CURRENT_BY_KEY + " FOR UPDATE")
 _SELECT_MANY = select(*CURRENT_COLUMNS).where(
     resources.c.res_type == bindparam("type_name"),
     resources.c.res_id.in_(bindparam("ids", expanding=True)),
@@ -166,11 +167,8 @@ def new_id() -> str:
 
 def current(conn: Connection, type_name: str, res_id: str, for_update: bool = False) -> StoredResource | None:
     """The current row; ``for_update`` locks it until the transaction ends (PostgreSQL)."""
-    row: Sequence[Any] | None
-    if for_update:
-        row = conn.execute(_SELECT_CURRENT_FOR_UPDATE, {"key_type": type_name, "key_id": res_id}).first()
-    else:  # every read runs this
-        row = _READ_CURRENT.first(conn, (type_name, res_id))
+    statement = _LOCK_CURRENT if for_update and conn.dialect.name == "postgresql" else _READ_CURRENT
+    row = statement.first(conn, (type_name, res_id))  # every read and every write runs this
     return opened_rows(conn, [row])[0] if row else None
 
 
