@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 
 from reference_impl.store.bulk_rows import COLUMNS, RowMaker, Rows, tables_of
 from reference_impl.store.database import Database, normalize_url
-from reference_impl.store.driver import TableAppend
+from reference_impl.store.driver import TableAppend, append_all
 from reference_impl.store.schema import INDEX_TABLES, metadata
 from reference_impl.vault import MasterKey
 
@@ -124,8 +124,7 @@ _APPENDS = {table: TableAppend(metadata.tables[table], columns) for table, colum
 
 
 def _write(conn: Connection, rows: Rows) -> None:
-    for table, table_rows in tables_of(rows):
-        _APPENDS[table].write(conn, table_rows)
+    append_all(conn, [(_APPENDS[table], table_rows) for table, table_rows in tables_of(rows)])
 
 
 # --- the load --------------------------------------------------------------------------------------

@@ -152,10 +152,14 @@ class TableAppend:
         self._copy = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
         self._types = [_binary_type(table.c[name].type) for name in columns]
 
+    def copies(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> bool:
+        """Whether ``write`` sends ``rows`` by COPY (which a pipeline cannot hold) rather than by inserts."""
+        return conn.dialect.name == "postgresql" and len(rows) >= self.COPY_FROM_ROWS
+
     def write(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
         if not rows:
             return
-        if conn.dialect.name != "postgresql" or len(rows) < self.COPY_FROM_ROWS:
+        if not self.copies(conn, rows):
             self._insert.run_many(conn, rows)
             return
         driver: Any = conn.connection.driver_connection
@@ -166,6 +170,21 @@ class TableAppend:
             copy.set_types(self._types)
             for row in rows:
                 copy.write_row(row)
+
+
+def append_all(conn: Connection, appends: Sequence[tuple[TableAppend, Sequence[tuple[object, ...]]]]) -> None:
+    """Rows appended to several tables: those inserted row by row sent together as one pipeline, then
+    those copied. On PostgreSQL the inserts wait for their answers once, not once per table: an AuditEvent
+    is rows in five tables, and an audit group of a few makes no COPY. Audited reads on PostgreSQL, 16
+    clients: 908-1,040 -> 1,072-1,086/s; 4 clients (smaller groups) 544-604 -> 721-745/s; single POSTs
+    352-390 -> 386-421/s (alternated twice)."""
+    with pipelined(conn):
+        for append, rows in appends:
+            if not append.copies(conn, rows):
+                append.write(conn, rows)
+    for append, rows in appends:
+        if append.copies(conn, rows):
+            append.write(conn, rows)
 
 
 def _binary_type(column_type: TypeEngine[Any]) -> str:

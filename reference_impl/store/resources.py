@@ -25,7 +25,7 @@ from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, CountOfStatement, total_after_page
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
-from reference_impl.store.driver import DriverStatement, TableAppend, pipelined
+from reference_impl.store.driver import DriverStatement, TableAppend, append_all, pipelined
 from reference_impl.store.schema import (
     INDEX_TABLES,
     WHOLE_SERVER_HISTORY,
@@ -252,10 +252,8 @@ def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tu
         for param_type, rows in remembered.rows(body):
             stamp = index_row_stamp(param_type, last_updated)
             index_rows.setdefault(param_type, []).extend(key + row + stamp for row in rows)
-    _CREATE_CURRENT.write(conn, current_rows)
-    _CREATE_HISTORY.write(conn, history_rows)
-    for param_type, rows in index_rows.items():
-        _CREATE_INDEX_ROW[param_type].write(conn, rows)
+    appends = [(_CREATE_CURRENT, current_rows), (_CREATE_HISTORY, history_rows)]
+    append_all(conn, appends + [(_CREATE_INDEX_ROW[param_type], rows) for param_type, rows in index_rows.items()])
 
 
 def versioned_body(resource: dict[str, Any], res_id: str, version_id: int, instant: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Rows appended on the driver come back as they were written, whichever way they went: a pipeline of
-inserts for a few rows, a binary COPY (PostgreSQL) for more, each column in its type's binary form.
+inserts for a few rows, a binary COPY (PostgreSQL) for more, each column in its type's binary form, or
+both, in several tables at once.
 Statements sent as one pipeline (``pipelined``) all land, and a conflict among them is reported and
 retried as any other."""
 
@@ -14,7 +15,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from reference_impl.store.database import Database
-from reference_impl.store.driver import TableAppend, pipelined
+from reference_impl.store.driver import TableAppend, append_all, pipelined
 from reference_impl.store.schema import history, idx_quantity
 
 HISTORY_COLUMNS = ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed")
@@ -48,14 +49,26 @@ def _quantity_rows(count: int) -> list[tuple[object, ...]]:
     ]
 
 
-@pytest.mark.parametrize("count", [3, TableAppend.COPY_FROM_ROWS, 40], ids=["pipeline", "copy-smallest", "copy"])
+COPY_FROM = TableAppend.COPY_FROM_ROWS
+
+
+@pytest.mark.parametrize(
+    ("count", "quantity_count"),
+    [(3, 2), (3, 40), (COPY_FROM, COPY_FROM), (40, 40)],
+    ids=["pipeline", "pipeline-then-copy", "copy-smallest", "copy"],
+)
 @pytest.mark.parametrize("from_async", [False, True], ids=["sync", "async"])
-def test_appended_rows_come_back_as_written(platform_db: Database, count: int, from_async: bool) -> None:
-    versions, quantities = _history_rows(count), _quantity_rows(count)
+def test_appended_rows_come_back_as_written(
+    platform_db: Database, count: int, quantity_count: int, from_async: bool
+) -> None:
+    versions, quantities = _history_rows(count), _quantity_rows(quantity_count)
 
     def work(conn: Connection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-        TableAppend(history, HISTORY_COLUMNS).write(conn, versions)
-        TableAppend(idx_quantity, QUANTITY_COLUMNS).write(conn, quantities)
+        appends = [
+            (TableAppend(history, HISTORY_COLUMNS), versions),
+            (TableAppend(idx_quantity, QUANTITY_COLUMNS), quantities),
+        ]
+        append_all(conn, appends)
         read_versions = conn.execute(
             select(*(history.c[name] for name in HISTORY_COLUMNS)).order_by(history.c.version_id)
         ).all()
