@@ -172,13 +172,25 @@ class TableAppend:
                 copy.write_row(row)
 
 
-def append_all(conn: Connection, appends: Sequence[tuple[TableAppend, Sequence[tuple[object, ...]]]]) -> None:
+Appends = Sequence[tuple["TableAppend", Sequence[tuple[object, ...]]]]
+
+
+def append_all(conn: Connection, appends: Appends) -> None:
     """Rows appended to several tables: those inserted row by row sent together as one pipeline, then
     those copied. On PostgreSQL the inserts wait for their answers once, not once per table: an AuditEvent
     is rows in five tables, and an audit group of a few makes no COPY. Audited reads on PostgreSQL, 16
     clients: 908-1,040 -> 1,072-1,086/s; 4 clients (smaller groups) 544-604 -> 721-745/s; single POSTs
     352-390 -> 386-421/s (alternated twice)."""
+    with appending(conn, appends):
+        pass
+
+
+@contextmanager
+def appending(conn: Connection, appends: Appends) -> Iterator[None]:
+    """The block's statements, then ``appends`` (``append_all``), in one pipeline: the block's results
+    are not read (``pipelined``)."""
     with pipelined(conn):
+        yield
         for append, rows in appends:
             if not append.copies(conn, rows):
                 append.write(conn, rows)

@@ -25,7 +25,7 @@ from reference_impl.fhir.dates import format_instant, from_us, now_instant
 from reference_impl.fhir.searchparams import SearchParamRegistry
 from reference_impl.store.counting import Counting, CountOfStatement, total_after_page
 from reference_impl.store.documents import SealedVersion, is_document, sealing_of
-from reference_impl.store.driver import DriverStatement, TableAppend, append_all, pipelined
+from reference_impl.store.driver import DriverStatement, TableAppend, append_all, appending
 from reference_impl.store.schema import (
     INDEX_TABLES,
     WHOLE_SERVER_HISTORY,
@@ -124,7 +124,6 @@ _SELECT_VERSION = (
 )
 _INSERT_CURRENT = insert(resources)
 _UPDATE_CURRENT = update(resources).where(*_BY_KEY)
-_INSERT_HISTORY = insert(history)
 # The current version's body into its history row, before the next version replaces it.
 _BODY_OF_CURRENT = {
     column: select(resources.c[column]).where(*_BY_KEY).scalar_subquery() for column in ("content", "sealed")
@@ -155,7 +154,6 @@ _DROP_INDEX = {
     name: delete(table).where(table.c.res_type == bindparam("type_name"), table.c.res_id == bindparam("res_id"))
     for name, table in INDEX_TABLES.items()
 }
-_INSERT_INDEX = {name: insert(table) for name, table in INDEX_TABLES.items()}
 
 
 def new_id() -> str:
@@ -219,7 +217,11 @@ def save(
     last_updated, instant = now_instant()
     body, content, body_columns = _versioned(conn, resource, res_id, version_id, instant)
     values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, **body_columns}
-    with pipelined(conn):
+    appends = [(_CREATE_HISTORY, [_history_row(type_name, res_id, version_id, last_updated, method)])]
+    for param_type, rows in registry.index_rows(body).items():
+        stamp = index_row_stamp(param_type, last_updated)
+        appends.append((_CREATE_INDEX_ROW[param_type], [(type_name, res_id, code, *row, *stamp) for code, row in rows]))
+    with appending(conn, appends):  # the history and index rows after these (the index rows replaced dropped)
         if previous is None:
             conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
         else:
@@ -227,9 +229,6 @@ def save(
                 _keep_superseded_body(conn, previous)
             conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
             _drop_index(conn, type_name, res_id)
-        _append_history(conn, type_name, res_id, version_id, last_updated, method)
-        for param_type, rows in _index_rows(registry, body, res_id, last_updated).items():
-            conn.execute(_INSERT_INDEX[param_type], rows)
     return StoredResource(type_name, res_id, version_id, last_updated, False, content)
 
 
@@ -247,7 +246,7 @@ def create_all(conn: Connection, registry: SearchParamRegistry, new: Sequence[tu
         body, _, body_columns = _versioned(conn, resource, res_id, 1, instant)
         type_name, content, sealed = body["resourceType"], body_columns["content"], body_columns["sealed"]
         current_rows.append((type_name, res_id, 1, last_updated, False, content, sealed))
-        history_rows.append((type_name, res_id, 1, last_updated, "POST", None, None))  # the body: current row's
+        history_rows.append(_history_row(type_name, res_id, 1, last_updated, "POST"))
         key = (type_name, res_id)
         for param_type, rows in remembered.rows(body):
             stamp = index_row_stamp(param_type, last_updated)
@@ -287,11 +286,11 @@ def mark_deleted(conn: Connection, previous: StoredResource) -> StoredResource:
     version_id = previous.version_id + 1
     last_updated, _ = now_instant()
     values = {"version_id": version_id, "last_updated": last_updated, "deleted": True, "content": None, "sealed": None}
-    with pipelined(conn):
+    history_row = _history_row(previous.type_name, previous.id, version_id, last_updated, "DELETE")
+    with appending(conn, [(_CREATE_HISTORY, [history_row])]):
         _keep_superseded_body(conn, previous)
         conn.execute(_UPDATE_CURRENT, {"key_type": previous.type_name, "key_id": previous.id, **values})
         _drop_index(conn, previous.type_name, previous.id)
-        _append_history(conn, previous.type_name, previous.id, version_id, last_updated, "DELETE")
     return StoredResource(previous.type_name, previous.id, version_id, last_updated, True, None)
 
 
@@ -300,39 +299,14 @@ def _keep_superseded_body(conn: Connection, previous: StoredResource) -> None:
     conn.execute(_KEEP_SUPERSEDED_BODY, keys)
 
 
-def _append_history(
-    conn: Connection, type_name: str, res_id: str, version_id: int, last_updated: int, method: str
-) -> None:
+def _history_row(type_name: str, res_id: str, version_id: int, last_updated: int, method: str) -> tuple[object, ...]:
     """The history row of the version just written: no body while it is current (the current row holds it)."""
-    conn.execute(
-        _INSERT_HISTORY,
-        {
-            "res_type": type_name,
-            "res_id": res_id,
-            "version_id": version_id,
-            "last_updated": last_updated,
-            "method": method,
-            "content": None,
-            "sealed": None,
-        },
-    )
+    return (type_name, res_id, version_id, last_updated, method, None, None)
 
 
 def _drop_index(conn: Connection, type_name: str, res_id: str) -> None:
     for statement in _DROP_INDEX.values():
         conn.execute(statement, {"type_name": type_name, "res_id": res_id})
-
-
-def _index_rows(
-    registry: SearchParamRegistry, body: dict[str, Any], res_id: str, last_updated: int
-) -> dict[str, list[dict[str, Any]]]:
-    """The search index rows of ``body``, per index table, as insert parameters."""
-    key = (body["resourceType"], res_id)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for param_type, rows in registry.index_rows(body).items():
-        columns, stamp = index_row_columns(param_type), index_row_stamp(param_type, last_updated)
-        out[param_type] = [dict(zip(columns, (*key, code, *row, *stamp), strict=True)) for code, row in rows]
-    return out
 
 
 @dataclass(frozen=True, slots=True)
