@@ -48,6 +48,21 @@ class DriverStatement:
     def rows(self, conn: Connection, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         return self._run(conn, params, first_only=False)
 
+    def write(self, conn: Connection, params: tuple[object, ...]) -> None:
+        """Run a statement that reads no rows back (an UPDATE, a DELETE), prepared on PostgreSQL as ``first``
+        and ``rows`` are: in a pipeline (``pipelined``) its answer is not waited for."""
+        sql = self.text(conn)
+        if conn.dialect.name != "postgresql":
+            with _cursor(conn) as cursor:
+                cursor.execute(sql, params)
+            return
+        driver: Any = conn.connection.driver_connection
+        if isinstance(driver, psycopg.AsyncConnection):  # a unit run from async code (Database.run_async)
+            await_only(_write_prepared(driver, sql, params))
+            return
+        with driver.cursor() as cursor:
+            cursor.execute(sql, params, prepare=True)
+
     def run_many(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
         """Run the statement once per row (the drivers send them together: psycopg as one pipeline)."""
         with _cursor(conn) as cursor:
@@ -91,6 +106,11 @@ async def _run_prepared(
     async with connection.cursor() as cursor:
         await cursor.execute(sql, params, prepare=True)
         return _fetched(await cursor.fetchone() if first_only else await cursor.fetchall(), first_only)
+
+
+async def _write_prepared(connection: psycopg.AsyncConnection[Any], sql: str, params: Parameters) -> None:
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql, params, prepare=True)
 
 
 @contextmanager

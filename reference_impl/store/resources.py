@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import uuid6
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, select, text
 
 from reference_impl.fhir import index_row_memo
 from reference_impl.fhir.dates import format_instant, from_us, now_instant
@@ -122,20 +122,14 @@ _SELECT_VERSION = (
         history.c.version_id == bindparam("version_id"),
     )
 )
-_INSERT_CURRENT = insert(resources)
-_UPDATE_CURRENT = update(resources).where(*_BY_KEY)
+_KEY = "WHERE res_type = ? AND res_id = ?"
+_UPDATE_CURRENT = DriverStatement(
+    f"UPDATE resources SET version_id = ?, last_updated = ?, deleted = ?, content = ?, sealed = ? {_KEY}"
+)
 # The current version's body into its history row, before the next version replaces it.
-_BODY_OF_CURRENT = {
-    column: select(resources.c[column]).where(*_BY_KEY).scalar_subquery() for column in ("content", "sealed")
-}
-_KEEP_SUPERSEDED_BODY = (
-    update(history)
-    .where(
-        history.c.res_type == bindparam("key_type"),
-        history.c.res_id == bindparam("key_id"),
-        history.c.version_id == bindparam("superseded"),
-    )
-    .values(_BODY_OF_CURRENT)
+_KEEP_SUPERSEDED_BODY = DriverStatement(
+    f"UPDATE resource_history SET content = (SELECT content FROM resources {_KEY}),"
+    f" sealed = (SELECT sealed FROM resources {_KEY}) {_KEY} AND version_id = ?"
 )
 _DELETE_VERSION = delete(history).where(
     history.c.res_type == bindparam("type_name"),
@@ -150,10 +144,7 @@ _CREATE_HISTORY = TableAppend(
     history, ("res_type", "res_id", "version_id", "last_updated", "method", "content", "sealed")
 )
 _CREATE_INDEX_ROW = {name: TableAppend(table, index_row_columns(name)) for name, table in INDEX_TABLES.items()}
-_DROP_INDEX = {
-    name: delete(table).where(table.c.res_type == bindparam("type_name"), table.c.res_id == bindparam("res_id"))
-    for name, table in INDEX_TABLES.items()
-}
+_DROP_INDEX = [DriverStatement(f"DELETE FROM {table.name} {_KEY}") for table in INDEX_TABLES.values()]
 
 
 def new_id() -> str:
@@ -216,19 +207,17 @@ def save(
         conn.execute(_DELETE_VERSION, {"type_name": type_name, "res_id": res_id, "version_id": version_id})
     last_updated, instant = now_instant()
     body, content, body_columns = _versioned(conn, resource, res_id, version_id, instant)
-    values = {"version_id": version_id, "last_updated": last_updated, "deleted": False, **body_columns}
-    appends = [(_CREATE_HISTORY, [_history_row(type_name, res_id, version_id, last_updated, method)])]
+    current: tuple[object, ...] = (version_id, last_updated, False, body_columns["content"], body_columns["sealed"])
+    appends: list[tuple[TableAppend, list[tuple[object, ...]]]] = []
+    if previous is None:
+        appends.append((_CREATE_CURRENT, [(type_name, res_id, *current)]))
+    appends.append((_CREATE_HISTORY, [_history_row(type_name, res_id, version_id, last_updated, method)]))
     for param_type, rows in registry.index_rows(body).items():
         stamp = index_row_stamp(param_type, last_updated)
         appends.append((_CREATE_INDEX_ROW[param_type], [(type_name, res_id, code, *row, *stamp) for code, row in rows]))
-    with appending(conn, appends):  # the history and index rows after these (the index rows replaced dropped)
-        if previous is None:
-            conn.execute(_INSERT_CURRENT, {"res_type": type_name, "res_id": res_id, **values})
-        else:
-            if not reuse_version:
-                _keep_superseded_body(conn, previous)
-            conn.execute(_UPDATE_CURRENT, {"key_type": type_name, "key_id": res_id, **values})
-            _drop_index(conn, type_name, res_id)
+    with appending(conn, appends):  # the new rows after the block's changes (the index rows replaced dropped)
+        if previous is not None:
+            _replace_current(conn, previous, current, keep_superseded=not reuse_version)
     return StoredResource(type_name, res_id, version_id, last_updated, False, content)
 
 
@@ -285,28 +274,28 @@ def _versioned(
 def mark_deleted(conn: Connection, previous: StoredResource) -> StoredResource:
     version_id = previous.version_id + 1
     last_updated, _ = now_instant()
-    values = {"version_id": version_id, "last_updated": last_updated, "deleted": True, "content": None, "sealed": None}
     history_row = _history_row(previous.type_name, previous.id, version_id, last_updated, "DELETE")
     with appending(conn, [(_CREATE_HISTORY, [history_row])]):
-        _keep_superseded_body(conn, previous)
-        conn.execute(_UPDATE_CURRENT, {"key_type": previous.type_name, "key_id": previous.id, **values})
-        _drop_index(conn, previous.type_name, previous.id)
+        _replace_current(conn, previous, (version_id, last_updated, True, None, None), keep_superseded=True)
     return StoredResource(previous.type_name, previous.id, version_id, last_updated, True, None)
 
 
-def _keep_superseded_body(conn: Connection, previous: StoredResource) -> None:
-    keys = {"key_type": previous.type_name, "key_id": previous.id, "superseded": previous.version_id}
-    conn.execute(_KEEP_SUPERSEDED_BODY, keys)
+def _replace_current(
+    conn: Connection, previous: StoredResource, row: tuple[object, ...], keep_superseded: bool
+) -> None:
+    """The current row becomes ``row`` (version, last update, deleted, content, sealed), its search index rows
+    dropped; ``keep_superseded``: the body it replaces moves into that version's history row first."""
+    key = (previous.type_name, previous.id)
+    if keep_superseded:
+        _KEEP_SUPERSEDED_BODY.write(conn, (*key, *key, *key, previous.version_id))
+    _UPDATE_CURRENT.write(conn, (*row, *key))
+    for statement in _DROP_INDEX:
+        statement.write(conn, key)
 
 
 def _history_row(type_name: str, res_id: str, version_id: int, last_updated: int, method: str) -> tuple[object, ...]:
     """The history row of the version just written: no body while it is current (the current row holds it)."""
     return (type_name, res_id, version_id, last_updated, method, None, None)
-
-
-def _drop_index(conn: Connection, type_name: str, res_id: str) -> None:
-    for statement in _DROP_INDEX.values():
-        conn.execute(statement, {"type_name": type_name, "res_id": res_id})
 
 
 @dataclass(frozen=True, slots=True)
