@@ -22,11 +22,11 @@ class DriverStatement:
 
     SQLAlchemy spends ~20 µs on each execution of even a cached statement; the driver alone takes
     ~2 µs (measured on SQLite). For the few statements every request runs (the token's revocation,
-    the resource read, a professional's consents and care relationships) that is worth these lines;
-    everything else goes through SQLAlchemy. ``sql`` uses ``?`` placeholders.
+    the resource read, a professional's consents and care relationships) and a resource's writes that
+    is worth these lines; everything else goes through SQLAlchemy. ``sql`` uses ``?`` placeholders.
 
-    ``first`` and ``rows`` prepare the statement once per connection (sqlite3's statement cache; on
-    PostgreSQL, ``run_prepared``), and on PostgreSQL nothing else is prepared but the searches led by a
+    ``first``, ``rows`` and ``write`` prepare the statement once per connection (sqlite3's statement cache;
+    on PostgreSQL, ``run_prepared``), and on PostgreSQL nothing else is prepared but the searches led by a
     criterion that picks few (``bounded_searches.planned_once``; ``Database``: psycopg's automatic preparation
     is never reached), so a search whose best plan depends on its values is planned for them at every run, while
     these, each a lookup on a key or on an index whatever the values, get PostgreSQL's generic plan after
