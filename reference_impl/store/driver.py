@@ -56,12 +56,7 @@ class DriverStatement:
             with _cursor(conn) as cursor:
                 cursor.execute(sql, params)
             return
-        driver: Any = conn.connection.driver_connection
-        if isinstance(driver, psycopg.AsyncConnection):  # a unit run from async code (Database.run_async)
-            await_only(_write_prepared(driver, sql, params))
-            return
-        with driver.cursor() as cursor:
-            cursor.execute(sql, params, prepare=True)
+        run_prepared(conn, sql, params, read=False)
 
     def run_many(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
         """Run the statement once per row (the drivers send them together: psycopg as one pipeline)."""
@@ -80,18 +75,21 @@ class DriverStatement:
 Parameters = Sequence[object] | Mapping[str, object]
 
 
-def run_prepared(conn: Connection, sql: str, params: Parameters, first_only: bool = False) -> list[tuple[Any, ...]]:
+def run_prepared(
+    conn: Connection, sql: str, params: Parameters, first_only: bool = False, read: bool = True
+) -> list[tuple[Any, ...]]:
     """``sql`` (in psycopg's placeholders) run as a prepared statement of ``conn``'s PostgreSQL connection:
     parsed once per connection, and after five runs planned once (PostgreSQL's generic plan) when that
     plan costs no more than those planned for their values. Only for statements whose best plan is the
-    same for any values: a generic plan knows no value's frequency."""
+    same for any values: a generic plan knows no value's frequency. Not ``read``: its rows are not fetched
+    (a write, whose answer a pipeline does not wait for)."""
     driver: Any = conn.connection.driver_connection
     if isinstance(driver, psycopg.AsyncConnection):  # a unit run from async code (Database.run_async)
-        found: list[tuple[Any, ...]] = await_only(_run_prepared(driver, sql, params, first_only))
+        found: list[tuple[Any, ...]] = await_only(_run_prepared(driver, sql, params, first_only, read))
         return found
     with driver.cursor() as cursor:
         cursor.execute(sql, params, prepare=True)
-        return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only)
+        return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only) if read else []
 
 
 def _fetched(found: Any, first_only: bool) -> list[tuple[Any, ...]]:
@@ -101,16 +99,13 @@ def _fetched(found: Any, first_only: bool) -> list[tuple[Any, ...]]:
 
 
 async def _run_prepared(
-    connection: psycopg.AsyncConnection[Any], sql: str, params: Parameters, first_only: bool
+    connection: psycopg.AsyncConnection[Any], sql: str, params: Parameters, first_only: bool, read: bool
 ) -> list[tuple[Any, ...]]:
     async with connection.cursor() as cursor:
         await cursor.execute(sql, params, prepare=True)
+        if not read:
+            return []
         return _fetched(await cursor.fetchone() if first_only else await cursor.fetchall(), first_only)
-
-
-async def _write_prepared(connection: psycopg.AsyncConnection[Any], sql: str, params: Parameters) -> None:
-    async with connection.cursor() as cursor:
-        await cursor.execute(sql, params, prepare=True)
 
 
 @contextmanager
@@ -192,7 +187,7 @@ class TableAppend:
                 copy.write_row(row)
 
 
-Appends = Sequence[tuple["TableAppend", Sequence[tuple[object, ...]]]]
+Appends = Sequence[tuple[TableAppend, Sequence[tuple[object, ...]]]]
 
 
 def append_all(conn: Connection, appends: Appends) -> None:

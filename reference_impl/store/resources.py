@@ -80,11 +80,8 @@ def opened_rows(conn: Connection, rows: Sequence[Any]) -> list[StoredResource]:
 
 
 # Statements of fixed shape are built once: building a statement costs several times executing it.
-_BY_KEY = (resources.c.res_type == bindparam("key_type"), resources.c.res_id == bindparam("key_id"))
-_CURRENT_BY_KEY = (
-    "SELECT res_type, res_id, version_id, last_updated, deleted, content, sealed FROM resources"
-    " WHERE res_type = ? AND res_id = ?"
-)
+_KEY = "WHERE res_type = ? AND res_id = ?"
+_CURRENT_BY_KEY = f"SELECT res_type, res_id, version_id, last_updated, deleted, content, sealed FROM resources {_KEY}"
 _READ_CURRENT = DriverStatement(_CURRENT_BY_KEY)
 # The row locked until the unit ends, on PostgreSQL; SQLite's writer is alone already (BEGIN IMMEDIATE).
 _LOCK_CURRENT = DriverStatement(_CURRENT_BY_KEY + " FOR UPDATE")
@@ -122,14 +119,13 @@ _SELECT_VERSION = (
         history.c.version_id == bindparam("version_id"),
     )
 )
-_KEY = "WHERE res_type = ? AND res_id = ?"
 _UPDATE_CURRENT = DriverStatement(
     f"UPDATE resources SET version_id = ?, last_updated = ?, deleted = ?, content = ?, sealed = ? {_KEY}"
 )
 # The current version's body into its history row, before the next version replaces it.
 _KEEP_SUPERSEDED_BODY = DriverStatement(
-    f"UPDATE resource_history SET content = (SELECT content FROM resources {_KEY}),"
-    f" sealed = (SELECT sealed FROM resources {_KEY}) {_KEY} AND version_id = ?"
+    f"UPDATE resource_history SET (content, sealed) = (SELECT content, sealed FROM resources {_KEY})"
+    f" {_KEY} AND version_id = ?"
 )
 _DELETE_VERSION = delete(history).where(
     history.c.res_type == bindparam("type_name"),
@@ -287,7 +283,7 @@ def _replace_current(
     dropped; ``keep_superseded``: the body it replaces moves into that version's history row first."""
     key = (previous.type_name, previous.id)
     if keep_superseded:
-        _KEEP_SUPERSEDED_BODY.write(conn, (*key, *key, *key, previous.version_id))
+        _KEEP_SUPERSEDED_BODY.write(conn, (*key, *key, previous.version_id))
     _UPDATE_CURRENT.write(conn, (*row, *key))
     for statement in _DROP_INDEX:
         statement.write(conn, key)
