@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     literal_column,
 )
 from sqlalchemy.dialects import postgresql
@@ -173,6 +174,13 @@ idx_reference = _index_table(
 )
 Index("ix_idx_reference_target", idx_reference.c.target_type, idx_reference.c.target_id)
 idx_uri = _index_table("uri", Column("value", IndexedText), lookup=("value",))
+# A Binary's document names it by its attachment URL (a ``location`` row), absolute or relative: the URLs
+# ending ``/Binary/<id>`` are those whose reversal starts with the reversed ending, a range of this index
+# (PostgreSQL; SQLite has no ``reverse``, and finds them by a scan of the documents' URLs). Without it,
+# reading a Binary whose document names it by an absolute URL scanned every document's URL (migration 10).
+URI_REVERSED = func.reverse(idx_uri.c.value)
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_idx_uri_reversed"})
+Index("ix_idx_uri_reversed", idx_uri.c.res_type, idx_uri.c.param, URI_REVERSED).ddl_if(dialect="postgresql")
 
 INDEX_TABLES: dict[str, Table] = {
     "string": idx_string,

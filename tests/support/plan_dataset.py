@@ -29,6 +29,7 @@ DOCTYPES = "urn:oid:1.3.182.6.1"
 PRESCRIPTION_ID = "urn:oid:1.3.182.4.7"  # prescription numbers
 EPOCH_2020_US = 1_577_836_800_000_000
 DAY_US = 86_400_000_000
+ABSOLUTE_BASE = "https://platform.example/fhir/"  # half of the documents name their Binary by an absolute URL
 # Family names in falling frequency (the most common, Schmit, about 1/9 of the population here, 1 % in
 # Luxembourg: denser than life, which makes the planner's job harder, not easier).
 FAMILIES = (  # noqa: SIM905 (names read better as prose)
@@ -112,14 +113,16 @@ def _statements(sizes: Sizes) -> list[str]:
          LATERAL (VALUES ('name', 0), ('phonetic', 0), ('family', 1), ('given', 2)) AS p(param, part_of)
     WHERE p.part_of IN (0, v.part);
     """
-    # Document j belongs to patient 1 + j % n; 1 in 10 superseded; types skewed towards the first codes.
+    # Document j belongs to patient 1 + j % n; 1 in 10 superseded; types skewed towards the first codes; its
+    # Binary bin-j named by a relative URL, or for even j by an absolute one.
     documents = f"""
     CREATE TEMP TABLE gen_doc ON COMMIT DROP AS
     SELECT j, 'doc-' || j AS id, 'pat-' || (1 + j % {n}) AS patient,
            CASE WHEN j % 10 = 0 THEN 'superseded' ELSE 'current' END AS status,
            (1 + floor(power(((j * 2654435761::bigint) % 1000003) / 1000003.0, 2) * 27))::int::text AS doctype,
            to_char(timestamp '2020-01-01' + (j * 7) * interval '1 minute', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS written,
-           {EPOCH_2020_US} + (j::bigint * 7 * 60) * 1000000 AS written_us
+           {EPOCH_2020_US} + (j::bigint * 7 * 60) * 1000000 AS written_us,
+           CASE WHEN j % 2 = 0 THEN '{ABSOLUTE_BASE}' ELSE '' END || 'Binary/bin-' || j AS url
     FROM generate_series(1, {sizes.documents}) AS j;
     INSERT INTO resources (res_type, res_id, version_id, last_updated, deleted, content)
     SELECT 'DocumentReference', id, 1, {EPOCH_2020_US} + {n} + j, false, json_build_object(
@@ -128,7 +131,7 @@ def _statements(sizes: Sizes) -> list[str]:
             json_build_object('system', '{DOCTYPES}', 'code', doctype))),
         'subject', json_build_object('reference', 'Patient/' || patient), 'date', written,
         'content', json_build_array(json_build_object('attachment', json_build_object(
-            'contentType', 'application/pdf', 'url', 'Binary/bin-' || j))))::text
+            'contentType', 'application/pdf', 'url', url))))::text
     FROM gen_doc;
     INSERT INTO idx_token (res_type, res_id, param, system, code, text_norm)
     SELECT 'DocumentReference', id, 'status', NULL, status, NULL FROM gen_doc
@@ -142,7 +145,7 @@ def _statements(sizes: Sizes) -> list[str]:
     INSERT INTO idx_date (res_type, res_id, param, low, high)
     SELECT 'DocumentReference', id, 'date', written_us, written_us + 1000000 FROM gen_doc;
     INSERT INTO idx_uri (res_type, res_id, param, value)
-    SELECT 'DocumentReference', id, 'location', 'Binary/bin-' || j FROM gen_doc;
+    SELECT 'DocumentReference', id, 'location', url FROM gen_doc;
     """
     # AuditEvent k: an access to patient 1 + k % n by practitioner 1 + k % 500, one an hour.
     audits = f"""

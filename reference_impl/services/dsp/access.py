@@ -22,7 +22,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from sqlalchemy import Connection, RootTransaction, select
+from sqlalchemy import Connection, RootTransaction, and_, select
 
 from reference_impl.auth.policy import NOT_PERMITTED, Question, forbidden
 from reference_impl.auth.principal import Principal
@@ -34,7 +34,7 @@ from reference_impl.rest.handler import Context
 from reference_impl.services.dsp import controls
 from reference_impl.store import resources as store
 from reference_impl.store.resources import StoredResource
-from reference_impl.store.schema import idx_uri
+from reference_impl.store.schema import URI_REVERSED, idx_uri
 
 STRANGERS_CHANGE_DOCUMENTS = declare(
     "strangers-change-documents",
@@ -205,14 +205,19 @@ def _governing_document(conn: Connection, resource: dict[str, Any]) -> dict[str,
         return None
     # A document names its Binary by its attachment URL, its ``location`` parameter, which the index holds
     # as written: relative (as a transaction rewrites it), found by equality; absolute, by its ending, on
-    # the index too (an index-only scan of the documents' URLs, never of their JSON, which could mention
-    # the Binary anywhere). Candidates are checked here: SQLite's LIKE ignores case, URLs do not.
+    # the index too (never the documents' JSON, which could mention the Binary anywhere): on PostgreSQL a
+    # range of the reversed URLs (``schema.URI_REVERSED``), on SQLite a scan of the documents' URLs.
+    # Candidates are checked here: SQLite's LIKE ignores case, URLs do not.
     relative = f"Binary/{res_id}"
     located = (idx_uri.c.res_type == "DocumentReference", idx_uri.c.param == "location")
     by_relative = select(idx_uri.c.res_id, idx_uri.c.value).where(*located, idx_uri.c.value == relative)
-    by_absolute = select(idx_uri.c.res_id, idx_uri.c.value).where(
-        *located, idx_uri.c.value.endswith(f"/{relative}", autoescape=True)
-    )
+    ending = f"/{relative}"
+    if conn.dialect.name == "postgresql":
+        reversed_ending = ending[::-1]  # ends with "/": the URLs so reversed sort before it with "0" instead
+        ends_so = and_(URI_REVERSED >= reversed_ending, URI_REVERSED < reversed_ending[:-1] + "0")  # noqa: SIM300
+    else:
+        ends_so = idx_uri.c.value.endswith(ending, autoescape=True)
+    by_absolute = select(idx_uri.c.res_id, idx_uri.c.value).where(*located, ends_so)
     for query in (by_relative, by_absolute):
         for document_id, url in conn.execute(query):
             if url != relative and not (url.endswith(f"/{relative}") and "://" in url):
