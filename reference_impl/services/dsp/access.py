@@ -214,10 +214,10 @@ def _governing_document(conn: Connection, resource: dict[str, Any]) -> dict[str,
     ending = f"/{relative}"
     if conn.dialect.name == "postgresql":
         reversed_ending = ending[::-1]  # ends with "/": the URLs so reversed sort before it with "0" instead
-        ends_so = and_(URI_REVERSED >= reversed_ending, URI_REVERSED < reversed_ending[:-1] + "0")  # noqa: SIM300
+        ends_with = and_(URI_REVERSED >= reversed_ending, URI_REVERSED < reversed_ending[:-1] + "0")  # noqa: SIM300
     else:
-        ends_so = idx_uri.c.value.endswith(ending, autoescape=True)
-    by_absolute = select(idx_uri.c.res_id, idx_uri.c.value).where(*located, ends_so)
+        ends_with = idx_uri.c.value.endswith(ending, autoescape=True)
+    by_absolute = select(idx_uri.c.res_id, idx_uri.c.value).where(*located, ends_with)
     for query in (by_relative, by_absolute):
         for document_id, url in conn.execute(query):
             if url != relative and not (url.endswith(f"/{relative}") and "://" in url):
