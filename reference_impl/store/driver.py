@@ -51,25 +51,22 @@ class DriverStatement:
     def write(self, conn: Connection, params: tuple[object, ...]) -> None:
         """Run a statement that reads no rows back (an UPDATE, a DELETE), prepared on PostgreSQL as ``first``
         and ``rows`` are: in a pipeline (``pipelined``) its answer is not waited for."""
-        sql = self.text(conn)
-        if conn.dialect.name != "postgresql":
-            with _cursor(conn) as cursor:
-                cursor.execute(sql, params)
-            return
-        run_prepared(conn, sql, params, read=False)
+        self._run(conn, params, first_only=False, read=False)
 
     def run_many(self, conn: Connection, rows: Sequence[tuple[object, ...]]) -> None:
         """Run the statement once per row (the drivers send them together: psycopg as one pipeline)."""
         with _cursor(conn) as cursor:
             cursor.executemany(self.text(conn), rows)
 
-    def _run(self, conn: Connection, params: tuple[object, ...], first_only: bool) -> list[tuple[Any, ...]]:
+    def _run(
+        self, conn: Connection, params: tuple[object, ...], first_only: bool, read: bool = True
+    ) -> list[tuple[Any, ...]]:
         sql = self.text(conn)
         if conn.dialect.name != "postgresql":
             with _cursor(conn) as cursor:
                 cursor.execute(sql, params)
-                return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only)
-        return run_prepared(conn, sql, params, first_only)
+                return _fetched(cursor.fetchone() if first_only else cursor.fetchall(), first_only) if read else []
+        return run_prepared(conn, sql, params, first_only, read)
 
 
 Parameters = Sequence[object] | Mapping[str, object]
