@@ -10,9 +10,10 @@ from pathlib import Path
 
 import httpx
 
+from reference_client.client import Client
 from reference_client.config import Config, ConfigError
 from reference_client.faults import UnknownFault, fault_list, parse_faults
-from reference_client.scenarios import SCENARIOS, Client
+from reference_client.scenarios import SCENARIOS
 from reference_client.smart import ScenarioFailed
 from reference_client.wire import Wire
 

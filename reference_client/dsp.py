@@ -22,7 +22,7 @@ from reference_client.fhir import expect
 from reference_client.smart import ScenarioFailed
 
 if TYPE_CHECKING:
-    from reference_client.scenarios import Client
+    from reference_client.client import Client
 
 DOCUMENT_TYPES = "urn:oid:1.3.182.6.1"
 SUBMISSION_SET = {"system": "https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes", "code": "submissionset"}

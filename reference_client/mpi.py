@@ -15,7 +15,7 @@ from reference_client.fhir import expect
 from reference_client.smart import ScenarioFailed
 
 if TYPE_CHECKING:
-    from reference_client.scenarios import Client
+    from reference_client.client import Client
 
 NATIONAL_ID = "urn:oid:1.3.182.4.4"  # the matricule
 PLATFORM_ID = "urn:oid:1.3.182.2.4.2"  # assigned by the index, never by a source

@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from reference_client import dsp, mpi
-from reference_client.config import Config
-from reference_client.fhir import Fhir, expect
-from reference_client.smart import ScenarioFailed, Smart
-from reference_client.wire import Wire
+from reference_client.client import Client
+from reference_client.fhir import expect
+from reference_client.smart import ScenarioFailed
 
 MAX_PAGES = 50
 IDENTIFIER_SYSTEM = "urn:eqlab:reference-client"
-
-
-@dataclass
-class Client:
-    config: Config
-    faults: frozenset[str]
-    wire: Wire
-
-    def __post_init__(self) -> None:
-        self.smart = Smart(self.config, self.faults, self.wire)
-        self.fhir = Fhir(self.config.fhir_base, self.wire, self.faults, self.smart.access_token)
-
-    @property
-    def patient(self) -> str:
-        return self.config.input("patient", "pat-0001")
 
 
 def sign_in(client: Client) -> None:
