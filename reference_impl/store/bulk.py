@@ -30,7 +30,8 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -193,18 +194,39 @@ def load_chunks(db: Database, source: ChunkSource, master: MasterKey, chunks: It
     maker = RowMaker(master)
     written = 0
     for number in chunks:
-        rows = maker.rows(source.chunk(number))
-
-        def work(conn: Connection, rows: Rows = rows, number: int = number) -> None:
-            if conn.dialect.name == "postgresql":
-                # A commit lost to a crash loses its chunk and progress row together: the restart loads it again.
-                conn.execute(text("SET LOCAL synchronous_commit = off"))
-            _write(conn, rows)
-            conn.execute(bulk_progress.insert().values(name=source.name, chunk=number, resources=rows.count))
-
-        db.run(work, write=True)
-        written += rows.count
+        with _cyclic_collection_paused():
+            written += _load_chunk(db, source, maker, number)
     return written
+
+
+def _load_chunk(db: Database, source: ChunkSource, maker: RowMaker, number: int) -> int:
+    rows = maker.rows(source.chunk(number))
+
+    def work(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            # A commit lost to a crash loses its chunk and progress row together: the restart loads it again.
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
+        _write(conn, rows)
+        conn.execute(bulk_progress.insert().values(name=source.name, chunk=number, resources=rows.count))
+
+    db.run(work, write=True)
+    return rows.count
+
+
+@contextmanager
+def _cyclic_collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a chunk is made and written. A chunk's resources and rows are
+    tens of thousands of containers that live until it is written, and the collector walked them again
+    and again as they piled up; they hold no cycles and are freed by reference counting when the chunk is
+    done (the collector runs again then, as usual). Measured at 20,000 patients, alternated twice: the
+    loading processes' CPU 98-100 -> 90-93 µs per resource, 15,814-16,648 -> 17,569-17,581 resources/s."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def committed(db: Database, source: ChunkSource) -> tuple[int, int]:

@@ -4,6 +4,7 @@ the platform serves it exactly as if every resource had been written over HTTP."
 from __future__ import annotations
 
 import base64
+import gc
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -359,3 +360,42 @@ def test_a_professional_reads_the_records_of_their_patients_only(platform: tuple
     stranger = next(r["id"] for r in population if r["resourceType"] == "Patient" and f"Patient/{r['id']}" not in teams)
     refused = client.get("DocumentReference", params={"patient": stranger, "status": "current"}, headers=headers)
     assert refused.status_code == 403
+
+
+class WatchedSource:
+    """``SMALL``'s chunks, noting whether the cyclic garbage collector was on as each resource was made."""
+
+    def __init__(self) -> None:
+        self.inner = NationalSource(SMALL)
+        self.name = self.inner.name
+        self.chunk_count = self.inner.chunk_count
+        self.collector_on: list[bool] = []
+
+    def parameters(self) -> dict[str, Any]:
+        return self.inner.parameters()
+
+    def chunk(self, number: int) -> Iterator[dict[str, Any]]:
+        for resource in self.inner.chunk(number):
+            self.collector_on.append(gc.isenabled())
+            yield resource
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_a_chunk_is_made_without_cyclic_garbage_collection_and_the_collector_is_left_as_it_was(
+    tmp_path: Any, enabled_before: bool
+) -> None:
+    url = sqlite_url(tmp_path)
+    db = Database(url)
+    migrate_platform(db)
+    db.dispose()
+    source = WatchedSource()
+    was = gc.isenabled()
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        result = bulk.load(url, source, master)
+        assert gc.isenabled() is enabled_before
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert result.complete and len(source.collector_on) == result.resources
+    assert not any(source.collector_on)
+    assert counts(url) == expected_counts(SMALL)
