@@ -399,3 +399,36 @@ def test_a_chunk_is_made_without_cyclic_garbage_collection_and_the_collector_is_
     assert result.complete and len(source.collector_on) == result.resources
     assert not any(source.collector_on)
     assert counts(url) == expected_counts(SMALL)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loading_a_chunk_leaves_no_reference_cycles(
+    backend: str, tmp_path: Any, postgres_unavailable: str | None
+) -> None:
+    """A loading process runs without the cyclic garbage collector (``bulk._worker``): what a chunk
+    makes must all go by reference counting."""
+    schema = None
+    if backend == "sqlite":
+        url = sqlite_url(tmp_path)
+    else:
+        if postgres_unavailable:
+            pytest.skip(postgres_unavailable)
+        url, schema = new_schema_url()
+    db = Database(url)
+    try:
+        migrate_platform(db)
+        source = NationalSource(SMALL)
+        pending = bulk.prepare(db, source)
+        bulk.load_chunks(db, source, master(), pending[:1])  # the first chunk opens the pool's connection
+        gc.collect()
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            bulk.load_chunks(db, source, master(), pending[1:3])
+            assert gc.collect() == 0
+        finally:
+            (gc.enable if was else gc.disable)()
+    finally:
+        db.dispose()
+        if schema is not None:
+            drop_schema(schema)
