@@ -8,8 +8,9 @@ import gc
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -157,20 +158,28 @@ def test_a_group_whose_elements_never_repeat_is_remembered_by_the_values_its_pat
 @pytest.fixture(scope="module", params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A store holding SMALL, loaded in bulk (PostgreSQL: in two processes), on each backend."""
-    schema = None
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path_factory.mktemp("national"))
-    else:
-        reason = request.getfixturevalue("postgres_unavailable")
-        if reason:
-            pytest.skip(reason)
-        url, schema = new_schema_url()
-    db = Database(url)
-    migrate_platform(db)
-    db.dispose()
-    try:
+    unavailable = request.getfixturevalue("postgres_unavailable") if request.param == "postgresql" else None
+    with empty_store(request.param, tmp_path_factory.mktemp("national"), unavailable) as url:
         result = bulk.load(url, NationalSource(SMALL), master, workers=2)
         assert result.complete and result.resources == sum(1 for _ in resources_of(SMALL))
+        yield url
+
+
+@contextmanager
+def empty_store(backend: str, folder: Path, postgres_unavailable: str | None) -> Iterator[str]:
+    """A migrated, empty store on ``backend`` (its URL: SQLite in ``folder``, PostgreSQL in a schema of its
+    own, dropped afterwards)."""
+    schema = None
+    if backend == "sqlite":
+        url = sqlite_url(folder)
+    else:
+        if postgres_unavailable:
+            pytest.skip(postgres_unavailable)
+        url, schema = new_schema_url()
+    try:
+        db = Database(url)
+        migrate_platform(db)
+        db.dispose()
         yield url
     finally:
         if schema is not None:
@@ -222,19 +231,9 @@ def test_a_load_leaves_its_tables_analysed_and_on_postgresql_vacuumed(store_url:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_load_stopped_after_some_chunks_continues_where_it_stopped(
-    backend: str, tmp_path: Any, postgres_unavailable: str | None
+    backend: str, tmp_path: Path, postgres_unavailable: str | None
 ) -> None:
-    schema = None
-    if backend == "sqlite":
-        url = sqlite_url(tmp_path)
-    else:
-        if postgres_unavailable:
-            pytest.skip(postgres_unavailable)
-        url, schema = new_schema_url()
-    try:
-        db = Database(url)
-        migrate_platform(db)
-        db.dispose()
+    with empty_store(backend, tmp_path, postgres_unavailable) as url:
         source = NationalSource(SMALL)
         first = bulk.load(url, source, master, stop_after=2)
         assert (first.chunks_loaded, first.complete) == (2, False)
@@ -245,9 +244,6 @@ def test_a_load_stopped_after_some_chunks_continues_where_it_stopped(
         assert again.chunks_loaded == 0 and counts(url) == expected_counts(SMALL)
         with pytest.raises(bulk.LoadRefused):
             bulk.load(url, NationalSource(NationalPlan(300, as_of=SMALL.as_of, chunk_persons=50)), master)
-    finally:
-        if schema is not None:
-            drop_schema(schema)
 
 
 @pytest.fixture(scope="module")
@@ -382,41 +378,30 @@ class WatchedSource:
 
 @pytest.mark.parametrize("enabled_before", [True, False])
 def test_a_chunk_is_made_without_cyclic_garbage_collection_and_the_collector_is_left_as_it_was(
-    tmp_path: Any, enabled_before: bool
+    tmp_path: Path, enabled_before: bool
 ) -> None:
-    url = sqlite_url(tmp_path)
-    db = Database(url)
-    migrate_platform(db)
-    db.dispose()
     source = WatchedSource()
-    was = gc.isenabled()
-    (gc.enable if enabled_before else gc.disable)()
-    try:
-        result = bulk.load(url, source, master)
-        assert gc.isenabled() is enabled_before
-    finally:
-        (gc.enable if was else gc.disable)()
-    assert result.complete and len(source.collector_on) == result.resources
-    assert not any(source.collector_on)
-    assert counts(url) == expected_counts(SMALL)
+    with empty_store("sqlite", tmp_path, None) as url:
+        was = gc.isenabled()
+        (gc.enable if enabled_before else gc.disable)()
+        try:
+            result = bulk.load(url, source, master)
+            assert gc.isenabled() is enabled_before
+        finally:
+            (gc.enable if was else gc.disable)()
+        assert result.complete and len(source.collector_on) == result.resources
+        assert not any(source.collector_on)
+        assert counts(url) == expected_counts(SMALL)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_loading_a_chunk_leaves_no_reference_cycles(
-    backend: str, tmp_path: Any, postgres_unavailable: str | None
+    backend: str, tmp_path: Path, postgres_unavailable: str | None
 ) -> None:
     """A loading process runs without the cyclic garbage collector (``bulk._worker``): what a chunk
     makes must all go by reference counting."""
-    schema = None
-    if backend == "sqlite":
-        url = sqlite_url(tmp_path)
-    else:
-        if postgres_unavailable:
-            pytest.skip(postgres_unavailable)
-        url, schema = new_schema_url()
-    db = Database(url)
-    try:
-        migrate_platform(db)
+    with empty_store(backend, tmp_path, postgres_unavailable) as url:
+        db = Database(url)
         source = NationalSource(SMALL)
         pending = bulk.prepare(db, source)
         bulk.load_chunks(db, source, master(), pending[:1])  # the first chunk opens the pool's connection
@@ -428,7 +413,4 @@ def test_loading_a_chunk_leaves_no_reference_cycles(
             assert gc.collect() == 0
         finally:
             (gc.enable if was else gc.disable)()
-    finally:
-        db.dispose()
-        if schema is not None:
-            drop_schema(schema)
+            db.dispose()
