@@ -37,7 +37,7 @@ from eqlab.clients.captured import ClientRequest
 from eqlab.clients.journal import Journal
 from eqlab.clients.matchers import Injection, RequestMatcher
 from eqlab.evidence import redaction
-from eqlab.runner.interrupt import StopRequest, run_child
+from eqlab.interrupt import StopRequest, run_child
 
 SCENARIO_NAME = r"^[a-z][a-z0-9-]*$"
 DEFAULT_STEP_TIMEOUT_S = 60.0

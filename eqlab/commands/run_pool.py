@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import ClassVar, Generic, TypeVar
 
-from eqlab.runner.interrupt import GRACE_S
+from eqlab.interrupt import GRACE_S
 
 # A stopped run ends its checks (GRACE_S), then its server (GRACE_S), and concludes its partial run.
 STOP_WAIT_S = 3 * GRACE_S + 10

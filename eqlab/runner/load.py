@@ -26,10 +26,10 @@ from typing import Any
 
 from eqlab.evidence import redaction
 from eqlab.evidence.origins import OffOrigin
+from eqlab.interrupt import ChildRun, StopRequest, run_child
 from eqlab.oauth_client import AuthConfig, AuthError, TokenProvider, plain_http
 from eqlab.plan.model import Slos
 from eqlab.results import SloResult
-from eqlab.runner.interrupt import ChildRun, StopRequest, run_child
 from eqlab.runner.options import RunSetup
 
 DEFAULTS = {"users": 10, "spawn_rate": 10, "duration": 10}

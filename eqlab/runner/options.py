@@ -12,10 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from eqlab.catalogue import SELECTOR, Catalogue, selector_matches
+from eqlab.interrupt import StopRequest
 from eqlab.plan.loader import LoadedPlan, auth_settings
 from eqlab.plan.model import Suite
 from eqlab.pytest_plugin.run_config import ClientRunSettings, RunConfig, SuiteSettings, TargetSettings
-from eqlab.runner.interrupt import StopRequest
 
 PYTEST_KINDS = ("contract", "fuzz", "ui", "client")
 # Load and fuzz traffic only ever goes to loopback unless an operator opts in: a lab must never

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from eqlab.evidence import redaction
+from eqlab.interrupt import GRACE_S, StopRequest, start_child, stop_child
 from eqlab.oauth_client.config import AuthConfig
 from eqlab.pytest_plugin.events import (
     EVENTS_FILE,
@@ -32,7 +33,6 @@ from eqlab.pytest_plugin.events import (
 )
 from eqlab.pytest_plugin.run_config import write_run_config
 from eqlab.results import ItemResult, Outcome
-from eqlab.runner.interrupt import GRACE_S, StopRequest, start_child, stop_child
 from eqlab.runner.options import PYTEST_KINDS, RunSetup
 
 COLLECTION_BUDGET_S = 300.0

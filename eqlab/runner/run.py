@@ -10,11 +10,11 @@ from pathlib import Path
 
 from eqlab.catalogue import Catalogue
 from eqlab.decision import decide, requirement_results
+from eqlab.interrupt import StopRequest
 from eqlab.plan.loader import LoadedPlan
 from eqlab.reports import write_reports
 from eqlab.results import CatalogueInfo, ItemResult, PlanInfo, RequirementResult, RunResults, SloResult
 from eqlab.runner.client_suites import SCENARIO_ITEM_PREFIX, play_client_suites
-from eqlab.runner.interrupt import StopRequest
 from eqlab.runner.load import judge_slos, run_load_suites
 from eqlab.runner.options import RunOptions, RunSetup, prepare
 from eqlab.runner.preflight import preflight

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from eqlab.clients.journal import Journal
 from eqlab.clients.proxy import RecordingProxy, serve_on_loopback
 from eqlab.clients.scenarios import ClientSetting, Keyboard, Scenario, ScenarioPlayer
-from eqlab.runner.interrupt import StopRequest
+from eqlab.interrupt import StopRequest
 from tests.eqlab.conftest import DemoReference
 
 PASSWORD = "correct horse battery staple"

@@ -23,8 +23,8 @@ import pytest
 from eqlab import paths
 from eqlab.catalogue import Catalogue
 from eqlab.commands.tokens import system_token
+from eqlab.interrupt import ChildRun, StopRequest
 from eqlab.plan.loader import load_plan
-from eqlab.runner.interrupt import ChildRun, StopRequest
 from eqlab.runner.load import TOKEN_ENV, load_config, run_locust
 from eqlab.yamlsource import SourceError
 from tests.eqlab.conftest import DEMO_KEY, DemoReference
