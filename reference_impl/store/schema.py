@@ -179,8 +179,10 @@ idx_uri = _index_table("uri", Column("value", IndexedText), lookup=("value",))
 # (PostgreSQL; SQLite has no ``reverse``, and finds them by a scan of the documents' URLs). Without it,
 # reading a Binary whose document names it by an absolute URL scanned every document's URL (migration 10).
 URI_REVERSED = func.reverse(idx_uri.c.value)
-_uri_reversed = Index("ix_idx_uri_reversed", idx_uri.c.res_type, idx_uri.c.param, URI_REVERSED)
-POSTGRESQL_ONLY_INDEXES = frozenset({_uri_reversed.ddl_if(dialect="postgresql").name})
+_uri_reversed = Index("ix_idx_uri_reversed", idx_uri.c.res_type, idx_uri.c.param, URI_REVERSED).ddl_if(
+    dialect="postgresql"
+)
+POSTGRESQL_ONLY_INDEXES = frozenset({_uri_reversed.name})
 
 INDEX_TABLES: dict[str, Table] = {
     "string": idx_string,
